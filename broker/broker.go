@@ -1,0 +1,99 @@
+// Package broker defines how a Herald server stores channel streams and
+// reaches the other nodes of a cluster, and provides the in-memory broker
+// used by a single node.
+//
+// A channel's stream is an epoch and an offset that grows by exactly one per
+// publication. The epoch changes whenever the stream's history is lost, so a
+// position from an old epoch can never be mistaken for one of the new stream.
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+// StreamPosition is a point in a channel's stream. The zero value means "no
+// position".
+type StreamPosition = protocol.StreamPosition
+
+// Publication is one message of a channel's stream.
+type Publication struct {
+	Channel string
+	Epoch   string
+	Offset  uint64
+	Data    []byte // JSON text, passed through untouched
+}
+
+// PublishOptions are per-publish settings.
+type PublishOptions struct {
+	// Key makes the publish idempotent: a second publish on the same channel
+	// with the same non-empty key, within the history window, is not stored
+	// or delivered again and returns the first publication's position.
+	Key string
+}
+
+// HistoryOptions bound a channel's history.
+type HistoryOptions struct {
+	// Size is the number of publications kept. Zero means 1000.
+	Size int
+	// TTL is how long a publication is kept. Zero means 2 minutes.
+	TTL time.Duration
+}
+
+// Defaults of HistoryOptions.
+const (
+	DefaultHistorySize = 1000
+	DefaultHistoryTTL  = 2 * time.Minute
+)
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o HistoryOptions) WithDefaults() HistoryOptions {
+	if o.Size <= 0 {
+		o.Size = DefaultHistorySize
+	}
+	if o.TTL <= 0 {
+		o.TTL = DefaultHistoryTTL
+	}
+	return o
+}
+
+// Errors returned by brokers.
+var (
+	// ErrUnrecoverable means the publications after a position are no longer
+	// all in history (wrong epoch, or too old).
+	ErrUnrecoverable = errors.New("herald: stream position not recoverable")
+	// ErrUnavailable means the broker cannot be reached; the caller may retry.
+	ErrUnavailable = errors.New("herald: broker unavailable")
+	// ErrClosed means the broker was closed.
+	ErrClosed = errors.New("herald: broker closed")
+)
+
+// Broker stores channel streams and delivers publications to the nodes that
+// subscribed to their channels. Implementations are safe for concurrent use.
+type Broker interface {
+	// Publish appends data to the channel's stream and delivers it to every
+	// subscribed node. It returns the publication's position.
+	Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (StreamPosition, error)
+	// Position returns the channel's current position: its epoch and newest
+	// offset (0 when nothing was published).
+	Position(ctx context.Context, channel string) (StreamPosition, error)
+	// History returns up to limit publications after since, in offset order,
+	// and the channel's current position. It returns ErrUnrecoverable when
+	// since's epoch is not the current one or some publications after since
+	// have left history. limit <= 0 means no limit.
+	History(ctx context.Context, channel string, since StreamPosition, limit int) ([]Publication, StreamPosition, error)
+	// Subscribe tells the broker this node wants the channel's publications;
+	// Unsubscribe that it no longer does. Calls are not counted: the node
+	// subscribes once per channel.
+	Subscribe(ctx context.Context, channel string) error
+	Unsubscribe(ctx context.Context, channel string) error
+	// Run delivers publications of subscribed channels until ctx ends or the
+	// broker is closed. deliver is called in offset order for each channel,
+	// never concurrently for the same channel; it must not block.
+	Run(ctx context.Context, deliver func(Publication)) error
+	// Close releases the broker's resources.
+	Close() error
+}

@@ -1,0 +1,169 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// frameSpec says how to make an empty frame of a type and which fields it
+// must carry.
+type frameSpec struct {
+	new      func() Frame
+	required []string
+	request  bool // sent by clients
+}
+
+var specs = map[string]frameSpec{
+	TypeHello:        {func() Frame { return new(Hello) }, []string{"token"}, true},
+	TypeSubscribe:    {func() Frame { return new(Subscribe) }, []string{"channel"}, true},
+	TypeUnsubscribe:  {func() Frame { return new(Unsubscribe) }, []string{"channel"}, true},
+	TypePublish:      {func() Frame { return new(Publish) }, []string{"channel", "data"}, true},
+	TypePing:         {func() Frame { return new(Ping) }, nil, true},
+	TypeRefresh:      {func() Frame { return new(Refresh) }, []string{"token"}, true},
+	TypeWelcome:      {func() Frame { return new(Welcome) }, []string{"session"}, false},
+	TypeSubscribed:   {func() Frame { return new(Subscribed) }, []string{"channel", "epoch", "offset"}, false},
+	TypeUnsubscribed: {func() Frame { return new(Unsubscribed) }, []string{"channel"}, false},
+	TypePublished:    {func() Frame { return new(Published) }, []string{"channel", "offset"}, false},
+	TypePong:         {func() Frame { return new(Pong) }, nil, false},
+	TypeRefreshed:    {func() Frame { return new(Refreshed) }, nil, false},
+	TypeMessage:      {func() Frame { return new(Message) }, []string{"channel", "offset", "data"}, false},
+	TypeError:        {func() Frame { return new(Error) }, []string{"code"}, false},
+}
+
+// IsRequest reports whether frames of type t are sent by clients.
+func IsRequest(t string) bool { return specs[t].request }
+
+// Decode parses and validates one frame of either direction. On failure the
+// error is an *Error carrying the code PROTOCOL.md names (bad_request,
+// unknown_type or invalid_channel) and the frame's id when it had a valid
+// one. Unknown fields are ignored.
+func Decode(data []byte) (Frame, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		if json.Valid(data) {
+			return nil, badRequest(0, "frame must be a JSON object")
+		}
+		return nil, badRequest(0, "frame is not valid JSON")
+	}
+	if fields == nil { // the literal null
+		return nil, badRequest(0, "frame must be a JSON object")
+	}
+	id, err := decodeID(fields["id"])
+	if err != nil {
+		return nil, err
+	}
+	typ, ok := fields["type"]
+	if !ok {
+		return nil, badRequest(id, `missing field "type"`)
+	}
+	var t string
+	if err := json.Unmarshal(typ, &t); err != nil {
+		return nil, badRequest(id, `field "type" must be a string`)
+	}
+	spec, ok := specs[t]
+	if !ok {
+		return nil, &Error{ID: id, Code: CodeUnknownType, Message: fmt.Sprintf("unknown frame type %q", t)}
+	}
+	for _, name := range spec.required {
+		if v, ok := fields[name]; !ok || bytes.Equal(v, []byte("null")) {
+			return nil, badRequest(id, fmt.Sprintf("%s: missing field %q", t, name))
+		}
+	}
+	f := spec.new()
+	if err := json.Unmarshal(data, f); err != nil {
+		return nil, badRequest(id, t+": "+fieldError(err))
+	}
+	if err := validate(f); err != nil {
+		err.ID = id
+		return nil, err
+	}
+	return f, nil
+}
+
+// decodeID reads an optional id: absent or null is 0, anything but a
+// positive integer is bad_request.
+func decodeID(raw json.RawMessage) (uint64, error) {
+	if raw == nil || bytes.Equal(raw, []byte("null")) {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil || id == 0 {
+		return 0, badRequest(0, `field "id" must be a positive integer`)
+	}
+	return id, nil
+}
+
+func fieldError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("field %q has the wrong type (got a JSON %s)", te.Field, te.Value)
+	}
+	return "malformed frame"
+}
+
+// validate checks the rules a frame's fields must keep beyond their types.
+func validate(f Frame) *Error {
+	switch f := f.(type) {
+	case *Subscribe:
+		return checkChannel(f.Channel)
+	case *Unsubscribe:
+		return checkChannel(f.Channel)
+	case *Publish:
+		if len(f.Key) > MaxKeyBytes {
+			return badRequest(0, fmt.Sprintf("publish: key longer than %d bytes", MaxKeyBytes))
+		}
+		return checkChannel(f.Channel)
+	case *Hello:
+		if f.Token == "" {
+			return badRequest(0, "hello: empty token")
+		}
+	case *Refresh:
+		if f.Token == "" {
+			return badRequest(0, "refresh: empty token")
+		}
+	}
+	return nil
+}
+
+func checkChannel(name string) *Error {
+	if err := ValidateChannel(name); err != nil {
+		return &Error{Code: CodeInvalidChannel, Message: err.Error()}
+	}
+	return nil
+}
+
+func badRequest(id uint64, msg string) *Error {
+	return &Error{ID: id, Code: CodeBadRequest, Message: msg}
+}
+
+// Encode returns the JSON text of f with its "type" field first.
+func Encode(f Frame) ([]byte, error) {
+	body, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: encode %s: %w", f.Type(), err)
+	}
+	out := make([]byte, 0, len(body)+len(f.Type())+12)
+	out = append(out, `{"type":"`...)
+	out = append(out, f.Type()...)
+	out = append(out, '"')
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...), nil
+}
+
+// AppendMessage appends the JSON text of a message frame to dst. It is the
+// allocation-free path used by fan-out; channel must be a valid channel name
+// (which needs no escaping) and data valid JSON.
+func AppendMessage(dst []byte, channel string, offset uint64, data []byte) []byte {
+	dst = append(dst, `{"type":"message","channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","offset":`...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
