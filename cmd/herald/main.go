@@ -1,0 +1,93 @@
+// Command herald runs a Herald server and talks to one: serve, sub, pub,
+// token, bench, doctor and version. Run "herald help" for the list and
+// "herald help CMD" for a command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand. run parses args with its own flag.FlagSet (see
+// parseFlags) and returns flag.ErrHelp after printing usage for -h.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, std stdio, args []string) error
+}
+
+// stdio is where a command reads and writes, so tests can run commands with
+// buffers.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+var commands = map[string]*command{}
+
+// register adds a subcommand; each command's file calls it from init.
+func register(c *command) { commands[c.name] = c }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, stdio{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
+}
+
+// run executes the command line args and returns the exit status.
+func run(ctx context.Context, std stdio, args []string) int {
+	if len(args) == 0 {
+		usage(std.err)
+		return 2
+	}
+	name, rest := args[0], args[1:]
+	if name == "help" || name == "-h" || name == "--help" {
+		if len(rest) == 0 {
+			usage(std.out)
+			return 0
+		}
+		name, rest = rest[0], []string{"-h"}
+		std.err = std.out // help goes to stdout
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(std.err, "herald: unknown command %q\n", name)
+		usage(std.err)
+		return 2
+	}
+	err := c.run(ctx, std, rest)
+	var uerr usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &uerr):
+		fmt.Fprintf(std.err, "herald %s: %v\n", name, err)
+		return 2
+	default:
+		fmt.Fprintf(std.err, "herald %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ error }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: herald COMMAND [flags] [args]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun \"herald help COMMAND\" for a command's flags.")
+}

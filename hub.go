@@ -1,0 +1,72 @@
+package herald
+
+import (
+	"sync"
+
+	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// hub maps channels to their local subscribers and fans publications out.
+type hub struct {
+	mu       sync.RWMutex
+	channels map[string]map[*session]struct{}
+}
+
+func newHub() *hub {
+	return &hub{channels: make(map[string]map[*session]struct{})}
+}
+
+// add subscribes s to channel and reports whether it is the channel's first
+// local subscriber.
+func (h *hub) add(channel string, s *session) (first bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	subs, ok := h.channels[channel]
+	if !ok {
+		subs = make(map[*session]struct{})
+		h.channels[channel] = subs
+	}
+	subs[s] = struct{}{}
+	return !ok
+}
+
+// remove unsubscribes s from channel and reports whether the channel has no
+// local subscriber left.
+func (h *hub) remove(channel string, s *session) (last bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	subs, ok := h.channels[channel]
+	if !ok {
+		return false
+	}
+	delete(subs, s)
+	if len(subs) > 0 {
+		return false
+	}
+	delete(h.channels, channel)
+	return true
+}
+
+// deliver fans a publication out to the channel's local subscribers. The
+// message and its WebSocket frame are encoded once and the same bytes are
+// queued on every subscriber; queueing never blocks.
+func (h *hub) deliver(p broker.Publication) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	subs := h.channels[p.Channel]
+	if len(subs) == 0 {
+		return
+	}
+	frame := messageFrame(p)
+	for s := range subs {
+		s.deliver(p, frame)
+	}
+}
+
+func messageFrame(p broker.Publication) []byte {
+	payload := protocol.AppendMessage(make([]byte, 0, len(p.Channel)+len(p.Data)+48), p.Channel, p.Offset, p.Data)
+	return buildFrame(ws.OpText, payload)
+}

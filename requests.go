@@ -1,0 +1,93 @@
+package herald
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// handle decodes and serves one request. Every failure is answered with an
+// error frame and counted; the connection stays open until too many pile up.
+func (s *session) handle(data []byte) {
+	f, err := protocol.Decode(data)
+	if err != nil {
+		var perr *protocol.Error
+		if !errors.As(err, &perr) {
+			perr = &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}
+		}
+		s.reply(perr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.WriteTimeout)
+	defer cancel()
+	switch req := f.(type) {
+	case *protocol.Subscribe:
+		s.subscribe(ctx, req)
+	case *protocol.Unsubscribe:
+		s.unsubscribe(ctx, req)
+	case *protocol.Publish:
+		s.publish(ctx, req)
+	case *protocol.Ping:
+		s.send(&protocol.Pong{ID: req.ID})
+	case *protocol.Hello:
+		s.replyError(req.ID, protocol.CodeBadRequest, "connection is already authenticated")
+	case *protocol.Refresh:
+		s.replyError(req.ID, protocol.CodeBadRequest, "this server does not use tokens")
+	default:
+		var id uint64
+		if r, ok := f.(protocol.Request); ok {
+			id = r.RequestID()
+		}
+		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
+	}
+}
+
+func (s *session) publish(ctx context.Context, req *protocol.Publish) {
+	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: req.Key})
+	if err != nil {
+		s.brokerError(req.ID, "publish", err)
+		return
+	}
+	if req.ID != 0 {
+		s.send(&protocol.Published{ID: req.ID, Channel: req.Channel, Offset: pos.Offset})
+	}
+}
+
+// brokerError answers a request the broker could not serve: unavailable when
+// it cannot be reached, internal (details in the log only) otherwise.
+func (s *session) brokerError(id uint64, op string, err error) {
+	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		s.replyError(id, protocol.CodeUnavailable, "broker unavailable; retry later")
+		return
+	}
+	s.srv.log.Error("broker "+op+" failed", "session", s.id, "err", err)
+	s.replyError(id, protocol.CodeInternal, "internal error")
+}
+
+func (s *session) replyError(id uint64, code protocol.Code, msg string) {
+	s.reply(&protocol.Error{ID: id, Code: code, Message: msg})
+}
+
+// reply sends an error frame and closes the connection with 4029 once
+// Options.MaxErrors of the client's errors fell within Options.ErrorWindow.
+func (s *session) reply(e *protocol.Error) {
+	s.send(e)
+	if e.Code == protocol.CodeUnavailable || e.Code == protocol.CodeInternal {
+		return // not the client's fault
+	}
+	now := time.Now()
+	window := s.srv.opts.ErrorWindow
+	kept := s.errTimes[:0]
+	for _, t := range s.errTimes {
+		if now.Sub(t) < window {
+			kept = append(kept, t)
+		}
+	}
+	s.errTimes = append(kept, now)
+	if len(s.errTimes) >= s.srv.opts.MaxErrors {
+		s.close(protocol.CloseTooManyErrors, "too many bad requests", false)
+	}
+}

@@ -1,0 +1,154 @@
+package herald
+
+import (
+	"net"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+// The send path. Frames are complete WebSocket frames, often shared by every
+// subscriber of a publication; they are never modified once queued. Enqueue
+// never blocks: a writer goroutine is started when the queue goes from empty
+// to non-empty and exits once it is empty again, so an idle connection has
+// no writer. The writer sends everything queued in one writev.
+
+// enqueueLocked queues a frame for the writer. A full queue closes the
+// connection with 4008. s.mu must be held.
+func (s *session) enqueueLocked(frame []byte) {
+	if s.closing {
+		return
+	}
+	if s.queued+len(frame) > s.srv.opts.SendQueueBytes {
+		s.closeLocked(protocol.CloseSlowConsumer, "send queue overflow", true)
+		return
+	}
+	s.pushLocked(frame)
+}
+
+func (s *session) pushLocked(frame []byte) {
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	if !s.flushing {
+		s.flushing = true
+		go s.flush()
+	}
+}
+
+// flush writes queued frames until the queue is empty.
+func (s *session) flush() {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.flushing = false
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], nil
+		s.queued = 0
+		closing := s.closing
+		s.mu.Unlock()
+
+		s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(s.conn)
+		clear(batch)
+
+		s.mu.Lock()
+		s.spare = batch[:0]
+		if err != nil {
+			s.flushing = false
+			s.queue, s.queued = nil, 0
+			s.mu.Unlock()
+			s.terminate("write failed: " + err.Error())
+			return
+		}
+		if closing && len(s.queue) == 0 {
+			s.flushing = false
+			s.mu.Unlock()
+			s.signalSent()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// terminate ends the connection at once, without a close handshake: the
+// peer is dead, gone, or too slow to be written to.
+func (s *session) terminate(reason string) {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		s.code, s.reason = protocol.CloseAbnormal, reason
+	}
+	s.mu.Unlock()
+	s.signalSent()
+	s.conn.Close()
+}
+
+// signalSent marks the close frame as written or abandoned.
+func (s *session) signalSent() { s.sentOnce.Do(func() { close(s.sent) }) }
+
+// close queues a close frame with code and reason; nothing is queued after
+// it. dropQueue discards frames still waiting (used when the queue itself is
+// the problem). The read loop then ends with the handshake.
+func (s *session) close(code protocol.CloseCode, reason string, dropQueue bool) {
+	s.mu.Lock()
+	s.closeLocked(code, reason, dropQueue)
+	s.mu.Unlock()
+}
+
+func (s *session) closeLocked(code protocol.CloseCode, reason string, dropQueue bool) {
+	if s.closing {
+		return
+	}
+	s.closing = true
+	s.code, s.reason = code, reason
+	if dropQueue {
+		clear(s.queue)
+		s.queue, s.queued = s.queue[:0], 0
+	}
+	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
+	s.pushLocked(buildFrame(ws.OpClose, body))
+	// Wake the reader if it waits for frames that will not come; a client
+	// that answers the close frame ends the read loop sooner.
+	s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.WriteTimeout + time.Second))
+}
+
+// sendControl queues a ping or pong frame; control frames are not counted
+// against the queue limit.
+func (s *session) sendControl(op ws.OpCode, payload []byte) {
+	frame := buildFrame(op, payload)
+	s.mu.Lock()
+	if !s.closing {
+		s.pushLocked(frame)
+	}
+	s.mu.Unlock()
+}
+
+// send encodes a reply frame and queues it.
+func (s *session) send(f protocol.Frame) {
+	payload, err := protocol.Encode(f)
+	if err != nil {
+		s.srv.log.Error("encode reply", "session", s.id, "err", err)
+		return
+	}
+	frame := buildFrame(ws.OpText, payload)
+	s.mu.Lock()
+	s.enqueueLocked(frame)
+	s.mu.Unlock()
+}
+
+func (s *session) sendWelcome() {
+	o := s.srv.opts
+	s.send(&protocol.Welcome{
+		Session:         s.id,
+		Server:          "herald/" + Version,
+		PingIntervalMS:  o.PingInterval.Milliseconds(),
+		PongTimeoutMS:   o.PongTimeout.Milliseconds(),
+		MaxMessageBytes: o.MaxMessageBytes,
+	})
+}

@@ -1,0 +1,250 @@
+// Package herald is an embeddable real-time messaging server over WebSocket.
+//
+// A Server is an http.Handler: mount it on your own mux (conventionally at
+// /ws) next to your HTTP routes, and the WebSocket shares their port. The wire
+// protocol is herald.v1, described in docs/PROTOCOL.md.
+//
+// http.Server.Shutdown does not touch hijacked connections, so WebSocket
+// connections outlive it: call Server.Shutdown as well (after the HTTP
+// server's) to close them with 1001 and drain their queues.
+package herald
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// Server serves herald.v1 WebSocket connections. Its methods are safe for
+// concurrent use. Create it with New.
+type Server struct {
+	opts       Options
+	broker     broker.Broker
+	ownsBroker bool
+	log        *slog.Logger
+	hub        *hub
+	heartbeat  *heartbeat
+	upgrader   ws.HTTPUpgrader
+
+	ctx    context.Context // ends on Close
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // broker and heartbeat loops
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	conns    sync.WaitGroup // one per session
+	count    atomic.Int64
+	stopping atomic.Bool
+	closed   bool
+}
+
+// New returns a running Server. A nil opts means all defaults.
+func New(opts *Options) *Server {
+	o := opts.withDefaults()
+	s := &Server{
+		opts:     o,
+		broker:   o.Broker,
+		log:      o.Logger,
+		sessions: make(map[*session]struct{}),
+	}
+	if s.broker == nil {
+		s.broker = broker.NewMemory(nil)
+		s.ownsBroker = true
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.hub = newHub()
+	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout)
+	s.upgrader = ws.HTTPUpgrader{
+		Timeout:  o.WriteTimeout,
+		Protocol: func(p string) bool { return p == protocol.Subprotocol },
+	}
+	s.bg.Add(2)
+	go func() {
+		defer s.bg.Done()
+		s.heartbeat.run(s.ctx)
+	}()
+	go func() {
+		defer s.bg.Done()
+		s.runBroker()
+	}()
+	return s
+}
+
+// runBroker delivers the broker's publications to local subscribers until
+// the server closes, restarting the broker's loop after a failure.
+func (s *Server) runBroker() {
+	for {
+		err := s.broker.Run(s.ctx, s.hub.deliver)
+		if s.ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
+			return
+		}
+		s.log.Warn("broker loop stopped; restarting", "err", err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// ServeHTTP upgrades the request to a herald.v1 WebSocket connection. It
+// answers with a plain HTTP status, without upgrading, when the request is
+// not a WebSocket upgrade (426), its Origin is not allowed (403), the server
+// is full or shutting down (503 with Retry-After), or it offers subprotocols
+// but not herald.v1 (400).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "herald: expected a WebSocket upgrade", http.StatusUpgradeRequired)
+		return
+	}
+	if !s.originAllowed(r) {
+		http.Error(w, "herald: origin not allowed", http.StatusForbidden)
+		return
+	}
+	if s.stopping.Load() {
+		unavailable(w, "herald: server shutting down", 5)
+		return
+	}
+	if !s.reserve() {
+		unavailable(w, "herald: too many connections", 1)
+		return
+	}
+	if !offersProtocol(r) {
+		s.count.Add(-1)
+		http.Error(w, "herald: subprotocol herald.v1 required", http.StatusBadRequest)
+		return
+	}
+	conn, rw, _, err := s.upgrader.Upgrade(r, w)
+	if err != nil {
+		s.count.Add(-1)
+		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	sess := newSession(s, conn, rw.Reader, r.RemoteAddr)
+	if !s.track(sess) {
+		s.count.Add(-1)
+		conn.Close()
+		return
+	}
+	go sess.serve()
+}
+
+// reserve counts a new connection, unless MaxConnections are open.
+func (s *Server) reserve() bool {
+	n := s.count.Add(1)
+	if max := s.opts.MaxConnections; max > 0 && n > int64(max) {
+		s.count.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.count.Add(-1)
+	s.conns.Done()
+}
+
+func (s *Server) snapshot() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		list = append(list, sess)
+	}
+	return list
+}
+
+// Connections returns the number of open connections.
+func (s *Server) Connections() int { return int(s.count.Load()) }
+
+// Shutdown stops accepting connections, closes every open connection with
+// 1001 (spread over Options.DrainWindow so clients do not come back together),
+// waits until their queued frames are flushed or ctx ends, and then closes
+// the broker if the server created it. When ctx ends first, the remaining
+// connections are closed at once and ctx's error is returned. Shutdown is
+// idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	list := s.snapshot()
+	window := s.opts.DrainWindow
+	if dl, ok := ctx.Deadline(); ok {
+		window = min(window, time.Until(dl)/2)
+	}
+	var step time.Duration
+	if len(list) > 1 {
+		step = window / time.Duration(len(list))
+	}
+	for i, sess := range list {
+		if i > 0 && step > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(step):
+			}
+		}
+		sess.close(protocol.CloseGoingAway, "server shutting down", false)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return s.Close()
+	case <-ctx.Done():
+		return errors.Join(ctx.Err(), s.Close())
+	}
+}
+
+// Close closes every connection at once, without a close handshake, and
+// stops the server. It is idempotent.
+func (s *Server) Close() error {
+	s.stopping.Store(true)
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	for _, sess := range s.snapshot() {
+		sess.conn.Close()
+	}
+	s.conns.Wait()
+	s.cancel()
+	s.bg.Wait()
+	if s.ownsBroker {
+		return s.broker.Close()
+	}
+	return nil
+}
+
+func unavailable(w http.ResponseWriter, msg string, retryAfter int) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	http.Error(w, msg, http.StatusServiceUnavailable)
+}

@@ -1,0 +1,383 @@
+package herald_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestWelcome(t *testing.T) {
+	srv := startServer(t, &herald.Options{PingInterval: 20 * time.Second, PongTimeout: 7 * time.Second, MaxMessageBytes: 1000})
+	c := dial(t, srv.url)
+	w := c.expect("welcome")
+	if s, _ := w["session"].(string); !strings.HasPrefix(s, "s_") {
+		t.Errorf("session = %v", w["session"])
+	}
+	if w["server"] != "herald/"+herald.Version || w["ping_interval_ms"] != 20000.0 ||
+		w["pong_timeout_ms"] != 7000.0 || w["max_message_bytes"] != 1000.0 {
+		t.Errorf("welcome = %v", w)
+	}
+	if _, ok := w["id"]; ok {
+		t.Errorf("welcome without hello carries an id: %v", w)
+	}
+	if _, ok := w["user"]; ok {
+		t.Errorf("anonymous welcome carries a user: %v", w)
+	}
+}
+
+func TestRequestTable(t *testing.T) {
+	srv := startServer(t, nil)
+	a := dialWelcome(t, srv.url)
+	b := dialWelcome(t, srv.url)
+
+	a.send(`{"type":"subscribe","id":2,"channel":"chat"}`)
+	sub := a.expect("subscribed")
+	if sub["id"] != 2.0 || sub["channel"] != "chat" || sub["offset"] != 0.0 || sub["epoch"] == "" {
+		t.Fatalf("subscribed = %v", sub)
+	}
+	if _, ok := sub["recovered"]; ok {
+		t.Errorf("subscribe without since answered with recovered: %v", sub)
+	}
+
+	b.send(`{"type":"publish","id":4,"channel":"chat","data":{"text":"hi"},"key":"k-01J9"}`)
+	if p := b.expect("published"); p["id"] != 4.0 || p["channel"] != "chat" || p["offset"] != 1.0 {
+		t.Fatalf("published = %v", p)
+	}
+	msg := a.expect("message")
+	if msg["channel"] != "chat" || msg["offset"] != 1.0 || fmt.Sprint(msg["data"]) != "map[text:hi]" {
+		t.Fatalf("message = %v", msg)
+	}
+
+	// A second subscriber sees the newest offset at subscribe time.
+	b.send(`{"type":"subscribe","id":7,"channel":"chat"}`)
+	if s := b.expect("subscribed"); s["offset"] != 1.0 || s["epoch"] != sub["epoch"] {
+		t.Fatalf("subscribed = %v, first epoch %v", s, sub["epoch"])
+	}
+
+	a.send(`{"type":"ping","id":5}`)
+	if p := a.expect("pong"); p["id"] != 5.0 {
+		t.Fatalf("pong = %v", p)
+	}
+
+	a.send(`{"type":"unsubscribe","id":3,"channel":"chat"}`)
+	if u := a.expect("unsubscribed"); u["id"] != 3.0 || u["channel"] != "chat" {
+		t.Fatalf("unsubscribed = %v", u)
+	}
+	// Unsubscribed: the next publication reaches b only.
+	b.send(`{"type":"publish","id":8,"channel":"chat","data":"two"}`)
+	if m := b.expect("message"); m["offset"] != 2.0 || m["data"] != "two" {
+		t.Fatalf("b got %v", m)
+	}
+	b.expect("published")
+	a.send(`{"type":"ping","id":9}`)
+	a.expect("pong") // not a message: a left the channel
+}
+
+func TestPublisherSubscribedReceivesOwnMessage(t *testing.T) {
+	srv := startServer(t, nil)
+	a := dialWelcome(t, srv.url)
+	a.send(`{"type":"subscribe","id":1,"channel":"room"}`)
+	a.expect("subscribed")
+	a.send(`{"type":"publish","id":2,"channel":"room","data":[1,2,3]}`)
+	got := map[string]bool{}
+	for range 2 {
+		got[a.next()["type"].(string)] = true
+	}
+	if !got["message"] || !got["published"] {
+		t.Fatalf("got %v, want message and published", got)
+	}
+}
+
+func TestFireAndForgetGetsNoReply(t *testing.T) {
+	srv := startServer(t, nil)
+	a := dialWelcome(t, srv.url)
+	a.send(`{"type":"subscribe","channel":"news"}`)
+	a.send(`{"type":"publish","channel":"news","data":1}`)
+	a.send(`{"type":"ping","id":1}`)
+	// Neither the subscribe nor the publish is confirmed; the message is the
+	// first frame.
+	if m := a.expect("message"); m["data"] != 1.0 {
+		t.Fatalf("message = %v", m)
+	}
+	a.expect("pong")
+}
+
+func TestErrors(t *testing.T) {
+	srv := startServer(t, &herald.Options{MaxSubscriptions: 2})
+	c := dialWelcome(t, srv.url)
+	cases := []struct {
+		name, frame, code string
+		id                float64
+	}{
+		{"not JSON", `{"type":`, "bad_request", 0},
+		{"not an object", `[1,2]`, "bad_request", 0},
+		{"missing type", `{"id":3}`, "bad_request", 3},
+		{"unknown type", `{"type":"dance","id":4}`, "unknown_type", 4},
+		{"server frame from client", `{"type":"welcome","id":5,"session":"x"}`, "unknown_type", 0},
+		{"bad channel", `{"type":"subscribe","id":6,"channel":"no spaces"}`, "invalid_channel", 6},
+		{"long channel", `{"type":"subscribe","id":7,"channel":"` + strings.Repeat("a", 256) + `"}`, "invalid_channel", 7},
+		{"missing channel", `{"type":"subscribe","id":8}`, "bad_request", 8},
+		{"missing data", `{"type":"publish","id":9,"channel":"x"}`, "bad_request", 9},
+		{"ill-typed field", `{"type":"publish","id":10,"channel":5,"data":1}`, "bad_request", 10},
+		{"bad id", `{"type":"ping","id":-1}`, "bad_request", 0},
+		{"not subscribed", `{"type":"unsubscribe","id":11,"channel":"x"}`, "not_subscribed", 11},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = t
+			c.send(tc.frame)
+			c.expectError(tc.code, tc.id)
+		})
+	}
+	c.t = t
+
+	t.Run("binary frame", func(t *testing.T) {
+		c.t = t
+		c.writeFrame(ws.OpBinary, true, []byte(`{"type":"ping","id":1}`))
+		c.expectError("bad_request", 0)
+	})
+	c.t = t
+}
+
+func TestTooManySubscriptions(t *testing.T) {
+	srv := startServer(t, &herald.Options{MaxSubscriptions: 2})
+	c := dialWelcome(t, srv.url)
+	for i := range 2 {
+		c.send(fmt.Sprintf(`{"type":"subscribe","id":%d,"channel":"c%d"}`, i+1, i))
+		c.expect("subscribed")
+	}
+	c.send(`{"type":"subscribe","id":3,"channel":"c2"}`)
+	c.expectError("limit_exceeded", 3)
+	// Subscribing again to a held channel is not a new subscription.
+	c.send(`{"type":"subscribe","id":4,"channel":"c1"}`)
+	c.expect("subscribed")
+	// The connection and its subscriptions are unharmed.
+	c.send(`{"type":"publish","id":5,"channel":"c0","data":true}`)
+	c.expect("message")
+	c.expect("published")
+}
+
+func TestBadInputLeavesOthersAlone(t *testing.T) {
+	srv := startServer(t, nil)
+	good := dialWelcome(t, srv.url)
+	good.send(`{"type":"subscribe","id":1,"channel":"chat"}`)
+	good.expect("subscribed")
+
+	bad := dialWelcome(t, srv.url)
+	for range 30 {
+		bad.send(`not json`)
+	}
+	if code := bad.expectClose(5 * time.Second); code != 4029 {
+		t.Fatalf("close code %d, want 4029", code)
+	}
+
+	pub := dialWelcome(t, srv.url)
+	pub.send(`{"type":"publish","id":1,"channel":"chat","data":"still here"}`)
+	pub.expect("published")
+	if m := good.expect("message"); m["data"] != "still here" || m["offset"] != 1.0 {
+		t.Fatalf("message = %v", m)
+	}
+}
+
+func TestTooManyErrorsCloses4029(t *testing.T) {
+	srv := startServer(t, &herald.Options{MaxErrors: 5})
+	c := dialWelcome(t, srv.url)
+	for range 4 {
+		c.send(`{"type":"nope"}`)
+		c.expectError("unknown_type", 0)
+	}
+	c.send(`{"type":"nope"}`)
+	c.expectError("unknown_type", 0)
+	if code := c.expectClose(5 * time.Second); code != 4029 {
+		t.Fatalf("close code %d, want 4029", code)
+	}
+}
+
+func TestOversizeMessageCloses1009(t *testing.T) {
+	srv := startServer(t, &herald.Options{MaxMessageBytes: 1024})
+	c := dialWelcome(t, srv.url)
+	// Only the header of a 1 GiB frame is sent: the server must refuse it
+	// from the header, without waiting for (or allocating) the payload.
+	h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Length: 1 << 30}
+	if err := ws.WriteHeader(c.conn, h); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.expectClose(5 * time.Second); code != 1009 {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+func TestFragmentedOversizeCloses1009(t *testing.T) {
+	srv := startServer(t, &herald.Options{MaxMessageBytes: 100})
+	c := dialWelcome(t, srv.url)
+	c.writeFrame(ws.OpText, false, []byte(strings.Repeat(" ", 60)))
+	c.writeFrame(ws.OpContinuation, true, []byte(strings.Repeat(" ", 60)))
+	if code := c.expectClose(5 * time.Second); code != 1009 {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+func TestFragmentedMessageIsReassembled(t *testing.T) {
+	srv := startServer(t, nil)
+	c := dialWelcome(t, srv.url)
+	c.writeFrame(ws.OpText, false, []byte(`{"type":"pi`))
+	c.writeFrame(ws.OpPing, true, []byte("mid")) // control frames may interleave
+	c.writeFrame(ws.OpContinuation, true, []byte(`ng","id":12}`))
+	h, payload, err := c.readFrame(5 * time.Second)
+	if err != nil || h.OpCode != ws.OpPong || string(payload) != "mid" {
+		t.Fatalf("got %v %q %v, want pong mid", h.OpCode, payload, err)
+	}
+	if p := c.expect("pong"); p["id"] != 12.0 {
+		t.Fatalf("pong = %v", p)
+	}
+}
+
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	srv := startServer(t, nil)
+	c := dialWelcome(t, srv.url)
+	c.writeFrame(ws.OpText, true, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
+	if code := c.expectClose(5 * time.Second); code != 1007 {
+		t.Fatalf("close code %d, want 1007", code)
+	}
+}
+
+func TestClientCloseIsEchoed(t *testing.T) {
+	srv := startServer(t, nil)
+	c := dialWelcome(t, srv.url)
+	c.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
+	if code := c.expectClose(5 * time.Second); code != 1000 {
+		t.Fatalf("echoed close code %d, want 1000", code)
+	}
+	c.expectDropped(5 * time.Second)
+	waitFor(t, "connection count to drop", func() bool { return srv.Connections() == 0 })
+}
+
+func TestUpgradeChecks(t *testing.T) {
+	srv := startServer(t, &herald.Options{AllowedOrigins: []string{"https://*.example.com"}})
+	host := strings.TrimPrefix(srv.http.URL, "http://")
+	cases := []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"foreign origin", http.Header{"Origin": {"https://evil.test"}}, 403},
+		{"allowed pattern", http.Header{"Origin": {"https://app.example.com"}}, 101},
+		{"pattern does not cross dots into paths", http.Header{"Origin": {"https://example.com"}}, 403},
+		{"same host origin", http.Header{"Origin": {"http://" + host}}, 101},
+		{"other subprotocol only", http.Header{"Sec-WebSocket-Protocol": {"mqtt"}}, 400},
+		{"no subprotocol", http.Header{}, 101},
+		{"herald.v1 among others", http.Header{"Sec-WebSocket-Protocol": {"mqtt, herald.v1"}}, 101},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := upgradeRequest(t, srv.http.URL+"/ws", tc.header)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.status == 101 && tc.header.Get("Sec-WebSocket-Protocol") != "" &&
+				resp.Header.Get("Sec-WebSocket-Protocol") != "herald.v1" {
+				t.Fatalf("negotiated %q", resp.Header.Get("Sec-WebSocket-Protocol"))
+			}
+		})
+	}
+	resp, err := http.Get(srv.http.URL + "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("plain GET: status %d, want 426", resp.StatusCode)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	srv := startServer(t, &herald.Options{MaxConnections: 2})
+	dialWelcome(t, srv.url)
+	dialWelcome(t, srv.url)
+	resp := upgradeRequest(t, srv.http.URL+"/ws", nil)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third connection: status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// upgradeRequest sends a WebSocket upgrade and returns the response; a 101
+// connection is closed by the test's cleanup.
+func upgradeRequest(t *testing.T, url string, h http.Header) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestShutdownClosesWith1001AfterFlushing(t *testing.T) {
+	srv := startServer(t, &herald.Options{DrainWindow: 200 * time.Millisecond})
+	var subs []*wsConn
+	for range 5 {
+		c := dialWelcome(t, srv.url)
+		c.send(`{"type":"subscribe","id":1,"channel":"news"}`)
+		c.expect("subscribed")
+		subs = append(subs, c)
+	}
+	pub := dialWelcome(t, srv.url)
+	pub.send(`{"type":"publish","id":1,"channel":"news","data":"last words"}`)
+	pub.expect("published")
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	for _, c := range subs {
+		if m := c.expect("message"); m["data"] != "last words" {
+			t.Fatalf("message = %v", m)
+		}
+		if code := c.expectClose(5 * time.Second); code != 1001 {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+		c.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
+	}
+	pub.expectClose(5 * time.Second)
+	pub.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	resp := upgradeRequest(t, srv.http.URL+"/ws", nil)
+	if resp.StatusCode != 503 {
+		t.Fatalf("upgrade after shutdown: status %d, want 503", resp.StatusCode)
+	}
+}

@@ -1,0 +1,149 @@
+package herald
+
+import (
+	"context"
+	"errors"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// subscription is one channel of one session. While it is being set up
+// (recovering), live publications are held in pending; afterwards they are
+// queued directly. last is the newest offset queued for the client, so a
+// publication is never sent twice.
+type subscription struct {
+	recovering   bool
+	pending      []broker.Publication
+	pendingBytes int
+	epoch        string
+	last         uint64
+}
+
+// deliver queues a live publication for the client. Called by the hub.
+func (s *session) deliver(p broker.Publication, frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.subs[p.Channel]
+	switch {
+	case sub == nil:
+	case sub.recovering:
+		sub.pending = append(sub.pending, p)
+		sub.pendingBytes += len(frame)
+		if sub.pendingBytes > s.srv.opts.SendQueueBytes {
+			s.closeLocked(protocol.CloseSlowConsumer, "send queue overflow during recovery", true)
+		}
+	case p.Epoch == sub.epoch && p.Offset <= sub.last:
+	default:
+		sub.epoch, sub.last = p.Epoch, p.Offset
+		s.enqueueLocked(frame)
+	}
+}
+
+// subscribe follows PROTOCOL.md's Recovery section: it joins the live stream
+// first (holding its publications), then reads the position or the history,
+// and queues the reply, the missed publications and the held live ones,
+// each offset once. Subscribing again to a held channel restarts recovery
+// from the new since, which is how a client repairs a gap.
+func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
+	ch := req.Channel
+	s.mu.Lock()
+	sub, held := s.subs[ch]
+	if !held && len(s.subs) >= s.srv.opts.MaxSubscriptions {
+		s.mu.Unlock()
+		s.replyError(req.ID, protocol.CodeLimitExceeded, "too many subscriptions on this connection")
+		return
+	}
+	if !held {
+		sub = &subscription{}
+		s.subs[ch] = sub
+	}
+	sub.recovering, sub.pending, sub.pendingBytes = true, nil, 0
+	s.mu.Unlock()
+
+	if !held && s.srv.hub.add(ch, s) {
+		if err := s.srv.broker.Subscribe(ctx, ch); err != nil {
+			s.dropSubscription(ch)
+			s.brokerError(req.ID, "subscribe", err)
+			return
+		}
+	}
+	pubs, pos, recovered, err := s.catchUp(ctx, ch, req.Since)
+	if err != nil {
+		s.dropSubscription(ch)
+		s.brokerError(req.ID, "subscribe", err)
+		return
+	}
+	if req.ID != 0 {
+		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := pos.Offset
+	if recovered != nil && *recovered {
+		last = req.Since.Offset
+	}
+	sub.epoch, sub.last = pos.Epoch, last
+	for _, p := range append(pubs, sub.pending...) {
+		if p.Epoch == sub.epoch && p.Offset > sub.last {
+			sub.last = p.Offset
+			s.enqueueLocked(messageFrame(p))
+		}
+	}
+	sub.recovering, sub.pending, sub.pendingBytes = false, nil, 0
+}
+
+// catchUp returns the publications a subscribe must replay and the stream
+// position. recovered is nil without since.
+func (s *session) catchUp(ctx context.Context, ch string, since *protocol.StreamPosition) ([]broker.Publication, broker.StreamPosition, *bool, error) {
+	if since == nil {
+		pos, err := s.srv.broker.Position(ctx, ch)
+		return nil, pos, nil, err
+	}
+	pubs, pos, err := s.srv.broker.History(ctx, ch, *since, 0)
+	recovered := err == nil
+	if errors.Is(err, broker.ErrUnrecoverable) {
+		pubs, err = nil, nil
+	}
+	return pubs, pos, &recovered, err
+}
+
+func (s *session) unsubscribe(ctx context.Context, req *protocol.Unsubscribe) {
+	s.mu.Lock()
+	_, held := s.subs[req.Channel]
+	s.mu.Unlock()
+	if !held {
+		s.replyError(req.ID, protocol.CodeNotSubscribed, "not subscribed to "+req.Channel)
+		return
+	}
+	s.dropSubscription(req.Channel)
+	if req.ID != 0 {
+		s.send(&protocol.Unsubscribed{ID: req.ID, Channel: req.Channel})
+	}
+}
+
+// dropSubscription removes a subscription from the session and the hub, and
+// tells the broker when no local subscriber is left.
+func (s *session) dropSubscription(ch string) {
+	s.mu.Lock()
+	delete(s.subs, ch)
+	s.mu.Unlock()
+	if s.srv.hub.remove(ch, s) {
+		if err := s.srv.broker.Unsubscribe(s.srv.ctx, ch); err != nil {
+			s.srv.log.Warn("broker unsubscribe failed", "channel", ch, "err", err)
+		}
+	}
+}
+
+func (s *session) unsubscribeAll() {
+	s.mu.Lock()
+	chans := make([]string, 0, len(s.subs))
+	for ch := range s.subs {
+		chans = append(chans, ch)
+	}
+	s.mu.Unlock()
+	for _, ch := range chans {
+		s.dropSubscription(ch)
+	}
+}
