@@ -1,0 +1,115 @@
+package herald_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
+	srv := startServer(t, &herald.Options{SendQueueBytes: 64 << 10})
+	slow := dialWelcome(t, srv.url)
+	slow.send(`{"type":"subscribe","id":1,"channel":"feed"}`)
+	slow.expect("subscribed")
+
+	const fastN, total = 3, 4000
+	fast := make([]*wsConn, fastN)
+	for i := range fast {
+		fast[i] = dialWelcome(t, srv.url)
+		fast[i].send(`{"type":"subscribe","id":1,"channel":"feed"}`)
+		fast[i].expect("subscribed")
+	}
+	// Fast subscribers read everything while a publisher floods the channel
+	// with ~8 MB; the slow one reads nothing until the end.
+	var wg sync.WaitGroup
+	errs := make(chan error, fastN)
+	for _, c := range fast {
+		wg.Go(func() {
+			for want := 1.0; want <= total; want++ {
+				h, payload, err := c.readFrame(20 * time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if h.OpCode != 1 {
+					want--
+					continue
+				}
+				if !strings.Contains(string(payload), fmt.Sprintf(`"offset":%d,`, int(want))) {
+					errs <- fmt.Errorf("got %.80s, want offset %d", payload, int(want))
+					return
+				}
+			}
+		})
+	}
+	pub := dialWelcome(t, srv.url)
+	data := `"` + strings.Repeat("x", 2000) + `"`
+	for i := range total {
+		pub.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"feed","data":%s}`, i+1, data))
+		pub.expect("published")
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if code := slow.expectClose(10 * time.Second); code != 4008 {
+		t.Fatalf("slow consumer closed with %d, want 4008", code)
+	}
+}
+
+func TestHeartbeatOverRealSockets(t *testing.T) {
+	srv := startServer(t, &herald.Options{PingInterval: 100 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	alive := dialWelcome(t, srv.url) // answers pings while it reads
+	dead := dialWelcome(t, srv.url)
+	dead.autoPong = false
+	// Over ten intervals the answering peer is kept and served, while the
+	// silent one is dropped once interval+timeout passed.
+	var droppedAfter time.Duration
+	for time.Since(start) < time.Second {
+		alive.send(`{"type":"ping","id":1}`)
+		alive.expect("pong")
+		if droppedAfter == 0 && srv.Connections() == 1 {
+			droppedAfter = time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if droppedAfter == 0 || droppedAfter < 200*time.Millisecond {
+		t.Fatalf("silent peer dropped after %v, want after interval+timeout (200ms) and within 1s", droppedAfter)
+	}
+	dead.expectDropped(time.Second)
+}
+
+func TestThousandConnectionsLeaveNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	srv := startServer(t, &herald.Options{PingInterval: time.Second})
+	conns := make([]*wsConn, 0, 1000)
+	for range 1000 {
+		c := dialWelcome(t, srv.url)
+		c.send(`{"type":"subscribe","id":1,"channel":"all"}`)
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.expect("subscribed")
+	}
+	waitFor(t, "1000 connections", func() bool { return srv.Connections() == 1000 })
+	for i, c := range conns {
+		if i%2 == 0 {
+			c.conn.Close() // abrupt
+		} else {
+			c.writeFrame(8, true, []byte{0x03, 0xe8}) // close handshake
+		}
+	}
+	waitFor(t, "all connections to end", func() bool { return srv.Connections() == 0 })
+	// Server-side goroutines are gone (the test's own HTTP server and the
+	// server's two loops remain until cleanup; goleak checks those at exit).
+	waitFor(t, "goroutines to return to baseline", func() bool {
+		return runtime.NumGoroutine() <= before+10
+	})
+}
