@@ -1,0 +1,60 @@
+package client
+
+import "sync"
+
+// callbackQueue runs user callbacks one at a time, in the order they were
+// pushed, on a goroutine of its own that exists only while there is work.
+// push never blocks and never runs the callback itself, so the client can
+// push while holding its lock.
+type callbackQueue struct {
+	mu      sync.Mutex
+	fns     []func()
+	running bool
+	stopped bool
+}
+
+// push queues f. It does nothing after stop.
+func (q *callbackQueue) push(f func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	q.fns = append(q.fns, f)
+	if !q.running {
+		q.running = true
+		go q.run()
+	}
+}
+
+// stop discards the callbacks not yet started and refuses new ones. A
+// callback already running finishes.
+func (q *callbackQueue) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+	q.fns = nil
+}
+
+// seal refuses new callbacks; those already queued still run.
+func (q *callbackQueue) seal() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+}
+
+func (q *callbackQueue) run() {
+	for {
+		q.mu.Lock()
+		if len(q.fns) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		f := q.fns[0]
+		q.fns[0] = nil
+		q.fns = q.fns[1:]
+		q.mu.Unlock()
+		f()
+	}
+}

@@ -1,0 +1,88 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+// Errors returned by the client. Errors the server sent in an error frame are
+// returned wrapped around a *protocol.Error, so callers can read its Code with
+// errors.As.
+var (
+	// ErrClosed is returned by calls on a client that was closed, by Close or
+	// by a terminal close code (then the error also wraps the *CloseError).
+	ErrClosed = errors.New("herald: client closed")
+	// ErrQueueFull is returned at once by a Publish made while disconnected
+	// when the offline queue already holds Options.QueueMessages messages or
+	// Options.QueueBytes bytes.
+	ErrQueueFull = errors.New("herald: offline publish queue full")
+	// ErrQueueTimeout is returned by a Publish that waited in the offline
+	// queue for Options.QueueTimeout without being confirmed. A publish that
+	// had been sent before the connection dropped may still have been
+	// applied; publishing it again with the same key is safe.
+	ErrQueueTimeout = errors.New("herald: publish not confirmed within the offline queue timeout")
+	// ErrTooLarge is returned by a Publish whose frame exceeds the server's
+	// max_message_bytes; sending it would make the server close the
+	// connection with 1009.
+	ErrTooLarge = errors.New("herald: message larger than the server's max_message_bytes")
+	// ErrAlreadySubscribed is returned by Subscribe for a channel the client
+	// already holds a subscription to.
+	ErrAlreadySubscribed = errors.New("herald: already subscribed to channel")
+	// ErrUnsubscribed is what Subscription.Err returns after Unsubscribe.
+	ErrUnsubscribed = errors.New("herald: unsubscribed")
+	// ErrNoPong means the connection was dropped because the server sent
+	// nothing for the ping interval plus the pong timeout.
+	ErrNoPong = errors.New("herald: server silent past the ping interval and pong timeout")
+)
+
+// CloseError is a WebSocket close code the server ended a connection with.
+type CloseError struct {
+	Code   protocol.CloseCode
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	s := "herald: connection closed with " + strconv.Itoa(int(e.Code)) + " (" + e.Code.String() + ")"
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// HandshakeError is an HTTP status the server answered the WebSocket upgrade
+// with instead of 101. RetryAfter is the response's Retry-After, if any.
+type HandshakeError struct {
+	Status     int
+	RetryAfter time.Duration
+}
+
+func (e *HandshakeError) Error() string {
+	s := fmt.Sprintf("herald: upgrade refused with HTTP %d", e.Status)
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	}
+	return s
+}
+
+// permanent reports whether an upgrade status says the URL or the request is
+// wrong, so that trying again cannot help.
+func (e *HandshakeError) permanent() bool {
+	switch e.Status {
+	case 401, 408, 425, 429:
+		return false
+	}
+	return e.Status >= 400 && e.Status < 500
+}
+
+// closedError returns the error calls on a closed client return: ErrClosed,
+// wrapping cause when the client stopped because of one.
+func closedError(cause error) error {
+	if cause == nil {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, cause)
+}

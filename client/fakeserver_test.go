@@ -1,0 +1,202 @@
+package client_test
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// fakeServer is a scripted server on in-memory pipes, for the client's timing
+// tests under testing/synctest, where real sockets cannot be used. It speaks
+// the wire protocol just enough to drive the client; it is not Herald, and
+// nothing here claims anything about the server.
+type fakeServer struct {
+	t *testing.T
+	// script runs each accepted connection; n counts connections from 0.
+	// nil means welcome and answer until the client leaves.
+	script func(n int, s *fakeSession)
+	// refuse, when set, fails dial number n (counting all dials from 0).
+	refuse func(n int) bool
+	// interval and timeout go into welcome; zero means 25 s and 15 s.
+	interval, timeout time.Duration
+
+	mu       sync.Mutex
+	dials    []time.Time // when each dial happened
+	accepted int
+	tokens   []string // Authorization header of each accepted upgrade
+}
+
+func (f *fakeServer) options(o *client.Options) *client.Options {
+	if o == nil {
+		o = &client.Options{}
+	}
+	o.NetDial = f.dial
+	return o
+}
+
+func (f *fakeServer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	f.mu.Lock()
+	n := len(f.dials)
+	f.dials = append(f.dials, time.Now())
+	f.mu.Unlock()
+	if f.refuse != nil && f.refuse(n) {
+		return nil, errors.New("connection refused (fake)")
+	}
+	cli, srv := net.Pipe()
+	go f.serve(srv)
+	return cli, nil
+}
+
+func (f *fakeServer) serve(nc net.Conn) {
+	defer nc.Close()
+	var auth string
+	u := ws.Upgrader{
+		Protocol: func(p []byte) bool { return string(p) == protocol.Subprotocol },
+		OnHeader: func(k, v []byte) error {
+			if string(k) == "Authorization" {
+				auth = string(v)
+			}
+			return nil
+		},
+	}
+	if _, err := u.Upgrade(nc); err != nil {
+		return
+	}
+	f.mu.Lock()
+	n := f.accepted
+	f.accepted++
+	f.tokens = append(f.tokens, auth)
+	f.mu.Unlock()
+	s := newFakeSession(nc)
+	script := f.script
+	if script == nil {
+		script = func(int, *fakeSession) {}
+	}
+	s.welcome(cmp.Or(f.interval, 25*time.Second), cmp.Or(f.timeout, 15*time.Second))
+	script(n, s)
+	<-s.gone
+}
+
+func (f *fakeServer) dialTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.dials...)
+}
+
+func (f *fakeServer) upgradeTokens() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.tokens...)
+}
+
+// fakeSession is one connection of a fakeServer. Its reader answers
+// requests (subscribe at offset 0 of epoch "e1", publish with increasing
+// offsets, ping) unless silent is set, and records every frame.
+type fakeSession struct {
+	nc   net.Conn
+	wmu  sync.Mutex
+	gone chan struct{}
+
+	mu       sync.Mutex
+	silent   bool
+	offset   uint64
+	received []protocol.Frame
+	arrived  []time.Time
+}
+
+func newFakeSession(nc net.Conn) *fakeSession {
+	s := &fakeSession{nc: nc, gone: make(chan struct{})}
+	go s.read()
+	return s
+}
+
+func (s *fakeSession) read() {
+	defer close(s.gone)
+	for {
+		data, op, err := wsutil.ReadClientData(s.nc)
+		if err != nil {
+			s.nc.Close()
+			return
+		}
+		if op != ws.OpText {
+			continue
+		}
+		f, err := protocol.Decode(data)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		s.received = append(s.received, f)
+		s.arrived = append(s.arrived, time.Now())
+		silent := s.silent
+		s.mu.Unlock()
+		if !silent {
+			s.answer(f)
+		}
+	}
+}
+
+func (s *fakeSession) answer(f protocol.Frame) {
+	switch f := f.(type) {
+	case *protocol.Subscribe:
+		s.send(&protocol.Subscribed{ID: f.ID, Channel: f.Channel, Epoch: "e1"})
+	case *protocol.Publish:
+		s.mu.Lock()
+		s.offset++
+		off := s.offset
+		s.mu.Unlock()
+		s.send(&protocol.Published{ID: f.ID, Channel: f.Channel, Offset: off})
+	case *protocol.Ping:
+		s.send(&protocol.Pong{ID: f.ID})
+	case *protocol.Unsubscribe:
+		s.send(&protocol.Unsubscribed{ID: f.ID, Channel: f.Channel})
+	}
+}
+
+func (s *fakeSession) setSilent(v bool) {
+	s.mu.Lock()
+	s.silent = v
+	s.mu.Unlock()
+}
+
+func (s *fakeSession) frames() []protocol.Frame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]protocol.Frame(nil), s.received...)
+}
+
+func (s *fakeSession) send(f protocol.Frame) {
+	b, err := protocol.Encode(f)
+	if err != nil {
+		panic(err)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	wsutil.WriteServerText(s.nc, b)
+}
+
+func (s *fakeSession) welcome(interval, timeout time.Duration) {
+	s.send(&protocol.Welcome{Session: "s1", Server: "fake",
+		PingIntervalMS: interval.Milliseconds(), PongTimeoutMS: timeout.Milliseconds(),
+		MaxMessageBytes: 64 << 10})
+}
+
+// closeWith sends a close frame with code and then drops the connection.
+func (s *fakeSession) closeWith(code protocol.CloseCode) {
+	s.wmu.Lock()
+	ws.WriteFrame(s.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), "")))
+	s.wmu.Unlock()
+	s.nc.Close()
+}
+
+// drop ends the connection abruptly, without a close frame.
+func (s *fakeSession) drop() { s.nc.Close() }

@@ -1,0 +1,95 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Options configure a Client. A nil *Options, and the zero value of every
+// field, mean the documented defaults.
+type Options struct {
+	// Token is sent as "Authorization: Bearer <Token>" with every upgrade.
+	Token string
+	// TokenFunc returns a token to connect with. It is called before the
+	// first connection when Token is empty, and after the server rejected
+	// the token in use (close 4001 or HTTP 401): the client never retries a
+	// rejected token. When it fails, or returns the rejected token again,
+	// the client backs off and asks again. Without TokenFunc a rejected token
+	// stops the client with a *CloseError of code 4001.
+	TokenFunc func(ctx context.Context) (string, error)
+
+	// OnStateChange is called on every change of the client's state, in
+	// order, never concurrently with itself and never under the client's
+	// locks. It may call the client's methods.
+	OnStateChange func(StateChange)
+
+	// Backoff is the reconnection schedule; the zero value is PROTOCOL.md's.
+	Backoff Backoff
+
+	// DialTimeout bounds one connection attempt: TCP, TLS, the upgrade and
+	// the wait for the server's welcome. Default 10 s.
+	DialTimeout time.Duration
+	// WriteTimeout is the deadline of every socket write. Default 10 s.
+	WriteTimeout time.Duration
+
+	// QueueMessages and QueueBytes bound the offline queue: publishes made
+	// while the client is not connected wait there and are sent after the
+	// next welcome and resubscription. A publish that would overflow it
+	// fails at once with ErrQueueFull. Defaults 100 and 1 MiB; a negative
+	// QueueMessages disables the queue, so that such publishes fail at once.
+	QueueMessages int
+	QueueBytes    int
+	// QueueTimeout is how long one publish may wait in the offline queue
+	// before it fails with ErrQueueTimeout. Default 60 s.
+	QueueTimeout time.Duration
+
+	// Header holds extra HTTP headers for the upgrade request.
+	Header http.Header
+	// TLSConfig configures wss:// connections; nil means the defaults.
+	TLSConfig *tls.Config
+	// NetDial opens the network connection; nil means a net.Dialer.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultDialTimeout   = 10 * time.Second
+	DefaultWriteTimeout  = 10 * time.Second
+	DefaultQueueMessages = 100
+	DefaultQueueBytes    = 1 << 20
+	DefaultQueueTimeout  = 60 * time.Second
+	// defaultMaxMessageBytes is assumed until the first welcome says better.
+	defaultMaxMessageBytes = 64 << 10
+)
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	c.Backoff = c.Backoff.withDefaults()
+	setDefault(&c.DialTimeout, DefaultDialTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	if c.QueueMessages == 0 {
+		c.QueueMessages = DefaultQueueMessages
+	}
+	setDefault(&c.QueueBytes, DefaultQueueBytes)
+	setDefault(&c.QueueTimeout, DefaultQueueTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

@@ -1,0 +1,344 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+// Message is one publication handed to a subscription's handler. The handler
+// may keep it; its Data is not reused.
+type Message struct {
+	Channel string
+	Offset  uint64
+	Data    json.RawMessage
+}
+
+// Recovery reports how a subscribe with a position went: after every
+// reconnect, after a gap in offsets, and for a Subscribe with Since.
+type Recovery struct {
+	Channel string
+	// Recovered is true when every message published after Since is being
+	// replayed: the handler gets each of them, in order, before newer ones.
+	// It is false when they are no longer in the server's history, or the
+	// stream restarted under a new epoch: messages were missed, and the
+	// application should reload its state; the handler continues after
+	// Position.
+	Recovered bool
+	Since     protocol.StreamPosition // the position the client asked from
+	Position  protocol.StreamPosition // the channel's newest position then
+}
+
+// SubscribeOption is a per-subscription setting for Subscribe.
+type SubscribeOption func(*Subscription)
+
+// OnRecovery sets a callback for every Recovery of the subscription. It runs
+// in order with the subscription's messages: a Recovery comes before the
+// replayed messages it announces.
+func OnRecovery(f func(Recovery)) SubscribeOption {
+	return func(s *Subscription) { s.onRecovery = f }
+}
+
+// OnError sets a callback for the end of a subscription the server refused
+// to renew after a reconnect (for example forbidden, after a token change).
+// It runs after the subscription's last message. Retryable refusals
+// (unavailable, internal, rate_limited) do not end the subscription: the
+// client reconnects and tries again.
+func OnError(f func(error)) SubscribeOption {
+	return func(s *Subscription) { s.onError = f }
+}
+
+// Since makes the subscription start after pos, a position the application
+// kept (Subscription.Position) from an earlier run: the server replays what
+// was published after it, and OnRecovery tells whether that worked.
+func Since(pos protocol.StreamPosition) SubscribeOption {
+	return func(s *Subscription) { s.pos, s.hasPos = pos, true }
+}
+
+// Subscription is the client's interest in one channel. It survives
+// reconnects until Unsubscribe or Close. Its methods are safe for concurrent
+// use.
+type Subscription struct {
+	c          *Client
+	channel    string
+	handler    func(Message)
+	onRecovery func(Recovery)
+	onError    func(error)
+	q          callbackQueue // the handler's calls, in offset order
+	first      chan struct{} // closed at the first subscribed or refusal
+	done       chan struct{} // closed when the subscription ends
+
+	// Guarded by c.mu.
+	pos       protocol.StreamPosition // of the last message handed to handler
+	hasPos    bool
+	reqID     uint64 // the subscribe waiting for its reply, 0 when none
+	active    bool   // subscribed on the current connection, in order
+	firstDone bool
+	firstErr  error
+	ended     bool
+	err       error
+}
+
+// Subscribe subscribes to channel and returns once the server confirmed it;
+// while the client is disconnected it waits for the next connection. handler
+// is called with every message of the channel, in offset order, each once,
+// also across reconnects (see Recovery), never concurrently with itself and
+// never after Unsubscribe or Close returned. Messages queue for a slow
+// handler without bound. A client holds one subscription per channel.
+func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Message), opts ...SubscribeOption) (*Subscription, error) {
+	if handler == nil {
+		panic("client: Subscribe with a nil handler")
+	}
+	if err := protocol.ValidateChannel(channel); err != nil {
+		return nil, fmt.Errorf("herald: subscribe %q: %w", channel,
+			&protocol.Error{Code: protocol.CodeInvalidChannel, Message: err.Error()})
+	}
+	s := &Subscription{c: c, channel: channel, handler: handler,
+		first: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := c.addSub(s); err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.first:
+		if s.firstErr != nil {
+			return nil, s.firstErr
+		}
+		return s, nil
+	case <-ctx.Done():
+		c.dropSub(s)
+		return nil, fmt.Errorf("herald: subscribe %s: %w", channel, ctx.Err())
+	}
+}
+
+func (c *Client) addSub(s *Subscription) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return closedError(c.err)
+	case c.subs[s.channel] != nil:
+		return fmt.Errorf("%w %s", ErrAlreadySubscribed, s.channel)
+	}
+	c.subs[s.channel] = s
+	if c.conn != nil {
+		c.sendSubscribeLocked(s, false)
+	}
+	return nil
+}
+
+// dropSub ends a subscription whose Subscribe gave up, telling the server
+// without waiting for its answer.
+func (c *Client) dropSub(s *Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ended {
+		return
+	}
+	held := s.active || s.reqID != 0
+	c.endSubLocked(s, ErrUnsubscribed, true)
+	if held && c.conn != nil {
+		c.conn.send(&protocol.Unsubscribe{Channel: s.channel})
+	}
+}
+
+// Channel returns the subscription's channel.
+func (s *Subscription) Channel() string { return s.channel }
+
+// Position returns the epoch and offset of the last message handed to the
+// handler (or, before any, of the subscription's start).
+func (s *Subscription) Position() protocol.StreamPosition {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.pos
+}
+
+// Done is closed when the subscription ends: Unsubscribe, Close, or a
+// refusal the client cannot retry; Err says which.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the subscription lasts, and why it ended after.
+func (s *Subscription) Err() error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.err
+}
+
+// Unsubscribe ends the subscription: its handler is not called after
+// Unsubscribe returns, except for a call already running. When connected it
+// waits for the server's confirmation until ctx ends. Unsubscribing twice is
+// harmless.
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	c := s.c
+	c.mu.Lock()
+	if s.ended {
+		c.mu.Unlock()
+		return nil
+	}
+	held := s.active || s.reqID != 0
+	c.endSubLocked(s, ErrUnsubscribed, true)
+	var answer chan error
+	if held && c.conn != nil {
+		answer = make(chan error, 1)
+		id := c.newID()
+		c.calls[id] = &call{
+			reply: func(f protocol.Frame) { answer <- unsubscribeError(s.channel, f) },
+			lost:  func() { answer <- nil }, // the server forgot it with the connection
+		}
+		c.conn.send(&protocol.Unsubscribe{ID: id, Channel: s.channel})
+	}
+	c.mu.Unlock()
+	if answer == nil {
+		return nil
+	}
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("herald: unsubscribe %s: %w", s.channel, ctx.Err())
+	}
+}
+
+func unsubscribeError(channel string, f protocol.Frame) error {
+	e, ok := f.(*protocol.Error)
+	if !ok || e.Code == protocol.CodeNotSubscribed {
+		return nil
+	}
+	return fmt.Errorf("herald: unsubscribe %s: %w", channel, e)
+}
+
+// endSubLocked ends s with err. discard drops the handler calls not yet
+// started; otherwise they still run.
+func (c *Client) endSubLocked(s *Subscription, err error, discard bool) {
+	if s.ended {
+		return
+	}
+	s.ended, s.err, s.active = true, err, false
+	if c.subs[s.channel] == s {
+		delete(c.subs, s.channel)
+	}
+	s.resolveFirstLocked(err)
+	close(s.done)
+	if discard {
+		s.q.stop()
+	} else {
+		s.q.seal()
+	}
+}
+
+func (s *Subscription) resolveFirstLocked(err error) {
+	if !s.firstDone {
+		s.firstDone, s.firstErr = true, err
+		close(s.first)
+	}
+}
+
+// sendSubscribeLocked sends a subscribe for s on the current connection,
+// with since when s has a position. resub marks one of the resubscriptions
+// a new connection waits for before it is ready.
+func (c *Client) sendSubscribeLocked(s *Subscription, resub bool) {
+	id := c.newID()
+	req := &protocol.Subscribe{ID: id, Channel: s.channel}
+	if s.hasPos {
+		since := s.pos
+		req.Since = &since
+	}
+	s.reqID, s.active = id, false
+	cn := c.conn
+	c.calls[id] = &call{
+		reply: func(f protocol.Frame) { c.onSubscribeReplyLocked(cn, s, id, req.Since, f, resub) },
+		lost: func() {
+			if s.reqID == id {
+				s.reqID = 0
+			}
+		},
+	}
+	cn.send(req)
+}
+
+func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, id uint64, since *protocol.StreamPosition, f protocol.Frame, resub bool) {
+	if resub {
+		defer c.resubscribedLocked(cn)
+	}
+	if s.ended || s.reqID != id {
+		return
+	}
+	s.reqID = 0
+	switch f := f.(type) {
+	case *protocol.Subscribed:
+		c.subscribedLocked(s, since, f)
+	case *protocol.Error:
+		c.subscribeRefusedLocked(cn, s, f)
+	}
+}
+
+// resubscribedLocked counts one confirmed resubscription of cn.
+func (c *Client) resubscribedLocked(cn *conn) {
+	c.resubscribing--
+	if c.resubscribing == 0 && c.conn == cn && !c.ready && !cn.failed() {
+		c.readyLocked()
+	}
+}
+
+func (c *Client) subscribedLocked(s *Subscription, since *protocol.StreamPosition, f *protocol.Subscribed) {
+	recovered := since != nil && f.Recovered != nil && *f.Recovered
+	if !recovered {
+		s.pos = protocol.StreamPosition{Epoch: f.Epoch, Offset: f.Offset}
+	}
+	s.hasPos, s.active = true, true
+	if since != nil && s.onRecovery != nil {
+		r := Recovery{Channel: s.channel, Recovered: recovered, Since: *since,
+			Position: protocol.StreamPosition{Epoch: f.Epoch, Offset: f.Offset}}
+		s.q.push(func() { s.onRecovery(r) })
+	}
+	s.resolveFirstLocked(nil)
+}
+
+// subscribeRefusedLocked handles an error answering a subscribe. Subscribe
+// returns it; later, a retryable one drops the connection so that the
+// client tries again after backoff, and any other ends the subscription.
+func (c *Client) subscribeRefusedLocked(cn *conn, s *Subscription, e *protocol.Error) {
+	err := fmt.Errorf("herald: subscribe %s: %w", s.channel, e)
+	switch {
+	case !s.firstDone:
+		c.endSubLocked(s, err, true)
+	case retryableCode(e.Code):
+		cn.fail(err)
+	default:
+		if f := s.onError; f != nil {
+			s.q.push(func() { f(err) })
+		}
+		c.endSubLocked(s, err, false)
+	}
+}
+
+func retryableCode(code protocol.Code) bool {
+	switch code {
+	case protocol.CodeUnavailable, protocol.CodeInternal, protocol.CodeRateLimited:
+		return true
+	}
+	return false
+}
+
+// onMessageLocked hands m to its subscription's handler when it is the next
+// offset; it drops duplicates, and a gap makes the client resubscribe from
+// the last offset handed over, so the server replays what is missing.
+func (c *Client) onMessageLocked(m *protocol.Message) {
+	s := c.subs[m.Channel]
+	if s == nil || !s.active {
+		return
+	}
+	switch {
+	case m.Offset <= s.pos.Offset:
+	case m.Offset > s.pos.Offset+1:
+		c.sendSubscribeLocked(s, false)
+	default:
+		s.pos.Offset = m.Offset
+		msg := Message{Channel: m.Channel, Offset: m.Offset, Data: m.Data}
+		s.q.push(func() { s.handler(msg) })
+	}
+}
