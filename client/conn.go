@@ -213,7 +213,6 @@ func lostError(err error) error {
 	return fmt.Errorf("herald: connection lost: %w", err)
 }
 
-
 // touch records that something arrived from the server, by the wall clock
 // (UnixNano ignores the monotonic reading), so that time spent asleep counts.
 func (cn *conn) touch() { cn.lastRecv.Store(time.Now().UnixNano()) }
