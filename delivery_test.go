@@ -12,7 +12,7 @@ import (
 )
 
 func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
-	srv := startServer(t, &herald.Options{SendQueueBytes: 64 << 10})
+	srv := startServer(t, &herald.Options{SendQueueBytes: 64 << 10, Rate: 1e6, Burst: 1e6})
 	slow := dialWelcome(t, srv.url)
 	slow.send(`{"type":"subscribe","id":1,"channel":"feed"}`)
 	slow.expect("subscribed")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/protocol"
 )
 
 // heartbeat is the one scheduler that pings every connection and terminates
@@ -30,6 +32,13 @@ type hbEntry struct {
 	index    int // in the heap; -1 when not in it
 	due      time.Duration
 	nextPing time.Duration
+	expiry   time.Duration // when credentials expire (close 4001); 0: never
+	reason   string        // the close reason at expiry
+}
+
+// hbActions are what one tick found due, done outside the lock.
+type hbActions struct {
+	ping, dead, expired []*session
 }
 
 func newHeartbeat(interval, timeout time.Duration) *heartbeat {
@@ -71,24 +80,56 @@ func (hb *heartbeat) deadline(s *session) time.Duration {
 	return time.Duration(s.lastRead.Load()) + hb.interval + hb.timeout
 }
 
-func (hb *heartbeat) dueOf(s *session) time.Duration { return min(s.hb.nextPing, hb.deadline(s)) }
+func (hb *heartbeat) dueOf(s *session) time.Duration {
+	due := min(s.hb.nextPing, hb.deadline(s))
+	if s.hb.expiry != 0 {
+		due = min(due, s.hb.expiry)
+	}
+	return due
+}
+
+// setExpiry makes the scheduler close s with 4001 and reason at the wall
+// clock time at; a zero at clears it.
+func (hb *heartbeat) setExpiry(s *session, at time.Time, reason string) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	s.hb.expiry, s.hb.reason = 0, reason
+	if !at.IsZero() {
+		s.hb.expiry = max(hb.now()+time.Until(at), 1)
+	}
+	if s.hb.index >= 0 {
+		s.hb.due = hb.dueOf(s)
+		heap.Fix(&hb.queue, s.hb.index)
+		if s.hb.index == 0 {
+			select {
+			case hb.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
 
 // run pings and terminates connections until ctx ends. Socket work happens
 // outside the scheduler's lock.
 func (hb *heartbeat) run(ctx context.Context) {
 	timer := time.NewTimer(hb.interval)
 	defer timer.Stop()
-	var ping, dead []*session
+	var a hbActions
 	for {
-		ping, dead = hb.tick(ping[:0], dead[:0])
-		for _, s := range ping {
+		hb.tick(&a)
+		for _, s := range a.ping {
 			s.sendControl(ws.OpPing, nil)
 		}
-		for _, s := range dead {
+		for _, s := range a.dead {
 			s.terminate("heartbeat timeout")
 		}
-		clear(ping)
-		clear(dead)
+		for _, s := range a.expired {
+			s.close(protocol.CloseUnauthorized, s.expiryReason(), false)
+		}
+		clear(a.ping)
+		clear(a.dead)
+		clear(a.expired)
+		a = hbActions{a.ping[:0], a.dead[:0], a.expired[:0]}
 		timer.Reset(hb.untilNext())
 		select {
 		case <-ctx.Done():
@@ -100,8 +141,9 @@ func (hb *heartbeat) run(ctx context.Context) {
 }
 
 // tick takes every connection that is due: the dead leave the queue, the
-// rest get a ping when theirs is due and are re-filed.
-func (hb *heartbeat) tick(ping, dead []*session) ([]*session, []*session) {
+// expired are closed, the rest get a ping when theirs is due; all but the
+// dead are re-filed.
+func (hb *heartbeat) tick(a *hbActions) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	now := hb.now()
@@ -109,17 +151,27 @@ func (hb *heartbeat) tick(ping, dead []*session) ([]*session, []*session) {
 		s := hb.queue[0]
 		if hb.deadline(s) <= now {
 			heap.Pop(&hb.queue)
-			dead = append(dead, s)
+			a.dead = append(a.dead, s)
 			continue
 		}
+		if s.hb.expiry != 0 && s.hb.expiry <= now {
+			a.expired = append(a.expired, s)
+			s.hb.expiry = 0
+		}
 		if s.hb.nextPing <= now {
-			ping = append(ping, s)
+			a.ping = append(a.ping, s)
 			s.hb.nextPing = now + hb.interval
 		}
 		s.hb.due = hb.dueOf(s)
 		heap.Fix(&hb.queue, 0)
 	}
-	return ping, dead
+}
+
+func (s *session) expiryReason() string {
+	hb := s.srv.heartbeat
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return s.hb.reason
 }
 
 func (hb *heartbeat) untilNext() time.Duration {

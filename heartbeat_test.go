@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/auth"
 )
 
 // frameEvent is a frame a test client received, with when it arrived.
@@ -23,8 +25,8 @@ type frameEvent struct {
 // drop before they return, so no goroutine outlives the bubble.
 func pipeClient(t *testing.T, srv *Server, start time.Time, pongAfter time.Duration) (<-chan frameEvent, <-chan time.Duration) {
 	clientEnd, serverEnd := net.Pipe()
-	sess := newSession(srv, serverEnd, bufio.NewReader(serverEnd), "pipe")
-	srv.reserve()
+	sess := newSession(srv, serverEnd, bufio.NewReader(serverEnd), "pipe", auth.Identity{}, false)
+	srv.reserve(sess.addr)
 	srv.track(sess)
 	go sess.serve()
 

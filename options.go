@@ -2,8 +2,10 @@ package herald
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/broker"
 )
 
@@ -52,6 +54,37 @@ type Options struct {
 	// Requests without an Origin header (non-browser clients) are allowed.
 	AllowedOrigins []string
 
+	// Tokens verifies the tokens that come with the upgrade (Authorization:
+	// Bearer, or the token query parameter), in hello and in refresh frames,
+	// for instance an *auth.JWT. nil means tokens are not looked at.
+	Tokens auth.Verifier
+	// Authenticate, when set, identifies a connection from its upgrade request
+	// before any token is looked at, so an application can use its own
+	// sessions (a cookie, say). It returns nil and no error when the request
+	// carries none of its credentials; an error refuses the upgrade with 401.
+	Authenticate func(r *http.Request) (*auth.Identity, error)
+	// Anonymous says whether connections without credentials are accepted.
+	// Default AnonymousAuto.
+	Anonymous AnonymousPolicy
+	// HelloTimeout is how long a connection that needs credentials may take to
+	// send hello. Default 10 s.
+	HelloTimeout time.Duration
+	// Authorize, when set, is asked after the built-in rules (token channels,
+	// namespace access) allowed an action; returning false answers forbidden.
+	Authorize func(id auth.Identity, action Action, channel string) bool
+	// Namespaces holds per-namespace rules, keyed by namespace ("" is the
+	// namespace of channel names without ':'). Missing namespaces allow all.
+	Namespaces map[string]NamespaceOptions
+
+	// Rate and Burst set each connection's request rate limit, a token
+	// bucket: Rate requests per second on average, Burst at once. Defaults
+	// 50 and 100. Requests above it are answered rate_limited.
+	Rate  float64
+	Burst int
+	// MaxConnectionsPerAddr caps open connections per remote IP address; zero
+	// means no cap. Behind a proxy every client shares the proxy's address.
+	MaxConnectionsPerAddr int
+
 	// DrainWindow is the time over which Shutdown spreads the 1001 closes of
 	// open connections, so their clients do not come back together.
 	// Default 5 s, never more than half of the Shutdown context's time left.
@@ -72,6 +105,11 @@ func (o *Options) withDefaults() Options {
 	setDefault(&c.MaxErrors, 20)
 	setDefault(&c.ErrorWindow, 10*time.Second)
 	setDefault(&c.DrainWindow, 5*time.Second)
+	setDefault(&c.HelloTimeout, 10*time.Second)
+	setDefault(&c.Burst, 100)
+	if c.Rate <= 0 {
+		c.Rate = 50
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,4 +120,48 @@ func setDefault[T int | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
+}
+
+// AnonymousPolicy says whether connections without credentials are accepted.
+type AnonymousPolicy int
+
+const (
+	// AnonymousAuto accepts anonymous connections only when neither
+	// Options.Tokens nor Options.Authenticate is set.
+	AnonymousAuto AnonymousPolicy = iota
+	// AnonymousAllow accepts them; they may still authenticate later with a
+	// hello frame.
+	AnonymousAllow
+	// AnonymousDeny refuses them: 401 at upgrade, or 4001 when no valid hello
+	// arrives within HelloTimeout.
+	AnonymousDeny
+)
+
+// Access says who may perform an action in a namespace.
+type Access string
+
+const (
+	AccessAll   Access = "all"   // every connection, anonymous included (the default)
+	AccessUsers Access = "users" // authenticated connections only
+	AccessNone  Access = "none"  // no connection; the HTTP API still may publish
+)
+
+// Action is what a connection asks to do on a channel.
+type Action string
+
+const (
+	ActionSubscribe Action = "subscribe"
+	ActionPublish   Action = "publish"
+)
+
+// NamespaceOptions are the rules of the channels of one namespace (the part
+// of a channel name before its first ':').
+type NamespaceOptions struct {
+	// Subscribe and Publish say who may subscribe and publish. Empty means
+	// AccessAll. A token's channels claim, when present, narrows this further.
+	Subscribe Access `yaml:"subscribe"`
+	Publish   Access `yaml:"publish"`
+	// History bounds the namespace's history in the memory broker the server
+	// creates when Options.Broker is nil. Zero fields take the defaults.
+	History broker.HistoryOptions `yaml:"history"`
 }

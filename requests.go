@@ -21,6 +21,18 @@ func (s *session) handle(data []byte) {
 		s.reply(perr)
 		return
 	}
+	if hello, ok := f.(*protocol.Hello); ok {
+		s.hello(hello)
+		return
+	}
+	if !s.authed {
+		var id uint64
+		if r, ok := f.(protocol.Request); ok {
+			id = r.RequestID()
+		}
+		s.replyError(id, protocol.CodeUnauthorized, "send hello with a token first")
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.WriteTimeout)
 	defer cancel()
 	switch req := f.(type) {
@@ -32,10 +44,8 @@ func (s *session) handle(data []byte) {
 		s.publish(ctx, req)
 	case *protocol.Ping:
 		s.send(&protocol.Pong{ID: req.ID})
-	case *protocol.Hello:
-		s.replyError(req.ID, protocol.CodeBadRequest, "connection is already authenticated")
 	case *protocol.Refresh:
-		s.replyError(req.ID, protocol.CodeBadRequest, "this server does not use tokens")
+		s.refresh(req)
 	default:
 		var id uint64
 		if r, ok := f.(protocol.Request); ok {
@@ -46,6 +56,11 @@ func (s *session) handle(data []byte) {
 }
 
 func (s *session) publish(ctx context.Context, req *protocol.Publish) {
+	if e := s.authorize(ActionPublish, req.Channel); e != nil {
+		e.ID = req.ID
+		s.reply(e)
+		return
+	}
 	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: req.Key})
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)

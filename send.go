@@ -118,14 +118,13 @@ func (s *session) closeLocked(code protocol.CloseCode, reason string, dropQueue 
 	s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.WriteTimeout + time.Second))
 }
 
-// sendControl queues a ping or pong frame; control frames are not counted
-// against the queue limit.
+// sendControl queues a ping or pong frame. They count against the queue
+// limit like any frame, so a peer that floods pings without reading the
+// pongs is a slow consumer.
 func (s *session) sendControl(op ws.OpCode, payload []byte) {
 	frame := buildFrame(op, payload)
 	s.mu.Lock()
-	if !s.closing {
-		s.pushLocked(frame)
-	}
+	s.enqueueLocked(frame)
 	s.mu.Unlock()
 }
 
@@ -140,15 +139,4 @@ func (s *session) send(f protocol.Frame) {
 	s.mu.Lock()
 	s.enqueueLocked(frame)
 	s.mu.Unlock()
-}
-
-func (s *session) sendWelcome() {
-	o := s.srv.opts
-	s.send(&protocol.Welcome{
-		Session:         s.id,
-		Server:          "herald/" + Version,
-		PingIntervalMS:  o.PingInterval.Milliseconds(),
-		PongTimeoutMS:   o.PongTimeout.Milliseconds(),
-		MaxMessageBytes: o.MaxMessageBytes,
-	})
 }

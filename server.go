@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -42,6 +43,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	perAddr  map[string]int
 	conns    sync.WaitGroup // one per session
 	count    atomic.Int64
 	stopping atomic.Bool
@@ -56,9 +58,14 @@ func New(opts *Options) *Server {
 		broker:   o.Broker,
 		log:      o.Logger,
 		sessions: make(map[*session]struct{}),
+		perAddr:  make(map[string]int),
 	}
 	if s.broker == nil {
-		s.broker = broker.NewMemory(nil)
+		history := make(map[string]broker.HistoryOptions)
+		for ns, o := range o.Namespaces {
+			history[ns] = o.History
+		}
+		s.broker = broker.NewMemory(&broker.MemoryOptions{Namespaces: history, Logger: o.Logger})
 		s.ownsBroker = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -116,38 +123,82 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "herald: server shutting down", 5)
 		return
 	}
-	if !s.reserve() {
+	addr := remoteIP(r.RemoteAddr)
+	if !s.reserve(addr) {
 		unavailable(w, "herald: too many connections", 1)
 		return
 	}
-	if !offersProtocol(r) {
-		s.count.Add(-1)
-		http.Error(w, "herald: subprotocol herald.v1 required", http.StatusBadRequest)
-		return
-	}
-	conn, rw, _, err := s.upgrader.Upgrade(r, w)
-	if err != nil {
-		s.count.Add(-1)
-		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	sess := newSession(s, conn, rw.Reader, r.RemoteAddr)
-	if !s.track(sess) {
-		s.count.Add(-1)
-		conn.Close()
+	sess, status, msg := s.accept(w, r, addr)
+	if sess == nil {
+		s.release(addr)
+		if status != 0 {
+			http.Error(w, msg, status)
+		}
 		return
 	}
 	go sess.serve()
 }
 
-// reserve counts a new connection, unless MaxConnections are open.
-func (s *Server) reserve() bool {
-	n := s.count.Add(1)
-	if max := s.opts.MaxConnections; max > 0 && n > int64(max) {
-		s.count.Add(-1)
+// accept runs the checks after the connection limits and upgrades. It
+// returns nil and the HTTP status to answer (0 when the upgrade itself
+// failed and answered) when the connection is refused.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, addr string) (*session, int, string) {
+	if !offersProtocol(r) {
+		return nil, http.StatusBadRequest, "herald: subprotocol herald.v1 required"
+	}
+	id, authed, err := s.authenticateUpgrade(r)
+	if err != nil {
+		s.log.Info("upgrade refused: bad credentials", "remote", r.RemoteAddr, "err", err)
+		return nil, http.StatusUnauthorized, "herald: invalid credentials"
+	}
+	if !authed && !s.anonymousAllowed() && s.opts.Tokens == nil {
+		return nil, http.StatusUnauthorized, "herald: credentials required"
+	}
+	conn, rw, _, err := s.upgrader.Upgrade(r, w)
+	if err != nil {
+		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return nil, 0, ""
+	}
+	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
+	sess.addr = addr
+	if !s.track(sess) {
+		conn.Close()
+		return nil, 0, ""
+	}
+	return sess, 0, ""
+}
+
+// reserve counts a new connection from addr, unless MaxConnections, or
+// MaxConnectionsPerAddr from addr, are open.
+func (s *Server) reserve(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max := s.opts.MaxConnections; max > 0 && s.count.Load() >= int64(max) {
 		return false
 	}
+	if max := s.opts.MaxConnectionsPerAddr; max > 0 && s.perAddr[addr] >= max {
+		return false
+	}
+	s.count.Add(1)
+	s.perAddr[addr]++
 	return true
+}
+
+func (s *Server) release(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count.Add(-1)
+	if s.perAddr[addr]--; s.perAddr[addr] <= 0 {
+		delete(s.perAddr, addr)
+	}
+}
+
+func remoteIP(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
 }
 
 func (s *Server) track(sess *session) bool {
@@ -165,7 +216,7 @@ func (s *Server) untrack(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
-	s.count.Add(-1)
+	s.release(sess.addr)
 	s.conns.Done()
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/protocol"
 )
 
@@ -25,6 +26,7 @@ type session struct {
 	conn   net.Conn
 	r      io.Reader
 	remote string
+	addr   string // remote IP, for the per-address limit
 
 	lastRead atomic.Int64 // heartbeat clock at the last frame received
 	hb       hbEntry      // owned by the heartbeat scheduler
@@ -41,12 +43,18 @@ type session struct {
 	sentOnce sync.Once
 	subs     map[string]*subscription
 
-	errTimes []time.Time // recent bad requests, reader goroutine only
+	// Owned by the reader goroutine.
+	identity auth.Identity
+	authed   bool // welcome was sent
+	limiter  bucket
+	errTimes []time.Time // recent bad requests
 }
 
-func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string) *session {
+func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id auth.Identity, authed bool) *session {
 	s := &session{
-		srv:    srv,
+		srv:      srv,
+		identity: id,
+		authed:   authed,
 		id:     newSessionID(),
 		conn:   conn,
 		r:      conn,
@@ -80,7 +88,7 @@ func (s *session) serve() {
 	log := s.srv.log.With("session", s.id, "remote", s.remote)
 	log.Info("connection opened")
 	s.srv.heartbeat.add(s)
-	s.sendWelcome()
+	s.start()
 	err := s.readLoop()
 	s.finish(err)
 	s.srv.heartbeat.remove(s)
@@ -147,6 +155,10 @@ func (s *session) readLoop() (err error) {
 		}
 		if s.isClosing() {
 			continue // only the peer's close frame matters now
+		}
+		if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
+			s.reply(&protocol.Error{Code: protocol.CodeRateLimited, Message: "too many requests", RetryAfterMS: max(wait.Milliseconds(), 1)})
+			continue
 		}
 		if msg.binary {
 			s.reply(&protocol.Error{Code: protocol.CodeBadRequest, Message: "binary frames are not supported; send JSON text"})

@@ -47,6 +47,11 @@ func (s *session) deliver(p broker.Publication, frame []byte) {
 // from the new since, which is how a client repairs a gap.
 func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	ch := req.Channel
+	if e := s.authorize(ActionSubscribe, ch); e != nil {
+		e.ID = req.ID
+		s.reply(e)
+		return
+	}
 	s.mu.Lock()
 	sub, held := s.subs[ch]
 	if !held && len(s.subs) >= s.srv.opts.MaxSubscriptions {
