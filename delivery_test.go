@@ -12,7 +12,10 @@ import (
 )
 
 func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
-	srv := startServer(t, &herald.Options{SendQueueBytes: 64 << 10, Rate: 1e6, Burst: 1e6})
+	// The write timeout outlasts the test, so the slow client is closed for
+	// its queue, not for a stalled write. Fast clients may lag by the queue
+	// and their socket buffers without being mistaken for slow.
+	srv := startServer(t, &herald.Options{SendQueueBytes: 256 << 10, WriteTimeout: time.Minute, Rate: 1e6, Burst: 1e6})
 	slow := dialWelcome(t, srv.url)
 	slow.send(`{"type":"subscribe","id":1,"channel":"feed"}`)
 	slow.expect("subscribed")
@@ -25,7 +28,8 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 		fast[i].expect("subscribed")
 	}
 	// Fast subscribers read everything while a publisher floods the channel
-	// with ~8 MB; the slow one reads nothing until the end.
+	// with ~8 MB, well over the slow client's queue and socket buffers; the
+	// slow one reads nothing until the end.
 	var wg sync.WaitGroup
 	errs := make(chan error, fastN)
 	for _, c := range fast {
@@ -58,7 +62,7 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if code := slow.expectClose(10 * time.Second); code != 4008 {
+	if code := slow.expectClose(30 * time.Second); code != 4008 {
 		t.Fatalf("slow consumer closed with %d, want 4008", code)
 	}
 }
