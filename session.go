@@ -55,13 +55,13 @@ func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id 
 		srv:      srv,
 		identity: id,
 		authed:   authed,
-		id:     newSessionID(),
-		conn:   conn,
-		r:      conn,
-		remote: remote,
-		sent:   make(chan struct{}),
-		subs:   make(map[string]*subscription),
-		hb:     hbEntry{index: -1},
+		id:       newSessionID(),
+		conn:     conn,
+		r:        conn,
+		remote:   remote,
+		sent:     make(chan struct{}),
+		subs:     make(map[string]*subscription),
+		hb:       hbEntry{index: -1},
 	}
 	// Bytes the client sent right after the handshake may sit in the HTTP
 	// server's buffer; read them first, then the socket without a buffer of
