@@ -49,17 +49,28 @@ type wsConn struct {
 
 func dial(t *testing.T, url string) *wsConn {
 	t.Helper()
-	d := ws.Dialer{Protocols: []string{"herald.v1"}, Timeout: 5 * time.Second}
-	conn, br, _, err := d.Dial(context.Background(), url)
+	c, err := dialHeader(t, url, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
+	}
+	return c
+}
+
+// dialHeader dials with extra upgrade headers; a refused upgrade is a
+// ws.StatusError.
+func dialHeader(t *testing.T, url string, h http.Header) (*wsConn, error) {
+	t.Helper()
+	d := ws.Dialer{Protocols: []string{"herald.v1"}, Timeout: 5 * time.Second, Header: ws.HandshakeHeaderHTTP(h)}
+	conn, br, _, err := d.Dial(context.Background(), url)
+	if err != nil {
+		return nil, err
 	}
 	c := &wsConn{t: t, conn: conn, r: conn, autoPong: true}
 	if br != nil {
 		c.r = io.MultiReader(br, conn)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return c
+	return c, nil
 }
 
 // dialWelcome dials and reads the welcome frame.
