@@ -78,7 +78,9 @@ type Broker interface {
 	// subscribed node. It returns the publication's position.
 	Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (StreamPosition, error)
 	// Position returns the channel's current position: its epoch and newest
-	// offset (0 when nothing was published).
+	// offset (0 when nothing was published). A channel's stream exists from
+	// its first use: later publications continue the epoch Position returned
+	// unless the stream is lost in between.
 	Position(ctx context.Context, channel string) (StreamPosition, error)
 	// History returns up to limit publications after since, in offset order,
 	// and the channel's current position. It returns ErrUnrecoverable when
@@ -87,7 +89,9 @@ type Broker interface {
 	History(ctx context.Context, channel string, since StreamPosition, limit int) ([]Publication, StreamPosition, error)
 	// Subscribe tells the broker this node wants the channel's publications;
 	// Unsubscribe that it no longer does. Calls are not counted: the node
-	// subscribes once per channel.
+	// subscribes once per channel. When Subscribe returns, every later
+	// publication of the channel is delivered, which is what lets a caller
+	// subscribe first and then read History without a gap.
 	Subscribe(ctx context.Context, channel string) error
 	Unsubscribe(ctx context.Context, channel string) error
 	// Run delivers publications of subscribed channels until ctx ends or the

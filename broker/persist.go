@@ -1,0 +1,256 @@
+package broker
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The memory broker's saved streams: DataDir/streams.json, written by Close
+// through a temporary file, fsync and rename, and deleted by NewMemory as
+// soon as it is read. Times are Unix nanoseconds.
+const (
+	streamsFile        = "streams.json"
+	streamsFileVersion = 1
+)
+
+type savedFile struct {
+	Version int           `json:"version"`
+	SavedAt int64         `json:"saved_at"`
+	Streams []savedStream `json:"streams"`
+}
+
+// savedStream is one channel. History holds the newest len(History)
+// offsets, oldest first.
+type savedStream struct {
+	Channel string       `json:"channel"`
+	Epoch   string       `json:"epoch"`
+	Offset  uint64       `json:"offset"`
+	Active  int64        `json:"active"`
+	History []savedEntry `json:"history,omitempty"`
+	Keys    []savedKey   `json:"keys,omitempty"`
+}
+
+type savedEntry struct {
+	At   int64  `json:"at"`
+	Data []byte `json:"data"`
+}
+
+type savedKey struct {
+	Key    string `json:"key"`
+	Offset uint64 `json:"offset"`
+	At     int64  `json:"at"`
+}
+
+// save writes every live stream to DataDir. Close calls it after the broker
+// is marked closed, so no publish can follow a stream's snapshot.
+func (m *Memory) save() error {
+	f := savedFile{Version: streamsFileVersion, SavedAt: time.Now().UnixNano()}
+	for _, s := range m.streams(nil) {
+		s.mu.Lock()
+		now := time.Now().UnixNano()
+		s.trim(now)
+		if !s.dead && !s.idle(now) {
+			f.Streams = append(f.Streams, s.saved())
+		}
+		s.mu.Unlock()
+	}
+	err := writeFileAtomic(m.dataDir, streamsFile, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(&f)
+	})
+	if err != nil {
+		return fmt.Errorf("herald: broker: save streams: %w", err)
+	}
+	return nil
+}
+
+func (s *memStream) saved() savedStream {
+	out := savedStream{Channel: s.channel, Epoch: s.epoch, Offset: s.offset, Active: s.active}
+	out.History = make([]savedEntry, s.hist.n)
+	for i := range out.History {
+		e := s.hist.at(i)
+		out.History[i] = savedEntry{At: e.at, Data: e.data}
+	}
+	for k, rec := range s.keys {
+		out.Keys = append(out.Keys, savedKey{Key: k, Offset: rec.offset, At: rec.at})
+	}
+	return out
+}
+
+// restore loads the streams a previous Close saved, then deletes the file
+// before the broker serves anything: the streams continue from here, so the
+// file is stale from now on, and a crash before the next Close must restart
+// with new epochs rather than replay it. A file that cannot be used is
+// renamed aside and logged.
+func (m *Memory) restore() {
+	if err := os.MkdirAll(m.dataDir, 0o755); err != nil {
+		m.log.Error("herald: broker data dir unusable; streams will not be saved", "dir", m.dataDir, "err", err)
+		return
+	}
+	m.removeTemps()
+	path := filepath.Join(m.dataDir, streamsFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		m.probe()
+		return
+	}
+	var f savedFile
+	if err == nil {
+		err = f.decode(raw)
+	}
+	if err != nil {
+		m.setAside(path, err)
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		m.log.Error("herald: broker cannot delete the loaded streams file; channels start with new epochs", "file", path, "err", err)
+		return
+	}
+	if err := syncDir(m.dataDir); err != nil {
+		m.log.Warn("herald: broker cannot sync data dir after deleting the streams file", "dir", m.dataDir, "err", err)
+	}
+	n := m.install(&f, time.Now().UnixNano())
+	m.log.Info("herald: broker restored streams", "file", path, "channels", n)
+}
+
+func (f *savedFile) decode(raw []byte) error {
+	if err := json.Unmarshal(raw, f); err != nil {
+		return err
+	}
+	if f.Version != streamsFileVersion {
+		return fmt.Errorf("unknown version %d", f.Version)
+	}
+	seen := make(map[string]bool, len(f.Streams))
+	for i := range f.Streams {
+		s := &f.Streams[i]
+		switch {
+		case s.Channel == "" || s.Epoch == "":
+			return errors.New("stream without channel or epoch")
+		case seen[s.Channel]:
+			return fmt.Errorf("channel %q saved twice", s.Channel)
+		case uint64(len(s.History)) > s.Offset:
+			return fmt.Errorf("channel %q: history longer than its offset", s.Channel)
+		}
+		seen[s.Channel] = true
+		for _, k := range s.Keys {
+			if k.Key == "" || k.Offset == 0 || k.Offset > s.Offset {
+				return fmt.Errorf("channel %q: bad idempotency key", s.Channel)
+			}
+		}
+	}
+	return nil
+}
+
+// install adds the saved streams that are still live under the current
+// history bounds, and returns how many.
+func (m *Memory) install(f *savedFile, now int64) int {
+	n := 0
+	for i := range f.Streams {
+		sv := &f.Streams[i]
+		s := newStream(sv.Channel, sv.Epoch, m.history.forChannel(sv.Channel), sv.Active)
+		if s.idle(now) {
+			continue
+		}
+		s.offset = sv.Offset
+		for _, e := range sv.History[len(sv.History)-min(len(sv.History), s.size):] {
+			s.hist.push(entry{data: e.Data, at: e.At}, s.size)
+		}
+		slices.SortFunc(sv.Keys, func(a, b savedKey) int { return cmp.Compare(a.At, b.At) })
+		for _, k := range sv.Keys {
+			rec := keyRec{offset: k.Offset, at: k.At}
+			if s.keys == nil {
+				s.keys = make(map[string]keyRec)
+			}
+			s.keys[k.Key] = rec
+			s.keyq = append(s.keyq, keyEntry{key: k.Key, keyRec: rec})
+		}
+		s.trim(now)
+		m.channels[s.channel] = s
+		n++
+	}
+	return n
+}
+
+func (m *Memory) setAside(path string, cause error) {
+	aside := path + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+	if err := os.Rename(path, aside); err != nil {
+		m.log.Error("herald: broker cannot load or set aside the streams file; channels start with new epochs",
+			"file", path, "err", cause, "rename_err", err)
+		return
+	}
+	m.log.Warn("herald: broker streams file unusable, set aside; channels start with new epochs",
+		"file", aside, "err", cause)
+}
+
+// probe warns at start when DataDir cannot be written, rather than at Close.
+func (m *Memory) probe() {
+	f, err := os.CreateTemp(m.dataDir, streamsFile+".tmp-*")
+	if err != nil {
+		m.log.Error("herald: broker data dir not writable; streams will not be saved", "dir", m.dataDir, "err", err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// removeTemps deletes temporary files left by a save that did not finish.
+func (m *Memory) removeTemps() {
+	temps, _ := filepath.Glob(filepath.Join(m.dataDir, streamsFile+".tmp-*"))
+	for _, t := range temps {
+		os.Remove(t)
+	}
+}
+
+// writeFileAtomic replaces dir/name with what write produces, so that the
+// file is either the old one or the complete new one, even after a crash.
+func writeFileAtomic(dir, name string, write func(io.Writer) error) (err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriter(tmp)
+	if err = write(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,181 @@
+package broker_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/heraldhq/herald/broker"
+)
+
+func streamsFile(dir string) string { return filepath.Join(dir, "streams.json") }
+
+func exists(t *testing.T, path string) bool {
+	t.Helper()
+	_, err := os.Stat(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestMemoryPersistenceRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	m1 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	var since broker.StreamPosition
+	for i, data := range []string{`"a"`, `"b"`, `{"c":3}`, `"d"`, `"e"`} {
+		pos := mustPublish(t, m1, "chat:a", data, []string{"", "", "k3", "", ""}[i])
+		if i == 1 {
+			since = pos
+		}
+	}
+	empty := mustPosition(t, m1, "empty")
+	if err := m1.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "streams.json" {
+		t.Fatalf("data dir after Close holds %v, want streams.json only", entries)
+	}
+
+	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	defer m2.Close()
+	if exists(t, streamsFile(dir)) {
+		t.Error("streams.json still there after it was loaded")
+	}
+	data, err := historyData(m2, "chat:a", since)
+	if err != nil || data != `{"c":3} "d" "e"` {
+		t.Errorf("History since %v after restart = %q, %v; want the 3 publications after it", since, data, err)
+	}
+	if pos := mustPublish(t, m2, "chat:a", `"retry"`, "k3"); pos != (broker.StreamPosition{Epoch: since.Epoch, Offset: 3}) {
+		t.Errorf("Publish with key k3 after restart = %v, want the first publication %s/3", pos, since.Epoch)
+	}
+	if pos := mustPublish(t, m2, "chat:a", `"f"`, ""); pos != (broker.StreamPosition{Epoch: since.Epoch, Offset: 6}) {
+		t.Errorf("next Publish after restart = %v, want %s/6", pos, since.Epoch)
+	}
+	if pos := mustPosition(t, m2, "empty"); pos != empty {
+		t.Errorf("empty channel after restart = %v, want %v", pos, empty)
+	}
+}
+
+func TestMemoryPersistenceAppliesBoundsAtLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		opts := &broker.MemoryOptions{History: broker.HistoryOptions{Size: 3, TTL: time.Minute}, DataDir: dir}
+		m1 := broker.NewMemory(&broker.MemoryOptions{History: broker.HistoryOptions{TTL: time.Minute}, DataDir: dir})
+		mustPublish(t, m1, "old", `1`, "")
+		first := mustPublish(t, m1, "ch", `"a"`, "ka")
+		time.Sleep(40 * time.Second)
+		for _, name := range []string{"b", "c", "d", "e"} {
+			mustPublish(t, m1, "ch", `"`+name+`"`, "k"+name)
+		}
+		if err := m1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second) // a is 70s old, b-e 30s: TTL 1 minute
+
+		m2 := broker.NewMemory(opts) // and size 3: b is dropped too
+		defer m2.Close()
+		at := func(off uint64) broker.StreamPosition { return broker.StreamPosition{Epoch: first.Epoch, Offset: off} }
+		if data, err := historyData(m2, "ch", at(2)); err != nil || data != `"c" "d" "e"` {
+			t.Errorf("History since 2 = %q, %v; want c d e", data, err)
+		}
+		if _, err := historyData(m2, "ch", at(1)); !errors.Is(err, broker.ErrUnrecoverable) {
+			t.Errorf("History since 1 (b beyond size 3): %v, want ErrUnrecoverable", err)
+		}
+		if pos := mustPublish(t, m2, "ch", `"b"`, "kb"); pos != at(2) {
+			t.Errorf("key of b (30s old) = %v, want %v", pos, at(2))
+		}
+		if pos := mustPublish(t, m2, "ch", `"a"`, "ka"); pos != at(6) {
+			t.Errorf("key of a (70s old) = %v, want a new publication %v", pos, at(6))
+		}
+		if pos := mustPosition(t, m2, "old"); pos.Offset != 0 {
+			t.Errorf("channel idle for 70s with TTL 1m = %v after restart, want a new stream", pos)
+		}
+	})
+}
+
+func TestMemoryCorruptFileSetAside(t *testing.T) {
+	for name, content := range map[string]string{
+		"garbage":        "{not json",
+		"empty":          "",
+		"wrong version":  `{"version":99,"streams":[]}`,
+		"bad history":    `{"version":1,"streams":[{"channel":"ch","epoch":"e","offset":1,"history":[{"at":1,"data":"MQ=="},{"at":2,"data":"Mg=="}]}]}`,
+		"bad key":        `{"version":1,"streams":[{"channel":"ch","epoch":"e","offset":1,"keys":[{"key":"k","offset":7,"at":1}]}]}`,
+		"channel twice":  `{"version":1,"streams":[{"channel":"ch","epoch":"e","offset":1},{"channel":"ch","epoch":"f","offset":2}]}`,
+		"missing epoch":  `{"version":1,"streams":[{"channel":"ch","offset":1}]}`,
+		"trailing bytes": `{"version":1,"streams":[]} x`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(streamsFile(dir), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			m := broker.NewMemory(&broker.MemoryOptions{DataDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			defer m.Close()
+			aside, _ := filepath.Glob(streamsFile(dir) + ".corrupt-*")
+			if len(aside) != 1 || exists(t, streamsFile(dir)) {
+				t.Fatalf("after loading a corrupt file: set aside %v, streams.json present %v", aside, exists(t, streamsFile(dir)))
+			}
+			if kept, _ := os.ReadFile(aside[0]); string(kept) != content {
+				t.Errorf("file set aside holds %q, want the original %q", kept, content)
+			}
+			if !strings.Contains(logs.String(), "set aside") || !strings.Contains(logs.String(), aside[0]) {
+				t.Errorf("log does not report the file set aside: %s", logs.String())
+			}
+			if pos := mustPosition(t, m, "ch"); pos.Epoch == "e" || pos.Offset != 0 {
+				t.Errorf("Position = %v, want a new stream", pos)
+			}
+		})
+	}
+}
+
+func TestMemoryNoReplayAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	m1 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	mustPublish(t, m1, "ch", `1`, "")
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	t.Cleanup(func() { m2.Close() })
+	seen := mustPublish(t, m2, "ch", `2`, "")
+
+	// m2 crashes here: it is never closed before the next process starts.
+	m3 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	defer m3.Close()
+	pos := mustPosition(t, m3, "ch")
+	if pos.Epoch == seen.Epoch || pos.Offset != 0 {
+		t.Errorf("after a crash, Position = %v; want a new epoch (the old one reached %v)", pos, seen)
+	}
+	if _, err := historyData(m3, "ch", seen); !errors.Is(err, broker.ErrUnrecoverable) {
+		t.Errorf("History since the crashed epoch: %v, want ErrUnrecoverable", err)
+	}
+}
+
+func TestMemoryDataDirUnusable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	m := broker.NewMemory(&broker.MemoryOptions{DataDir: file, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "unusable") {
+		t.Errorf("NewMemory on a data dir that is a file logged %q, want a report", logs.String())
+	}
+	mustPublish(t, m, "ch", `1`, "")
+	err := m.Close()
+	if err == nil {
+		t.Error("Close saved into a data dir that is a file")
+	}
+	if again := m.Close(); again != err {
+		t.Errorf("second Close = %v, want the first's %v", again, err)
+	}
+}
