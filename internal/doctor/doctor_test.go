@@ -1,0 +1,230 @@
+package doctor_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/doctor"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startHerald serves Herald with short heartbeat settings at /ws and a page
+// at /, on one port, and returns the ws:// URL.
+func startHerald(t *testing.T, opts *herald.Options) string {
+	t.Helper()
+	srv := herald.New(opts)
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", srv)
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page\n") })
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+}
+
+func check(t *testing.T, rep doctor.Report, name string) doctor.Check {
+	t.Helper()
+	for _, c := range rep.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no %s check in %+v", name, rep)
+	return doctor.Check{}
+}
+
+func logReport(t *testing.T, rep doctor.Report) {
+	t.Helper()
+	for _, c := range rep.Checks {
+		t.Logf("%-4s %-10s %s", c.Status, c.Name, c.Summary)
+		if c.Hint != "" {
+			t.Logf("     hint: %s", c.Hint)
+		}
+	}
+}
+
+func TestDoctorHeraldPassesEveryCheck(t *testing.T) {
+	url := startHerald(t, &herald.Options{PingInterval: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 3 * time.Second, Reconnect: 2})
+	logReport(t, rep)
+	if !rep.Herald {
+		t.Error("Herald endpoint not recognised")
+	}
+	want := []string{"handshake", "heartbeat", "pong", "dead-peer", "validation", "close", "reconnect"}
+	if len(rep.Checks) != len(want) {
+		t.Fatalf("%d checks, want %d", len(rep.Checks), len(want))
+	}
+	for i, c := range rep.Checks {
+		if c.Name != want[i] {
+			t.Errorf("check %d is %s, want %s", i, c.Name, want[i])
+		}
+		if c.Status != doctor.Pass {
+			t.Errorf("%s: %s (%s), want pass", c.Name, c.Status, c.Summary)
+		}
+		if c.Summary == "" {
+			t.Errorf("%s: no summary", c.Name)
+		}
+	}
+	if rep.Failed() {
+		t.Error("Failed() with every check passing")
+	}
+	hb := check(t, rep, "heartbeat")
+	if iv, _ := hb.Measured["ping_interval_ms"].(float64); iv < 150 || iv > 350 {
+		t.Errorf("measured ping interval %v ms, want about 200", hb.Measured["ping_interval_ms"])
+	}
+	dp := check(t, rep, "dead-peer")
+	if after, _ := dp.Measured["dropped_after_ms"].(float64); after < 350 || after > 1000 {
+		t.Errorf("dead peer dropped after %v ms, want about 400 (interval + timeout)", dp.Measured["dropped_after_ms"])
+	}
+	hs := check(t, rep, "handshake")
+	if hs.Measured["subprotocol"] != "herald.v1" || hs.Measured["http_root_status"] != 200 || hs.Measured["http_path_status"] != 426 {
+		t.Errorf("handshake measured %v", hs.Measured)
+	}
+	if !strings.Contains(check(t, rep, "reconnect").Summary, "recovered true 2/2") {
+		t.Error("reconnect summary does not report recovery")
+	}
+	if took := time.Since(start); took > 3*time.Second+time.Second {
+		t.Errorf("run took %v, over its 3 s budget", took)
+	}
+}
+
+// TestDoctorReportsEachFlaw runs the doctor against servers with one flaw
+// each; the flaw must fail the check that looks for it, with a hint that
+// names the problem, and leave the other checks alone.
+func TestDoctorReportsEachFlaw(t *testing.T) {
+	cases := []struct {
+		name   string
+		server *badServer
+		idle   time.Duration
+		fail   map[string]string // check -> words its hint must hold
+	}{
+		{
+			name:   "no pings",
+			server: &badServer{},
+			fail: map[string]string{
+				"heartbeat": "sends no WebSocket ping frames",
+				"dead-peer": "sent no ping",
+			},
+		},
+		{
+			name:   "never drops dead peers",
+			server: &badServer{pingEvery: 200 * time.Millisecond},
+			fail:   map[string]string{"dead-peer": "client has vanished"},
+		},
+		{
+			name:   "crashes on bad JSON",
+			server: &badServer{pingEvery: 200 * time.Millisecond, deadAfter: 600 * time.Millisecond, crashOnBadJSON: true},
+			fail:   map[string]string{"validation": "crash"},
+		},
+		{
+			// 120 s between pings against a 60 s proxy timeout, scaled by 1/100.
+			name:   "pings every 120 s",
+			server: &badServer{pingEvery: 1200 * time.Millisecond, deadAfter: 1600 * time.Millisecond},
+			idle:   600 * time.Millisecond,
+			fail:   map[string]string{"heartbeat": "close sockets idle for 600ms"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url := startBadServer(t, tc.server)
+			rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 3 * time.Second, IdleTimeout: tc.idle, Reconnect: 1})
+			logReport(t, rep)
+			if rep.Herald {
+				t.Error("echo server taken for Herald")
+			}
+			if !rep.Failed() {
+				t.Error("Failed() is false")
+			}
+			for _, c := range rep.Checks {
+				words, want := tc.fail[c.Name]
+				switch {
+				case want && c.Status != doctor.Fail:
+					t.Errorf("%s: %s, want fail", c.Name, c.Status)
+				case want && !strings.Contains(c.Hint, words):
+					t.Errorf("%s hint %q does not say %q", c.Name, c.Hint, words)
+				case !want && c.Status != doctor.Pass:
+					t.Errorf("%s: %s (%s), want pass", c.Name, c.Status, c.Summary)
+				}
+			}
+		})
+	}
+}
+
+func TestDoctorSlowPingsMeasured(t *testing.T) {
+	url := startBadServer(t, &badServer{pingEvery: 1200 * time.Millisecond, deadAfter: 1600 * time.Millisecond})
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 3 * time.Second, IdleTimeout: 600 * time.Millisecond})
+	hb := check(t, rep, "heartbeat")
+	first, _ := hb.Measured["first_ping_ms"].(float64)
+	if first < 1100 || first > 1500 {
+		t.Errorf("first ping after %v ms, want about 1200", hb.Measured["first_ping_ms"])
+	}
+	if !strings.Contains(hb.Summary, "longest silence") {
+		t.Errorf("summary %q does not say how long the server was silent", hb.Summary)
+	}
+}
+
+func TestDoctorShortRunWarnsInsteadOfGuessing(t *testing.T) {
+	url := startHerald(t, &herald.Options{PingInterval: 5 * time.Second, PongTimeout: 5 * time.Second})
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: time.Second})
+	logReport(t, rep)
+	for _, name := range []string{"heartbeat", "dead-peer"} {
+		c := check(t, rep, name)
+		if c.Status != doctor.Warn || !strings.Contains(c.Hint, "--duration") {
+			t.Errorf("%s: %s, hint %q; want a warning to run longer", name, c.Status, c.Hint)
+		}
+	}
+	if rep.Failed() {
+		t.Error("a run too short to measure failed the server")
+	}
+}
+
+func TestDoctorHandshakeFailures(t *testing.T) {
+	url := startHerald(t, &herald.Options{PingInterval: time.Second})
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: time.Second, Subprotocols: []string{"other.v2"}})
+	hs := check(t, rep, "handshake")
+	if hs.Status != doctor.Fail || hs.Measured["status"] != 400 || !strings.Contains(hs.Hint, "--subprotocol") {
+		t.Errorf("refused subprotocol: %+v", hs)
+	}
+	for _, c := range rep.Checks[1:] {
+		if c.Status != doctor.Skip {
+			t.Errorf("%s ran after a failed handshake: %s", c.Name, c.Status)
+		}
+	}
+
+	rep = doctor.Run(context.Background(), strings.TrimSuffix(url, "/ws")+"/page", &doctor.Options{Duration: time.Second})
+	if hs := check(t, rep, "handshake"); hs.Status != doctor.Fail || hs.Measured["status"] != 200 || !strings.Contains(hs.Hint, "ordinary page") {
+		t.Errorf("URL of a page: %+v", hs)
+	}
+
+	rep = doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second, Subprotocols: []string{}})
+	if !rep.Herald || check(t, rep, "handshake").Status != doctor.Pass {
+		t.Errorf("no subprotocol offered: Herald %v, handshake %+v", rep.Herald, check(t, rep, "handshake"))
+	}
+}
+
+func TestDoctorStopsWhenInterrupted(t *testing.T) {
+	url := startHerald(t, &herald.Options{PingInterval: 20 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep := doctor.Run(ctx, url, &doctor.Options{Duration: 60 * time.Second})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Run returned %v after the context ended", took)
+	}
+	if c := check(t, rep, "dead-peer"); c.Status != doctor.Skip {
+		t.Errorf("dead-peer after interrupt: %s %s", c.Status, c.Summary)
+	}
+}
