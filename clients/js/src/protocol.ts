@@ -1,0 +1,212 @@
+// The frames of Herald's wire protocol, version 1 (herald.v1). One WebSocket
+// text message holds exactly one of these as a JSON object. The contract is
+// docs/PROTOCOL.md in the Herald repository.
+
+/** The WebSocket subprotocol of this protocol version. */
+export const SUBPROTOCOL = "herald.v1";
+
+/** Any JSON value: what a publication's `data` may be. */
+export type JSONValue =
+  | null
+  | boolean
+  | number
+  | string
+  | JSONValue[]
+  | { [key: string]: JSONValue };
+
+/** A point in a channel's stream. */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
+
+// Client requests.
+
+export interface HelloFrame {
+  type: "hello";
+  id?: number;
+  token: string;
+  client?: string;
+}
+
+export interface SubscribeFrame {
+  type: "subscribe";
+  id?: number;
+  channel: string;
+  since?: StreamPosition;
+}
+
+export interface UnsubscribeFrame {
+  type: "unsubscribe";
+  id?: number;
+  channel: string;
+}
+
+export interface PublishFrame {
+  type: "publish";
+  id?: number;
+  channel: string;
+  data: JSONValue;
+  key?: string;
+}
+
+export interface PingFrame {
+  type: "ping";
+  id?: number;
+}
+
+export interface RefreshFrame {
+  type: "refresh";
+  id?: number;
+  token: string;
+}
+
+/** A frame a client sends. */
+export type ClientFrame =
+  | HelloFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | PublishFrame
+  | PingFrame
+  | RefreshFrame;
+
+// Server frames.
+
+export interface WelcomeFrame {
+  type: "welcome";
+  /** Present only when answering a hello. */
+  id?: number;
+  session: string;
+  server: string;
+  ping_interval_ms: number;
+  pong_timeout_ms: number;
+  max_message_bytes: number;
+  /** Absent for anonymous connections. */
+  user?: string;
+}
+
+export interface SubscribedFrame {
+  type: "subscribed";
+  id?: number;
+  channel: string;
+  epoch: string;
+  /** The channel's newest offset at subscribe time (0 when empty). */
+  offset: number;
+  /** Present only when the subscribe carried `since`. */
+  recovered?: boolean;
+}
+
+export interface UnsubscribedFrame {
+  type: "unsubscribed";
+  id?: number;
+  channel: string;
+}
+
+export interface PublishedFrame {
+  type: "published";
+  id?: number;
+  channel: string;
+  offset: number;
+}
+
+export interface PongFrame {
+  type: "pong";
+  id?: number;
+}
+
+export interface RefreshedFrame {
+  type: "refreshed";
+  id?: number;
+  /** The new token's expiry in Unix seconds. */
+  expires_at?: number;
+}
+
+export interface MessageFrame {
+  type: "message";
+  channel: string;
+  offset: number;
+  data: JSONValue;
+}
+
+/** The stable error codes of PROTOCOL.md's Errors table. */
+export type ErrorCode =
+  | "bad_request"
+  | "unknown_type"
+  | "invalid_channel"
+  | "unauthorized"
+  | "forbidden"
+  | "not_subscribed"
+  | "limit_exceeded"
+  | "rate_limited"
+  | "unavailable"
+  | "internal";
+
+export interface ErrorFrame {
+  type: "error";
+  id?: number;
+  code: ErrorCode;
+  message: string;
+  /** Set with rate_limited. */
+  retry_after_ms?: number;
+}
+
+/** A frame the server sends. */
+export type ServerFrame =
+  | WelcomeFrame
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | PublishedFrame
+  | PongFrame
+  | RefreshedFrame
+  | MessageFrame
+  | ErrorFrame;
+
+/** WebSocket close codes Herald uses (PROTOCOL.md, Close codes). */
+export const CloseCodes = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  ABNORMAL: 1006,
+  INVALID_PAYLOAD: 1007,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL: 1011,
+  TRY_AGAIN_LATER: 1013,
+  UNAUTHORIZED: 4001,
+  SLOW_CONSUMER: 4008,
+  TOO_MANY_ERRORS: 4029,
+  FORBIDDEN: 4403,
+} as const;
+
+/**
+ * isTerminalCloseCode reports whether a server's close code stops the client:
+ * 4403 and 4500-4999. Every other code, and a connection lost without a close
+ * frame (1006), is retried.
+ */
+export function isTerminalCloseCode(code: number): boolean {
+  return code === CloseCodes.FORBIDDEN || (code >= 4500 && code <= 4999);
+}
+
+const CHANNEL_RE = /^[A-Za-z0-9_\-.:@/=]{1,255}$/;
+
+/** isValidChannel reports whether name follows PROTOCOL.md's channel rules. */
+export function isValidChannel(name: string): boolean {
+  return CHANNEL_RE.test(name);
+}
+
+/** MAX_KEY_BYTES is the longest idempotency key a publish may carry. */
+export const MAX_KEY_BYTES = 64;
+
+/**
+ * parseServerFrame decodes one text message from the server. It returns
+ * undefined for anything that is not an object with a string `type`.
+ */
+export function parseServerFrame(text: string): ServerFrame | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  if (typeof (v as { type?: unknown }).type !== "string") return undefined;
+  return v as ServerFrame;
+}

@@ -1,0 +1,140 @@
+import type { JSONValue, StreamPosition } from "./protocol.js";
+
+/** Message is one publication handed to a subscription's handler. */
+export interface Message<T = JSONValue> {
+  channel: string;
+  offset: number;
+  data: T;
+}
+
+/**
+ * Recovery reports how a subscribe with a position went: after every
+ * reconnect, after a gap in offsets, and for a subscribe with `since`.
+ */
+export interface Recovery {
+  channel: string;
+  /**
+   * True when every message published after `since` is being replayed: the
+   * handler gets each of them, in order, before newer ones. False when they
+   * are no longer in the server's history, or the stream restarted under a
+   * new epoch: messages were missed, and the application should reload its
+   * state; the handler continues after `position`.
+   */
+  recovered: boolean;
+  /** The position the client asked from. */
+  since: StreamPosition;
+  /** The channel's newest position at the time. */
+  position: StreamPosition;
+}
+
+/** SubscribeOptions are the per-subscription settings of HeraldClient.subscribe. */
+export interface SubscribeOptions {
+  /**
+   * Start after this position, one the application kept
+   * (Subscription.position) from an earlier run: the server replays what was
+   * published after it, and onRecovery tells whether that worked.
+   */
+  since?: StreamPosition;
+  /**
+   * Called for every Recovery of the subscription, before the replayed
+   * messages it announces.
+   */
+  onRecovery?: (r: Recovery) => void;
+  /**
+   * Called when the server refused to renew the subscription after a
+   * reconnect (for example forbidden, after a token change); the
+   * subscription has ended. Retryable refusals (unavailable, internal,
+   * rate_limited) do not end it: the client reconnects and tries again.
+   */
+  onError?: (err: Error) => void;
+}
+
+/** The part of the client a Subscription calls back into. */
+export interface SubscriptionHost {
+  unsubscribe(s: Subscription<any>): Promise<void>;
+}
+
+/**
+ * Subscription is the client's interest in one channel. It survives
+ * reconnects until unsubscribe() or the client's close. Its handler gets
+ * every message of the channel in offset order, each once, also across
+ * reconnects.
+ */
+export class Subscription<T = JSONValue> {
+  readonly channel: string;
+  /** @internal */ readonly handler: (m: Message<T>) => void;
+  /** @internal */ readonly options: SubscribeOptions;
+  /** @internal The position of the last message handed to the handler. */
+  pos: StreamPosition = { epoch: "", offset: 0 };
+  /** @internal */ hasPos = false;
+  /** @internal The subscribe waiting for its reply, 0 when none. */
+  reqId = 0;
+  /** @internal Subscribed on the current connection, in order. */
+  isActive = false;
+  /** @internal */ firstDone = false;
+  /** @internal */ ended = false;
+  /** @internal */ readonly first: Promise<void>;
+  /** @internal */ settleFirst!: { resolve: () => void; reject: (err: Error) => void };
+  private endReason: Error | undefined;
+  private readonly host: SubscriptionHost;
+
+  /** @internal */
+  constructor(host: SubscriptionHost, channel: string, handler: (m: Message<T>) => void, options: SubscribeOptions) {
+    this.host = host;
+    this.channel = channel;
+    this.handler = handler;
+    this.options = options;
+    if (options.since) {
+      this.pos = { ...options.since };
+      this.hasPos = true;
+    }
+    this.first = new Promise((resolve, reject) => (this.settleFirst = { resolve, reject }));
+    this.first.catch(() => {}); // the caller of subscribe() gets the error
+  }
+
+  /**
+   * The epoch and offset of the last message handed to the handler (or,
+   * before any, of the subscription's start). Keep it to resume later with
+   * the `since` option.
+   */
+  get position(): StreamPosition {
+    return { ...this.pos };
+  }
+
+  /** Whether the subscription is confirmed on the current connection. */
+  get active(): boolean {
+    return this.isActive;
+  }
+
+  /** Why the subscription ended; undefined while it lasts. */
+  get error(): Error | undefined {
+    return this.endReason;
+  }
+
+  /**
+   * unsubscribe ends the subscription: its handler is not called after this
+   * returns. When connected, the promise waits for the server's
+   * confirmation. Unsubscribing twice is harmless.
+   */
+  unsubscribe(): Promise<void> {
+    return this.host.unsubscribe(this);
+  }
+
+  /** @internal resolveFirst settles the promise subscribe() returned, once. */
+  resolveFirst(err?: Error): void {
+    if (this.firstDone) return;
+    this.firstDone = true;
+    if (err) this.settleFirst.reject(err);
+    else this.settleFirst.resolve();
+  }
+
+  /** @internal end marks the subscription ended with err. */
+  end(err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.endReason = err;
+    this.isActive = false;
+    this.reqId = 0;
+    this.resolveFirst(err);
+  }
+}
