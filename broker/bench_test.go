@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/broker"
 )
@@ -28,19 +29,27 @@ func runNoop(b *testing.B, m *broker.Memory, ch string) {
 	}
 }
 
+// BenchmarkMemoryPublish publishes on one channel with a no-op deliver:
+// without key, with a new key each time (the key set grows for the whole
+// run, as it does within a 2-minute TTL), and with keys under a 10ms TTL
+// (the key set stays small: the steady cost of a key).
 func BenchmarkMemoryPublish(b *testing.B) {
 	data := []byte(`{"text":"hello, world","user":"alice"}`)
-	for _, keyed := range []bool{false, true} {
-		name := "nokey"
-		if keyed {
-			name = "key"
-		}
-		b.Run(name, func(b *testing.B) {
-			m := broker.NewMemory(nil)
+	for _, bc := range []struct {
+		name  string
+		keyed bool
+		ttl   time.Duration
+	}{
+		{"nokey", false, 0},
+		{"key", true, 0},
+		{"key-ttl10ms", true, 10 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			m := broker.NewMemory(&broker.MemoryOptions{History: broker.HistoryOptions{TTL: bc.ttl}})
 			b.Cleanup(func() { m.Close() })
 			runNoop(b, m, "chat:bench")
 			keys := make([]string, b.N)
-			if keyed {
+			if bc.keyed {
 				for i := range keys {
 					keys[i] = "k-" + strconv.Itoa(i)
 				}

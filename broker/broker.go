@@ -19,7 +19,8 @@ import (
 // position".
 type StreamPosition = protocol.StreamPosition
 
-// Publication is one message of a channel's stream.
+// Publication is one message of a channel's stream. Receivers must not
+// modify Data: a broker may share it with its history.
 type Publication struct {
 	Channel string
 	Epoch   string
