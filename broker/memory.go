@@ -28,8 +28,10 @@ type MemoryOptions struct {
 	Namespaces map[string]HistoryOptions
 	// DataDir is where Close saves every stream (file streams.json) and where
 	// NewMemory restores them from, so that clients recover across a graceful
-	// restart. The directory is created if needed. Empty means nothing is
-	// read or written. One broker at a time may use a directory.
+	// restart. NewMemory deletes the file as it loads it: after a crash (no
+	// Close) every channel starts with a new epoch. The directory is created
+	// if needed. Empty means nothing is read or written. One broker at a
+	// time may use a directory.
 	DataDir string
 	// Logger receives problems with DataDir: a file that could not be loaded
 	// and was set aside, a directory that cannot be written. Nil discards.
@@ -46,10 +48,10 @@ type MemoryOptions struct {
 // and must not call the broker for the same channel.
 //
 // A channel exists from its first use (Publish, Position, History,
-// Subscribe). A channel with no publication for longer than its history TTL,
-// and not subscribed (or unsubscribed for longer than the TTL), is dropped:
-// its history and idempotency keys have expired by then, so only its offset
-// is lost, and its next use starts a new stream with a new epoch.
+// Subscribe). A channel that is not subscribed and has had no publication
+// and no Unsubscribe for longer than its history TTL is dropped: its
+// history and idempotency keys have expired by then, so only its offset is
+// lost, and its next use starts a new stream with a new epoch.
 type Memory struct {
 	history  historyConfig
 	dataDir  string
