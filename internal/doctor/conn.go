@@ -116,7 +116,15 @@ func (d *doctor) dial(offerDeflate bool) (*conn, error) {
 	c.dialTime = c.upgraded.Sub(start)
 	c.nc, c.protocol = nc, hs.Protocol
 	for _, e := range hs.Extensions {
-		c.exts = append(c.exts, e.String())
+		ext := string(e.Name)
+		e.Parameters.ForEach(func(k, v []byte) bool {
+			ext += "; " + string(k)
+			if len(v) > 0 {
+				ext += "=" + string(v)
+			}
+			return true
+		})
+		c.exts = append(c.exts, ext)
 		c.flate = c.flate || strings.EqualFold(string(e.Name), wsflate.ExtensionName)
 	}
 	var r io.Reader = nc

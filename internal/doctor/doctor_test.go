@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"go.uber.org/goleak"
 
 	"github.com/heraldhq/herald"
@@ -226,5 +228,58 @@ func TestDoctorStopsWhenInterrupted(t *testing.T) {
 	}
 	if c := check(t, rep, "dead-peer"); c.Status != doctor.Skip {
 		t.Errorf("dead-peer after interrupt: %s %s", c.Status, c.Summary)
+	}
+}
+
+func TestDoctorOverTLS(t *testing.T) {
+	srv := herald.New(&herald.Options{PingInterval: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+	hs := httptest.NewTLSServer(srv)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	url := "wss" + strings.TrimPrefix(hs.URL, "https") + "/ws"
+
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second})
+	if hs := check(t, rep, "handshake"); hs.Status != doctor.Fail || !strings.Contains(hs.Hint, "--ca-file") {
+		t.Errorf("untrusted certificate: %+v", hs)
+	}
+
+	tlsConfig := hs.Client().Transport.(*http.Transport).TLSClientConfig
+	rep = doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second, TLSConfig: tlsConfig})
+	logReport(t, rep)
+	if rep.Failed() || !rep.Herald {
+		t.Errorf("wss with the server's CA: failed %v, Herald %v", rep.Failed(), rep.Herald)
+	}
+}
+
+// TestDoctorReadsCompressedWelcome offers permessage-deflate like a browser
+// and reads a welcome the server compressed.
+func TestDoctorReadsCompressedWelcome(t *testing.T) {
+	done := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ext := wsflate.Extension{Parameters: wsflate.DefaultParameters}
+		u := ws.HTTPUpgrader{Negotiate: ext.Negotiate}
+		conn, _, _, err := u.Upgrade(r, w)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		f := ws.NewTextFrame([]byte(`{"type":"welcome","session":"s_1","ping_interval_ms":200,"pong_timeout_ms":200}`))
+		if _, ok := ext.Accepted(); ok {
+			f, _ = wsflate.CompressFrame(f)
+		}
+		ws.WriteFrame(conn, f)
+		go func() { <-done; conn.Close() }()
+		io.Copy(io.Discard, conn)
+	}))
+	t.Cleanup(func() {
+		close(done)
+		hs.Close()
+	})
+	rep := doctor.Run(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws", &doctor.Options{Duration: 200 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	c := check(t, rep, "handshake")
+	if !strings.Contains(c.Summary, "extensions permessage-deflate; server_no_context_takeover; client_no_context_takeover, welcome in") || c.Measured["ping_interval_ms"] != int64(200) || !rep.Herald {
+		t.Errorf("handshake: %+v", c)
 	}
 }

@@ -79,9 +79,7 @@ func (d *doctor) readHandshakeWelcome(c *conn, ch *Check) string {
 		ch.Measured["ping_interval_ms"] = r.PingIntervalMS
 		ch.Measured["pong_timeout_ms"] = r.PongTimeoutMS
 		ch.Measured["max_message_bytes"] = r.MaxMessageBytes
-		return fmt.Sprintf("welcome in %s (%s, ping %s, pong timeout %s, max message %d B)",
-			human(f.at.Sub(c.upgraded)), r.Server, human(msDuration(r.PingIntervalMS)),
-			human(msDuration(r.PongTimeoutMS)), r.MaxMessageBytes)
+		return fmt.Sprintf("welcome in %s (%s)", human(f.at.Sub(c.upgraded)), describeWelcome(r))
 	case !d.herald:
 		return "no welcome (not a Herald endpoint)"
 	}
@@ -98,6 +96,27 @@ func (d *doctor) readHandshakeWelcome(c *conn, ch *Check) string {
 	ch.Status = worse(ch.Status, Warn)
 	ch.Hint = "herald.v1 was negotiated but the first frame was not welcome; a server that requires a token waits for one: pass it with --token"
 	return fmt.Sprintf("no welcome within %s (got %s)", human(wait), what)
+}
+
+// describeWelcome lists the settings a welcome announced.
+func describeWelcome(r *reply) string {
+	var parts []string
+	if r.Server != "" {
+		parts = append(parts, r.Server)
+	}
+	if r.PingIntervalMS > 0 {
+		parts = append(parts, "ping "+human(msDuration(r.PingIntervalMS)))
+	}
+	if r.PongTimeoutMS > 0 {
+		parts = append(parts, "pong timeout "+human(msDuration(r.PongTimeoutMS)))
+	}
+	if r.MaxMessageBytes > 0 {
+		parts = append(parts, fmt.Sprintf("max message %d B", r.MaxMessageBytes))
+	}
+	if len(parts) == 0 {
+		return "no settings"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // probeHTTP asks the same host:port for a page: GET / and GET on the
