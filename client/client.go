@@ -195,6 +195,13 @@ func (c *Client) State() State {
 	return c.state
 }
 
+// Queued returns the number of publishes waiting in the offline queue.
+func (c *Client) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue.items)
+}
+
 func (c *Client) lastError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -106,6 +106,8 @@ type fakeSession struct {
 	wmu  sync.Mutex
 	gone chan struct{}
 
+	in chan protocol.Frame // every frame received, for scripts
+
 	mu       sync.Mutex
 	silent   bool
 	offset   uint64
@@ -114,7 +116,7 @@ type fakeSession struct {
 }
 
 func newFakeSession(nc net.Conn) *fakeSession {
-	s := &fakeSession{nc: nc, gone: make(chan struct{})}
+	s := &fakeSession{nc: nc, gone: make(chan struct{}), in: make(chan protocol.Frame, 1000)}
 	go s.read()
 	return s
 }
@@ -139,6 +141,7 @@ func (s *fakeSession) read() {
 		s.arrived = append(s.arrived, time.Now())
 		silent := s.silent
 		s.mu.Unlock()
+		s.in <- f
 		if !silent {
 			s.answer(f)
 		}
@@ -159,6 +162,22 @@ func (s *fakeSession) answer(f protocol.Frame) {
 		s.send(&protocol.Pong{ID: f.ID})
 	case *protocol.Unsubscribe:
 		s.send(&protocol.Unsubscribed{ID: f.ID, Channel: f.Channel})
+	}
+}
+
+// next returns the next frame of type typ the client sent, skipping others;
+// typ "" takes any frame.
+func (s *fakeSession) next(t *testing.T, typ string) protocol.Frame {
+	t.Helper()
+	for {
+		select {
+		case f := <-s.in:
+			if typ == "" || f.Type() == typ {
+				return f
+			}
+		case <-s.gone:
+			t.Fatalf("connection ended while waiting for %s", typ)
+		}
 	}
 }
 

@@ -141,13 +141,35 @@ func (c *Client) sendPublishLocked(p *pub) {
 	c.conn.send(p.frame(id))
 }
 
+// onPublishReplyLocked takes the answer to a publish. A publish that came
+// through the offline queue and was rate-limited (the queue is flushed in a
+// burst) is sent again when the server says, until its queue deadline; any
+// other error goes to the caller.
 func (c *Client) onPublishReplyLocked(p *pub, f protocol.Frame) {
 	p.callID = 0
 	switch f := f.(type) {
 	case *protocol.Published:
 		c.finishPubLocked(p, f.Offset, nil)
 	case *protocol.Error:
+		if f.Code == protocol.CodeRateLimited && time.Now().Before(p.deadline) {
+			afterLimit(f, func() { c.resendPub(p) })
+			return
+		}
 		c.finishPubLocked(p, 0, fmt.Errorf("herald: publish to %s: %w", p.channel, f))
+	}
+}
+
+func (c *Client) resendPub(p *pub) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case p.finished:
+	case c.closed:
+		c.finishPubLocked(p, 0, closedError(c.err))
+	case c.ready:
+		c.sendPublishLocked(p)
+	default:
+		c.queueLocked(p, true)
 	}
 }
 

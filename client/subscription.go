@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/heraldhq/herald/protocol"
 )
@@ -43,9 +44,9 @@ func OnRecovery(f func(Recovery)) SubscribeOption {
 
 // OnError sets a callback for the end of a subscription the server refused
 // to renew after a reconnect (for example forbidden, after a token change).
-// It runs after the subscription's last message. Retryable refusals
-// (unavailable, internal, rate_limited) do not end the subscription: the
-// client reconnects and tries again.
+// It runs after the subscription's last message. Retryable refusals do not
+// end the subscription: after rate_limited the client asks again when the
+// server says, after unavailable or internal it reconnects with backoff.
 func OnError(f func(error)) SubscribeOption {
 	return func(s *Subscription) { s.onError = f }
 }
@@ -261,19 +262,44 @@ func (c *Client) sendSubscribeLocked(s *Subscription, resub bool) {
 }
 
 func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, id uint64, since *protocol.StreamPosition, f protocol.Frame, resub bool) {
+	if !s.ended && s.reqID == id {
+		s.reqID = 0
+		if e, ok := f.(*protocol.Error); ok && e.Code == protocol.CodeRateLimited {
+			afterLimit(e, func() { c.resendSubscribe(cn, s, resub) })
+			return // still outstanding
+		}
+		switch f := f.(type) {
+		case *protocol.Subscribed:
+			c.subscribedLocked(s, since, f)
+		case *protocol.Error:
+			c.subscribeRefusedLocked(cn, s, f)
+		}
+	}
 	if resub {
-		defer c.resubscribedLocked(cn)
+		c.resubscribedLocked(cn)
 	}
-	if s.ended || s.reqID != id {
-		return
+}
+
+// resendSubscribe sends again a subscribe the server rate-limited, when its
+// connection is still the current one; the next connection resubscribes
+// anyway.
+func (c *Client) resendSubscribe(cn *conn, s *Subscription, resub bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.conn != cn:
+	case s.ended || s.reqID != 0:
+		if resub {
+			c.resubscribedLocked(cn)
+		}
+	default:
+		c.sendSubscribeLocked(s, resub)
 	}
-	s.reqID = 0
-	switch f := f.(type) {
-	case *protocol.Subscribed:
-		c.subscribedLocked(s, since, f)
-	case *protocol.Error:
-		c.subscribeRefusedLocked(cn, s, f)
-	}
+}
+
+// afterLimit runs f once a rate_limited error's retry_after_ms has passed.
+func afterLimit(e *protocol.Error, f func()) {
+	time.AfterFunc(time.Duration(max(e.RetryAfterMS, 1))*time.Millisecond, f)
 }
 
 // resubscribedLocked counts one confirmed resubscription of cn.
@@ -298,9 +324,10 @@ func (c *Client) subscribedLocked(s *Subscription, since *protocol.StreamPositio
 	s.resolveFirstLocked(nil)
 }
 
-// subscribeRefusedLocked handles an error answering a subscribe. Subscribe
-// returns it; later, a retryable one drops the connection so that the
-// client tries again after backoff, and any other ends the subscription.
+// subscribeRefusedLocked handles an error answering a subscribe (other
+// than rate_limited, which is retried after the time the server asks).
+// Subscribe returns it; later, a retryable one drops the connection so that
+// the client tries again after backoff, and any other ends the subscription.
 func (c *Client) subscribeRefusedLocked(cn *conn, s *Subscription, e *protocol.Error) {
 	err := fmt.Errorf("herald: subscribe %s: %w", s.channel, e)
 	switch {
@@ -318,7 +345,7 @@ func (c *Client) subscribeRefusedLocked(cn *conn, s *Subscription, e *protocol.E
 
 func retryableCode(code protocol.Code) bool {
 	switch code {
-	case protocol.CodeUnavailable, protocol.CodeInternal, protocol.CodeRateLimited:
+	case protocol.CodeUnavailable, protocol.CodeInternal:
 		return true
 	}
 	return false

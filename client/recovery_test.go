@@ -1,0 +1,166 @@
+package client_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// recorder collects what a subscription hands to the application.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	r.events = append(r.events, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) handler(m client.Message) { r.add(fmt.Sprint(m.Offset)) }
+
+func (r *recorder) recovery(rc client.Recovery) {
+	r.add(fmt.Sprintf("recovered=%v since=%s/%d at=%s/%d", rc.Recovered,
+		rc.Since.Epoch, rc.Since.Offset, rc.Position.Epoch, rc.Position.Offset))
+}
+
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprint(r.events)
+}
+
+func message(offset uint64) *protocol.Message {
+	return &protocol.Message{Channel: "chat", Offset: offset, Data: json.RawMessage(`{}`)}
+}
+
+// TestGapResubscribesAndDuplicatesDrop sends offsets 1, 2, 2, 4: the client
+// drops the repeated 2 and answers the gap with a subscribe since 2; the
+// server's replay of 3 and 4 reaches the handler in order, once.
+func TestGapResubscribesAndDuplicatesDrop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		f := &fakeServer{t: t, script: func(n int, s *fakeSession) {
+			s.setSilent(true)
+			sub := s.next(t, protocol.TypeSubscribe).(*protocol.Subscribe)
+			s.send(&protocol.Subscribed{ID: sub.ID, Channel: "chat", Epoch: "e1"})
+			for _, off := range []uint64{1, 2, 2, 4, 5} {
+				s.send(message(off))
+			}
+			again := s.next(t, protocol.TypeSubscribe).(*protocol.Subscribe)
+			if again.Since == nil || *again.Since != (protocol.StreamPosition{Epoch: "e1", Offset: 2}) {
+				t.Errorf("resubscribe after the gap asked since %+v, want e1/2", again.Since)
+			}
+			yes := true
+			s.send(&protocol.Subscribed{ID: again.ID, Channel: "chat", Epoch: "e1", Offset: 5, Recovered: &yes})
+			for _, off := range []uint64{3, 4, 5, 6} {
+				s.send(message(off))
+			}
+		}}
+		c, err := client.Dial(t.Context(), "ws://herald.test/ws", f.options(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		sub, err := c.Subscribe(t.Context(), "chat", rec.handler, client.OnRecovery(rec.recovery))
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, want := rec.String(), "[1 2 recovered=true since=e1/2 at=e1/5 3 4 5 6]"; got != want {
+			t.Errorf("handler saw %s, want %s", got, want)
+		}
+		if pos := sub.Position(); pos != (protocol.StreamPosition{Epoch: "e1", Offset: 6}) {
+			t.Errorf("Position() = %+v, want e1/6", pos)
+		}
+	})
+}
+
+// TestUnrecoverableReported reconnects to a server whose stream restarted
+// under a new epoch: the subscription's recovery callback says
+// recovered=false before the first message of the new stream.
+func TestUnrecoverableReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		f := &fakeServer{t: t, script: func(n int, s *fakeSession) {
+			s.setSilent(true)
+			sub := s.next(t, protocol.TypeSubscribe).(*protocol.Subscribe)
+			if n == 0 {
+				s.send(&protocol.Subscribed{ID: sub.ID, Channel: "chat", Epoch: "e1"})
+				s.send(message(1))
+				s.send(message(2))
+				s.drop()
+				return
+			}
+			if sub.Since == nil || *sub.Since != (protocol.StreamPosition{Epoch: "e1", Offset: 2}) {
+				t.Errorf("resubscribe asked since %+v, want e1/2", sub.Since)
+			}
+			no := false
+			s.send(&protocol.Subscribed{ID: sub.ID, Channel: "chat", Epoch: "e2", Offset: 7, Recovered: &no})
+			s.send(message(8))
+		}}
+		c, err := client.Dial(t.Context(), "ws://herald.test/ws", f.options(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Subscribe(t.Context(), "chat", rec.handler, client.OnRecovery(rec.recovery)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the reconnect
+		synctest.Wait()
+		if got, want := rec.String(), "[1 2 recovered=false since=e1/2 at=e2/7 8]"; got != want {
+			t.Errorf("handler saw %s, want %s", got, want)
+		}
+	})
+}
+
+// TestResubscribeRefusedEndsSubscription: after a reconnect the server
+// refuses the channel (forbidden): the subscription ends, and OnError says
+// why; a retryable refusal (unavailable) would instead be retried.
+func TestResubscribeRefusedEndsSubscription(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{t: t, script: func(n int, s *fakeSession) {
+			s.setSilent(true)
+			sub := s.next(t, protocol.TypeSubscribe).(*protocol.Subscribe)
+			switch n {
+			case 0:
+				s.send(&protocol.Subscribed{ID: sub.ID, Channel: "chat", Epoch: "e1"})
+				s.drop()
+			case 1:
+				s.send(&protocol.Error{ID: sub.ID, Code: protocol.CodeUnavailable, Message: "broker down"})
+			default:
+				s.send(&protocol.Error{ID: sub.ID, Code: protocol.CodeForbidden, Message: "no"})
+			}
+		}}
+		c, err := client.Dial(t.Context(), "ws://herald.test/ws", f.options(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		errs := make(chan error, 1)
+		sub, err := c.Subscribe(t.Context(), "chat", func(client.Message) {},
+			client.OnError(func(err error) { errs <- err }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-sub.Done()
+		var pe *protocol.Error
+		if err := <-errs; !asProtocolError(err, &pe) || pe.Code != protocol.CodeForbidden {
+			t.Errorf("OnError got %v, want forbidden", err)
+		}
+		if n := len(f.dialTimes()); n != 3 {
+			t.Errorf("%d dials, want 3 (unavailable is retried, forbidden is not)", n)
+		}
+	})
+}
+
+func asProtocolError(err error, pe **protocol.Error) bool { return errors.As(err, pe) }
