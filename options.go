@@ -159,9 +159,9 @@ const (
 type NamespaceOptions struct {
 	// Subscribe and Publish say who may subscribe and publish. Empty means
 	// AccessAll. A token's channels claim, when present, narrows this further.
-	Subscribe Access `yaml:"subscribe"`
-	Publish   Access `yaml:"publish"`
+	Subscribe Access
+	Publish   Access
 	// History bounds the namespace's history in the memory broker the server
 	// creates when Options.Broker is nil. Zero fields take the defaults.
-	History broker.HistoryOptions `yaml:"history"`
+	History broker.HistoryOptions
 }

@@ -53,6 +53,34 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return applyConfig(fs, cf.Value.String(), given)
 }
 
+// configSections are config file keys that hold structures rather than flag
+// values; the commands that use them read them with readConfigSection.
+var configSections = map[string]bool{"namespaces": true}
+
+// readConfigSection decodes the config file's key into v; a missing file
+// name or key leaves v alone.
+func readConfigSection(path, key string, v any) error {
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	node, ok := doc[key]
+	if !ok {
+		return nil
+	}
+	if err := node.Decode(v); err != nil {
+		return fmt.Errorf("config %s: %s: %w", path, key, err)
+	}
+	return nil
+}
+
 func envName(flagName string) string {
 	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -70,6 +98,9 @@ func applyConfig(fs *flag.FlagSet, path string, given map[string]bool) error {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	for key, v := range values {
+		if configSections[key] {
+			continue
+		}
 		if fs.Lookup(key) == nil || key == "config" {
 			return fmt.Errorf("config %s: unknown key %q", path, key)
 		}

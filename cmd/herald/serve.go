@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/web"
 )
@@ -22,19 +24,28 @@ func init() {
 }
 
 type serveConfig struct {
-	addr            string
-	brokerURL       string
-	opts            herald.Options
-	history         broker.HistoryOptions
-	dataDir         string
-	allowedOrigins  string
-	shutdownTimeout time.Duration
-	logFormat       string
+	config           string
+	addr             string
+	brokerURL        string
+	opts             herald.Options
+	history          broker.HistoryOptions
+	namespaceHistory map[string]broker.HistoryOptions
+	dataDir          string
+	allowedOrigins   string
+	shutdownTimeout  time.Duration
+	logFormat        string
+	jwtSecret        string
+	jwtPublicKey     string
+	jwtAudience      string
+	jwtIssuer        string
+	allowAnonymous   bool
+	tlsCert          string
+	tlsKey           string
 }
 
 func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs := newFlagSet("serve", "[flags]", std)
-	fs.String("config", "", "YAML file with flag values (keys named like the flags)")
+	fs.StringVar(&c.config, "config", "", "YAML file with flag values (keys named like the flags) and a namespaces section")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&c.brokerURL, "broker", "memory", "broker: memory")
 	fs.DurationVar(&c.opts.PingInterval, "ping-interval", 25*time.Second, "server ping period")
@@ -50,12 +61,103 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "drain window on SIGTERM/SIGINT")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json; logs go to stderr")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret")
+	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "verify RS256/ES256 tokens with the public key in this PEM file")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "required token audience (aud), if set")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "required token issuer (iss), if set")
+	fs.DurationVar(&c.opts.HelloTimeout, "hello-timeout", 10*time.Second, "time allowed for the hello frame when a token is required and none came with the upgrade")
+	fs.BoolVar(&c.allowAnonymous, "allow-anonymous", true, "accept connections without a token (default true when no token key is set, else false)")
+	fs.Float64Var(&c.opts.Rate, "rate", 50, "per-connection request rate limit (requests per second)")
+	fs.IntVar(&c.opts.Burst, "burst", 100, "per-connection request burst")
+	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IP address; above it upgrades get 503 (0: no limit)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
 	return fs
+}
+
+// namespaceConfig is one entry of the config file's namespaces section:
+//
+//	namespaces:
+//	  chat: {publish: users, history-size: 100, history-ttl: 5m}
+//	  news: {publish: none}
+type namespaceConfig struct {
+	Subscribe   herald.Access `yaml:"subscribe"`
+	Publish     herald.Access `yaml:"publish"`
+	HistorySize int           `yaml:"history-size"`
+	HistoryTTL  time.Duration `yaml:"history-ttl"`
+}
+
+// finish derives the options that depend on several flags and reads the
+// namespaces section of the config file.
+func (c *serveConfig) finish(fs *flag.FlagSet) error {
+	if c.allowedOrigins != "" {
+		c.opts.AllowedOrigins = strings.Split(c.allowedOrigins, ",")
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	if err := c.tokens(); err != nil {
+		return err
+	}
+	anonymousSet := false
+	fs.Visit(func(f *flag.Flag) { anonymousSet = anonymousSet || f.Name == "allow-anonymous" })
+	switch {
+	case !anonymousSet:
+		c.opts.Anonymous = herald.AnonymousAuto
+	case c.allowAnonymous:
+		c.opts.Anonymous = herald.AnonymousAllow
+	default:
+		c.opts.Anonymous = herald.AnonymousDeny
+	}
+	var ns map[string]namespaceConfig
+	if err := readConfigSection(c.config, "namespaces", &ns); err != nil {
+		return err
+	}
+	c.opts.Namespaces = make(map[string]herald.NamespaceOptions, len(ns))
+	c.namespaceHistory = make(map[string]broker.HistoryOptions, len(ns))
+	for name, n := range ns {
+		for _, a := range []herald.Access{n.Subscribe, n.Publish} {
+			if a != "" && a != herald.AccessAll && a != herald.AccessUsers && a != herald.AccessNone {
+				return fmt.Errorf("config: namespace %q: access %q is not all, users or none", name, a)
+			}
+		}
+		h := broker.HistoryOptions{Size: n.HistorySize, TTL: n.HistoryTTL}
+		c.opts.Namespaces[name] = herald.NamespaceOptions{Subscribe: n.Subscribe, Publish: n.Publish, History: h}
+		c.namespaceHistory[name] = h
+	}
+	return nil
+}
+
+// tokens sets up JWT verification from the --jwt-* flags.
+func (c *serveConfig) tokens() error {
+	if c.jwtSecret == "" && c.jwtPublicKey == "" {
+		return nil
+	}
+	o := auth.JWTOptions{Secret: []byte(c.jwtSecret), Audience: c.jwtAudience, Issuer: c.jwtIssuer}
+	if c.jwtPublicKey != "" {
+		pemData, err := os.ReadFile(c.jwtPublicKey)
+		if err != nil {
+			return err
+		}
+		if o.PublicKey, err = auth.ParsePublicKey(pemData); err != nil {
+			return err
+		}
+	}
+	v, err := auth.NewJWT(o)
+	if err != nil {
+		return usageError{err}
+	}
+	c.opts.Tokens = v
+	return nil
 }
 
 func runServe(ctx context.Context, std stdio, args []string) error {
 	var c serveConfig
-	if err := parseFlags(serveFlags(std, &c), args); err != nil {
+	fs := serveFlags(std, &c)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.finish(fs); err != nil {
 		return err
 	}
 	log, err := newLogger(std.err, c.logFormat)
@@ -67,9 +169,6 @@ func runServe(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	c.opts.Broker, c.opts.Logger = b, log
-	if c.allowedOrigins != "" {
-		c.opts.AllowedOrigins = strings.Split(c.allowedOrigins, ",")
-	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		b.Close()
@@ -92,8 +191,18 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("herald serving", "url", "http://"+ln.Addr().String()+"/", "ws", "ws://"+ln.Addr().String()+"/ws", "version", herald.Version)
+	scheme := "http"
+	if c.tlsCert != "" {
+		scheme = "https"
+		go func() { errc <- hs.ServeTLS(ln, c.tlsCert, c.tlsKey) }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	addr := ln.Addr().String()
+	log.Info("herald serving", "url", scheme+"://"+addr+"/", "ws", strings.Replace(scheme, "http", "ws", 1)+"://"+addr+"/ws", "version", herald.Version)
+	if c.opts.Tokens == nil {
+		log.Warn("running without authentication: any client may connect, subscribe and publish; set --jwt-secret or --jwt-public-key")
+	}
 
 	select {
 	case err := <-errc:
@@ -116,7 +225,7 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 	switch {
 	case c.brokerURL == "memory":
-		return broker.NewMemory(&broker.MemoryOptions{History: c.history, DataDir: c.dataDir, Logger: log}), nil
+		return broker.NewMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, Logger: log}), nil
 	default:
 		return nil, usageError{fmt.Errorf("unknown broker %q (want memory)", c.brokerURL)}
 	}

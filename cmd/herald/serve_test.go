@@ -3,9 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,7 +51,7 @@ func startHerald(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	lines := bufio.NewScanner(stderr)
-	re := regexp.MustCompile(`url=(http://\S+)/`)
+	re := regexp.MustCompile(`url=(https?://\S+)/`)
 	for lines.Scan() {
 		if m := re.FindStringSubmatch(lines.Text()); m != nil {
 			go io.Copy(io.Discard, stderr)
@@ -68,7 +77,7 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	}
 	body, _ := io.ReadAll(page.Body)
 	page.Body.Close()
-	if !strings.Contains(string(body), "Herald is running") {
+	if !strings.Contains(strings.ToLower(string(body)), "<title>herald") {
 		t.Fatalf("start page: %.200s", body)
 	}
 
@@ -138,5 +147,91 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	})
 	if code := run(context.Background(), stdio{out: io.Discard, err: io.Discard}, []string{"serve", "--no-such-flag"}); code != 2 {
 		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key to dir.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "herald test"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestServeTLSTokensAndNamespaces(t *testing.T) {
+	bin := buildHerald(t)
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSignedCert(t, dir)
+	cfg := filepath.Join(dir, "herald.yaml")
+	os.WriteFile(cfg, []byte("jwt-secret: s3cret\nnamespaces:\n  news: {publish: none}\n"), 0o600)
+	_, base := startHerald(t, bin, "--config", cfg, "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("served at %s, want https", base)
+	}
+
+	var tok strings.Builder
+	if code := run(context.Background(), stdio{out: &tok, err: io.Discard}, []string{"token", "--secret", "s3cret", "--sub", "alice", "--channels", "news:*,chat:*"}); code != 0 {
+		t.Fatalf("herald token exit %d", code)
+	}
+	d := ws.Dialer{
+		Protocols: []string{"herald.v1"},
+		TLSConfig: &tls.Config{RootCAs: pool},
+		Header:    ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + strings.TrimSpace(tok.String())}}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, _, err := d.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	welcome, _ := wsutil.ReadServerText(conn)
+	if !strings.Contains(string(welcome), `"user":"alice"`) {
+		t.Fatalf("welcome = %s", welcome)
+	}
+	for _, tc := range []struct{ req, want string }{
+		{`{"type":"publish","id":1,"channel":"news:today","data":1}`, `"code":"forbidden"`},   // namespace rule
+		{`{"type":"publish","id":2,"channel":"other","data":1}`, `"code":"forbidden"`},  // token channels
+		{`{"type":"publish","id":3,"channel":"chat:x","data":1}`, `"type":"published"`}, // allowed
+	} {
+		wsutil.WriteClientText(conn, []byte(tc.req))
+		reply, err := wsutil.ReadServerText(conn)
+		if err != nil || !strings.Contains(string(reply), tc.want) {
+			t.Fatalf("%s -> %s %v, want %s", tc.req, reply, err, tc.want)
+		}
+	}
+
+	// Without a token (and anonymous off, since a key is set) the upgrade
+	// is accepted but only hello may follow.
+	d.Header = nil
+	conn2, _, _, err := d.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	conn2.SetDeadline(time.Now().Add(10 * time.Second))
+	wsutil.WriteClientText(conn2, []byte(`{"type":"subscribe","id":1,"channel":"news:today"}`))
+	if reply, _ := wsutil.ReadServerText(conn2); !strings.Contains(string(reply), `"code":"unauthorized"`) {
+		t.Fatalf("anonymous subscribe -> %s", reply)
 	}
 }
