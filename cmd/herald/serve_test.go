@@ -210,9 +210,9 @@ func TestServeTLSTokensAndNamespaces(t *testing.T) {
 		t.Fatalf("welcome = %s", welcome)
 	}
 	for _, tc := range []struct{ req, want string }{
-		{`{"type":"publish","id":1,"channel":"news:today","data":1}`, `"code":"forbidden"`},   // namespace rule
-		{`{"type":"publish","id":2,"channel":"other","data":1}`, `"code":"forbidden"`},  // token channels
-		{`{"type":"publish","id":3,"channel":"chat:x","data":1}`, `"type":"published"`}, // allowed
+		{`{"type":"publish","id":1,"channel":"news:today","data":1}`, `"code":"forbidden"`}, // namespace rule
+		{`{"type":"publish","id":2,"channel":"other","data":1}`, `"code":"forbidden"`},      // token channels
+		{`{"type":"publish","id":3,"channel":"chat:x","data":1}`, `"type":"published"`},     // allowed
 	} {
 		wsutil.WriteClientText(conn, []byte(tc.req))
 		reply, err := wsutil.ReadServerText(conn)
