@@ -47,7 +47,7 @@ type CloseError struct {
 
 func (e *CloseError) Error() string {
 	s := "herald: connection closed with " + strconv.Itoa(int(e.Code)) + " (" + e.Code.String() + ")"
-	if e.Reason != "" {
+	if e.Reason != "" && e.Reason != e.Code.String() {
 		s += ": " + e.Reason
 	}
 	return s
