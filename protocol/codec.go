@@ -60,7 +60,7 @@ func Decode(data []byte) (Frame, error) {
 		return nil, badRequest(id, `missing field "type"`)
 	}
 	var t string
-	if err := json.Unmarshal(typ, &t); err != nil {
+	if err := json.Unmarshal(typ, &t); err != nil || isNull(typ) {
 		return nil, badRequest(id, `field "type" must be a string`)
 	}
 	spec, ok := specs[t]
@@ -68,7 +68,8 @@ func Decode(data []byte) (Frame, error) {
 		return nil, &Error{ID: id, Code: CodeUnknownType, Message: fmt.Sprintf("unknown frame type %q", t)}
 	}
 	for _, name := range spec.required {
-		if v, ok := fields[name]; !ok || bytes.Equal(v, []byte("null")) {
+		// data is any JSON value, null included; other fields may not be null.
+		if v, ok := fields[name]; !ok || (name != "data" && isNull(v)) {
 			return nil, badRequest(id, fmt.Sprintf("%s: missing field %q", t, name))
 		}
 	}
@@ -86,7 +87,7 @@ func Decode(data []byte) (Frame, error) {
 // decodeID reads an optional id: absent or null is 0, anything but a
 // positive integer is bad_request.
 func decodeID(raw json.RawMessage) (uint64, error) {
-	if raw == nil || bytes.Equal(raw, []byte("null")) {
+	if raw == nil || isNull(raw) {
 		return 0, nil
 	}
 	id, err := strconv.ParseUint(string(raw), 10, 64)
@@ -95,6 +96,8 @@ func decodeID(raw json.RawMessage) (uint64, error) {
 	}
 	return id, nil
 }
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(raw, []byte("null")) }
 
 func fieldError(err error) string {
 	var te *json.UnmarshalTypeError
@@ -139,11 +142,28 @@ func badRequest(id uint64, msg string) *Error {
 	return &Error{ID: id, Code: CodeBadRequest, Message: msg}
 }
 
-// Encode returns the JSON text of f with its "type" field first.
+// Encode returns the JSON text of f with its "type" field first. The data of
+// a Publish or Message is copied byte for byte, as Decode left it; a nil data
+// is written as null.
 func Encode(f Frame) ([]byte, error) {
+	switch f := f.(type) {
+	case nil:
+		return nil, errors.New("protocol: encode: nil frame")
+	case *Publish:
+		if f != nil {
+			return encodePublish(f)
+		}
+	case *Message:
+		if f != nil {
+			return encodeMessage(f)
+		}
+	}
 	body, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode %s: %w", f.Type(), err)
+	}
+	if len(body) < 2 || body[0] != '{' {
+		return nil, fmt.Errorf("protocol: encode %s: frame is not a JSON object", f.Type())
 	}
 	out := make([]byte, 0, len(body)+len(f.Type())+12)
 	out = append(out, `{"type":"`...)
@@ -155,15 +175,71 @@ func Encode(f Frame) ([]byte, error) {
 	return append(out, body[1:]...), nil
 }
 
+// encodePublish writes the fields in the order of the Publish struct.
+func encodePublish(f *Publish) ([]byte, error) {
+	out := []byte(`{"type":"publish"`)
+	if f.ID != 0 {
+		out = append(out, `,"id":`...)
+		out = strconv.AppendUint(out, f.ID, 10)
+	}
+	out = append(out, `,"channel":`...)
+	out = appendString(out, f.Channel)
+	out = append(out, `,"data":`...)
+	out, err := appendData(out, TypePublish, f.Data)
+	if err != nil {
+		return nil, err
+	}
+	if f.Key != "" {
+		out = append(out, `,"key":`...)
+		out = appendString(out, f.Key)
+	}
+	return append(out, '}'), nil
+}
+
+// encodeMessage writes the fields in the order of the Message struct.
+func encodeMessage(f *Message) ([]byte, error) {
+	out := []byte(`{"type":"message","channel":`)
+	out = appendString(out, f.Channel)
+	out = append(out, `,"offset":`...)
+	out = strconv.AppendUint(out, f.Offset, 10)
+	out = append(out, `,"data":`...)
+	out, err := appendData(out, TypeMessage, f.Data)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '}'), nil
+}
+
+// appendData appends data untouched (json.Marshal would compact it and
+// escape <, > and &), or null when it is empty.
+func appendData(dst []byte, typ string, data json.RawMessage) ([]byte, error) {
+	if len(data) == 0 {
+		return append(dst, "null"...), nil
+	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("protocol: encode %s: data is not valid JSON", typ)
+	}
+	return append(dst, data...), nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return append(dst, b...)
+}
+
 // AppendMessage appends the JSON text of a message frame to dst. It is the
 // allocation-free path used by fan-out; channel must be a valid channel name
-// (which needs no escaping) and data valid JSON.
+// (which needs no escaping) and data valid JSON; empty data is written as
+// null, as Encode does.
 func AppendMessage(dst []byte, channel string, offset uint64, data []byte) []byte {
 	dst = append(dst, `{"type":"message","channel":"`...)
 	dst = append(dst, channel...)
 	dst = append(dst, `","offset":`...)
 	dst = strconv.AppendUint(dst, offset, 10)
 	dst = append(dst, `,"data":`...)
+	if len(data) == 0 {
+		dst = append(dst, "null"...)
+	}
 	dst = append(dst, data...)
 	return append(dst, '}')
 }
