@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,6 +167,7 @@ func TestDoctorReportsEachFlaw(t *testing.T) {
 }
 
 func TestDoctorSlowPingsMeasured(t *testing.T) {
+	t.Parallel()
 	url := startBadServer(t, &badServer{pingEvery: 1200 * time.Millisecond, deadAfter: 1600 * time.Millisecond})
 	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 3 * time.Second, IdleTimeout: 600 * time.Millisecond})
 	hb := check(t, rep, "heartbeat")
@@ -281,5 +283,47 @@ func TestDoctorReadsCompressedWelcome(t *testing.T) {
 	c := check(t, rep, "handshake")
 	if !strings.Contains(c.Summary, "extensions permessage-deflate; server_no_context_takeover; client_no_context_takeover, welcome in") || c.Measured["ping_interval_ms"] != int64(200) || !rep.Herald {
 		t.Errorf("handshake: %+v", c)
+	}
+}
+
+func TestDoctorWarnsNearTheIdleTimeout(t *testing.T) {
+	t.Parallel()
+	// 55 s between pings against a 60 s proxy timeout, scaled by 1/100.
+	url := startBadServer(t, &badServer{pingEvery: 550 * time.Millisecond, deadAfter: 900 * time.Millisecond})
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 2500 * time.Millisecond, IdleTimeout: 600 * time.Millisecond})
+	hb := check(t, rep, "heartbeat")
+	if hb.Status != doctor.Warn || !strings.Contains(hb.Hint, "close to the 600ms idle timeout") {
+		t.Errorf("heartbeat: %+v", hb)
+	}
+	if rep.Failed() {
+		logReport(t, rep)
+		t.Error("a warning failed the run")
+	}
+}
+
+// TestDoctorReportsLostRecovery sends every connection to the other of two
+// Herald servers, each with its own memory broker, like a restart that lost
+// the streams: subscribe with since cannot recover.
+func TestDoctorReportsLostRecovery(t *testing.T) {
+	t.Parallel()
+	opts := &herald.Options{PingInterval: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
+	servers := []*herald.Server{herald.New(opts), herald.New(opts)}
+	var n atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		servers[n.Add(1)%2].ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		hs.Close()
+		servers[0].Close()
+		servers[1].Close()
+	})
+	rep := doctor.Run(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws", &doctor.Options{Duration: 3 * time.Second, Reconnect: 2})
+	logReport(t, rep)
+	rc := check(t, rep, "reconnect")
+	if rc.Status != doctor.Fail || !strings.Contains(rc.Summary, "recovered false") || !strings.Contains(rc.Hint, "epoch changed") {
+		t.Errorf("reconnect: %+v", rc)
+	}
+	if !strings.Contains(rc.Summary, "welcome 2/2") {
+		t.Errorf("reconnect summary %q does not count the welcomes", rc.Summary)
 	}
 }

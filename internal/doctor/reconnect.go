@@ -131,8 +131,11 @@ func (rr *reconnectRun) recover(i int) {
 		return
 	}
 	if sub.Recovered == nil || !*sub.Recovered {
-		rr.problems = append(rr.problems, step{Fail, fmt.Sprintf("reconnect %d: subscribe with since %s/%d -> recovered false (epoch %s, offset %d)", i+1, rr.pos.Epoch, rr.pos.Offset, sub.Epoch, sub.Offset),
-			"the server could not replay what a reconnecting client missed: check the history size and time-to-live, and whether the broker lost its stream (a changed epoch)"})
+		hint := "the server could not replay what a reconnecting client missed although the stream kept its epoch: check the history size and time-to-live"
+		if sub.Epoch != rr.pos.Epoch {
+			hint = "the channel's epoch changed, so its history was lost: a restart with a memory broker, or nodes behind a load balancer that do not share one broker"
+		}
+		rr.problems = append(rr.problems, step{Fail, fmt.Sprintf("reconnect %d: subscribe with since %s/%d -> recovered false (epoch %s, offset %d)", i+1, rr.pos.Epoch, rr.pos.Offset, sub.Epoch, sub.Offset), hint})
 		rr.pos = &position{Epoch: sub.Epoch, Offset: sub.Offset}
 		return
 	}

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +29,7 @@ func merge(ch Check, steps ...step) Check {
 	for _, s := range steps {
 		ch.Status = worse(ch.Status, s.status)
 		sums = append(sums, s.summary)
-		if s.status != Pass && s.hint != "" {
+		if s.status != Pass && s.hint != "" && !slices.Contains(hints, s.hint) {
 			hints = append(hints, s.hint)
 		}
 	}
