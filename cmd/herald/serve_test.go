@@ -9,9 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -83,7 +85,7 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, _, err := ws.Dialer{Protocols: []string{"herald.v1"}}.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws")
+	conn, err := dialWS(ctx, ws.Dialer{Protocols: []string{"herald.v1"}}, "ws"+strings.TrimPrefix(base, "http")+"/ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func TestServeTLSTokensAndNamespaces(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, _, err := d.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/ws")
+	conn, err := dialWS(ctx, d, "wss"+strings.TrimPrefix(base, "https")+"/ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +226,7 @@ func TestServeTLSTokensAndNamespaces(t *testing.T) {
 	// Without a token (and anonymous off, since a key is set) the upgrade
 	// is accepted but only hello may follow.
 	d.Header = nil
-	conn2, _, _, err := d.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/ws")
+	conn2, err := dialWS(ctx, d, "wss"+strings.TrimPrefix(base, "https")+"/ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,3 +237,120 @@ func TestServeTLSTokensAndNamespaces(t *testing.T) {
 		t.Fatalf("anonymous subscribe -> %s", reply)
 	}
 }
+
+// wsJSON is a minimal JSON-over-WebSocket client for the binary's tests.
+type wsJSON struct {
+	t    *testing.T
+	conn net.Conn
+}
+
+func dialJSON(t *testing.T, base string) *wsJSON {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := dialWS(ctx, ws.Dialer{Protocols: []string{"herald.v1"}}, "ws"+strings.TrimPrefix(base, "http")+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &wsJSON{t, conn}
+	c.read("welcome")
+	return c
+}
+
+func (c *wsJSON) send(s string) {
+	c.t.Helper()
+	if err := wsutil.WriteClientText(c.conn, []byte(s)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *wsJSON) read(typ string) map[string]any {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	data, err := wsutil.ReadServerText(c.conn)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil || m["type"] != typ {
+		c.t.Fatalf("got %s, want a %s frame", data, typ)
+	}
+	return m
+}
+
+func TestServeRestartWithDataDirRecovers(t *testing.T) {
+	bin := buildHerald(t)
+	dir := t.TempDir()
+	cmd, base := startHerald(t, bin, "--data-dir", dir)
+
+	sub := dialJSON(t, base)
+	sub.send(`{"type":"subscribe","id":1,"channel":"room"}`)
+	epoch := sub.read("subscribed")["epoch"].(string)
+	pub := dialJSON(t, base)
+	for i := 1; i <= 5; i++ {
+		pub.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"room","data":"m%d"}`, i, i))
+		pub.read("published")
+	}
+	for i := 1; i <= 2; i++ { // the subscriber saw two, then went away
+		if m := sub.read("message"); m["offset"] != float64(i) {
+			t.Fatalf("message = %v", m)
+		}
+	}
+	sub.conn.Close()
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("herald serve exit: %v", err)
+	}
+	_, base = startHerald(t, bin, "--data-dir", dir)
+	again := dialJSON(t, base)
+	again.send(fmt.Sprintf(`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":%q,"offset":2}}`, epoch))
+	if s := again.read("subscribed"); s["recovered"] != true || s["epoch"] != epoch || s["offset"] != 5.0 {
+		t.Fatalf("after restart: %v, want recovered:true at %s/5", s, epoch)
+	}
+	for i := 3; i <= 5; i++ {
+		if m := again.read("message"); m["offset"] != float64(i) || m["data"] != fmt.Sprintf("m%d", i) {
+			t.Fatalf("replayed %v, want m%d", m, i)
+		}
+	}
+	again.send(`{"type":"ping","id":3}`)
+	again.read("pong") // nothing replayed twice
+}
+
+func TestServeRestartWithoutDataDirStartsNewEpochs(t *testing.T) {
+	bin := buildHerald(t)
+	cmd, base := startHerald(t, bin)
+	c := dialJSON(t, base)
+	c.send(`{"type":"publish","id":1,"channel":"room","data":1}`)
+	c.read("published")
+	c.send(`{"type":"subscribe","id":2,"channel":"room"}`)
+	epoch := c.read("subscribed")["epoch"].(string)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	_, base = startHerald(t, bin)
+	again := dialJSON(t, base)
+	again.send(fmt.Sprintf(`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":%q,"offset":0}}`, epoch))
+	if s := again.read("subscribed"); s["recovered"] != false || s["epoch"] == epoch {
+		t.Fatalf("after restart without --data-dir: %v, want recovered:false with a new epoch", s)
+	}
+}
+
+// dialWS dials and returns a conn whose reads start with whatever the
+// dialer buffered after the handshake (the server's first frames may
+// arrive with it).
+func dialWS(ctx context.Context, d ws.Dialer, url string) (net.Conn, error) {
+	conn, br, _, err := d.Dial(ctx, url)
+	if err != nil || br == nil {
+		return conn, err
+	}
+	return bufferedConn{conn, io.MultiReader(br, conn)}, nil
+}
+
+type bufferedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
