@@ -53,7 +53,9 @@ type pubResult struct {
 // ErrQueueFull, and one that waited Options.QueueTimeout fails with
 // ErrQueueTimeout. A publish sent on a connection that died before the
 // answer goes back to the queue and is sent again. Errors from the server
-// wrap a *protocol.Error. When ctx ends, a queued publish is dropped; one
+// wrap a *protocol.Error; only a rate_limited answer to a publish that came
+// through the queue (whose flush is a burst) is not returned but retried
+// after retry_after_ms. When ctx ends, a queued publish is dropped; one
 // already sent may still be applied.
 func (c *Client) Publish(ctx context.Context, channel string, data any, opts ...PublishOption) (uint64, error) {
 	p, err := newPub(channel, data, opts)
