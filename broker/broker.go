@@ -102,3 +102,11 @@ type Broker interface {
 	// Close releases the broker's resources.
 	Close() error
 }
+
+// Checker is implemented by brokers that can tell whether they can serve
+// right now (for a networked broker: whether its server is reachable). The
+// server's readiness check uses it; a broker without it counts as ready
+// until it is closed.
+type Checker interface {
+	Check(ctx context.Context) error
+}

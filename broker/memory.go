@@ -287,6 +287,14 @@ func (m *Memory) Close() error {
 	return m.closeErr
 }
 
+// Check implements Checker: the memory broker is ready until it is closed.
+func (m *Memory) Check(ctx context.Context) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
 // Channels returns the number of channels the broker holds, for metrics.
 func (m *Memory) Channels() int {
 	m.mu.RLock()
