@@ -95,22 +95,25 @@ func (c *badConn) silence() time.Duration {
 // heartbeat pings every pingEvery and drops connections silent for
 // deadAfter, checking every 50 ms.
 func (b *badServer) heartbeat(c *badConn) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	lastPing := time.Now()
+	check := time.NewTicker(50 * time.Millisecond)
+	defer check.Stop()
+	var pings <-chan time.Time
+	if b.pingEvery > 0 {
+		t := time.NewTicker(b.pingEvery)
+		defer t.Stop()
+		pings = t.C
+	}
 	for {
 		select {
 		case <-c.done:
 			return
-		case <-tick.C:
-		}
-		if b.deadAfter > 0 && c.silence() > b.deadAfter {
-			c.conn.Close()
-			return
-		}
-		if b.pingEvery > 0 && time.Since(lastPing) >= b.pingEvery {
-			lastPing = time.Now()
+		case <-pings:
 			c.write(ws.OpPing, nil)
+		case <-check.C:
+			if b.deadAfter > 0 && c.silence() > b.deadAfter {
+				c.conn.Close()
+				return
+			}
 		}
 	}
 }

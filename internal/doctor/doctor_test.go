@@ -288,8 +288,8 @@ func TestDoctorReadsCompressedWelcome(t *testing.T) {
 
 func TestDoctorWarnsNearTheIdleTimeout(t *testing.T) {
 	t.Parallel()
-	// 55 s between pings against a 60 s proxy timeout, scaled by 1/100.
-	url := startBadServer(t, &badServer{pingEvery: 550 * time.Millisecond, deadAfter: 900 * time.Millisecond})
+	// 54 s between pings against a 60 s proxy timeout, scaled by 1/100.
+	url := startBadServer(t, &badServer{pingEvery: 540 * time.Millisecond, deadAfter: 900 * time.Millisecond})
 	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 2500 * time.Millisecond, IdleTimeout: 600 * time.Millisecond})
 	hb := check(t, rep, "heartbeat")
 	if hb.Status != doctor.Warn || !strings.Contains(hb.Hint, "close to the 600ms idle timeout") {
