@@ -1,0 +1,130 @@
+// Builds and runs `herald serve` for the end-to-end tests, and launches
+// Debian's Chromium through playwright-core.
+
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { chromium } from "playwright-core";
+
+export const REPO = resolve(fileURLToPath(import.meta.url), "../../../../..");
+export const ARTIFACTS = resolve(fileURLToPath(import.meta.url), "../../../artifacts");
+const CHROMIUM = "/usr/bin/chromium";
+
+/** buildHerald compiles cmd/herald into dir and returns the binary's path. */
+export async function buildHerald(dir) {
+  const bin = join(dir, "herald");
+  await promisify(execFile)("go", ["build", "-o", bin, "./cmd/herald"], { cwd: REPO });
+  return bin;
+}
+
+/** freePort returns a TCP port on 127.0.0.1 that nothing listens on. */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * HeraldServer runs one `herald serve` process at a time on a fixed port and
+ * data directory, so that it can be restarted under its clients.
+ */
+export class HeraldServer {
+  constructor(bin, port, dataDir) {
+    this.bin = bin;
+    this.port = port;
+    this.dataDir = dataDir;
+    this.proc = undefined;
+    this.log = "";
+  }
+
+  get httpURL() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get wsURL() {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  /** start launches the server and waits until /healthz answers. */
+  async start() {
+    const args = ["serve", "--addr", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir, "--shutdown-timeout", "2s"];
+    const proc = spawn(this.bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.proc = proc;
+    proc.exited = new Promise((res) => proc.on("exit", (code, signal) => res({ code, signal })));
+    proc.stdout.on("data", (b) => (this.log += b));
+    proc.stderr.on("data", (b) => (this.log += b));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`herald serve exited with ${proc.exitCode}:\n${this.log}`);
+      try {
+        const r = await fetch(`${this.httpURL}/healthz`);
+        if (r.ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`herald serve did not come up:\n${this.log}`);
+      await sleep(50);
+    }
+  }
+
+  /** stop sends SIGTERM and waits for the process to exit; it returns the exit. */
+  async stop() {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc ? proc.exited : undefined;
+    proc.kill("SIGTERM");
+    const exit = await Promise.race([proc.exited, sleep(15_000).then(() => undefined)]);
+    if (!exit) {
+      proc.kill("SIGKILL");
+      throw new Error(`herald serve did not exit within 15 s of SIGTERM:\n${this.log}`);
+    }
+    return exit;
+  }
+}
+
+/** tempDir makes a fresh temporary directory and adds it to dirs, for removal. */
+export async function tempDir(dirs, prefix) {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+/**
+ * launchBrowser starts headless Chromium from Debian's package with a fresh
+ * profile directory and no background networking, and returns a context.
+ */
+export async function launchBrowser(profileDir) {
+  return chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 900, height: 760 },
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync",
+    ],
+  });
+}
+
+export function sleep(ms) {
+  return new Promise((res) => setTimeout(res, ms));
+}
+
+/** waitFor polls cond until it returns a truthy value, or fails after timeoutMs with what(). */
+export async function waitFor(cond, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${typeof what === "function" ? await what() : what}`);
+    await sleep(50);
+  }
+}

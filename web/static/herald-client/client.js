@@ -1,0 +1,549 @@
+import { CloseCodes, isTerminalCloseCode, isValidChannel } from "./protocol.js";
+import { backoffDelay, goingAwayDelay, withBackoffDefaults } from "./backoff.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
+import { Connection } from "./connection.js";
+import { Emitter, safeCall } from "./emitter.js";
+import { PendingPublish, PublishQueue } from "./publish.js";
+import { Subscription } from "./subscription.js";
+import { BrowserSignals } from "./browser.js";
+import { TokenKeeper } from "./tokens.js";
+/** The defaults of ClientOptions. */
+export const DEFAULTS = {
+    connectTimeoutMs: 10_000,
+    queueMessages: 100,
+    queueBytes: 1 << 20,
+    queueTimeoutMs: 60_000,
+    refreshAheadMs: 30_000,
+    clientName: "herald-js/0.1",
+    /** Assumed until the first welcome says better. */
+    maxMessageBytes: 64 << 10,
+    /** How long close() waits for the server to answer its close frame. */
+    closeWaitMs: 1_000,
+};
+/**
+ * HeraldClient is a connection to a Herald server that keeps itself up until
+ * close(). It reconnects with jittered exponential backoff, notices dead
+ * connections by the wall clock, resubscribes every channel with the
+ * position of the last message it handed to the application, so that no
+ * message is lost or repeated across a reconnect, and queues publishes made
+ * while disconnected, each with an idempotency key, so that a retried
+ * publish is applied once.
+ */
+export class HeraldClient extends Emitter {
+    url;
+    WS;
+    opts;
+    backoff;
+    tokens;
+    signals;
+    subs = new Map();
+    calls = new Map();
+    queue;
+    lastId = 0;
+    currentState = "idle";
+    cause;
+    conn;
+    session = "";
+    ready = false;
+    resubscribing = 0;
+    healthySince = 0;
+    maxMessageBytes = DEFAULTS.maxMessageBytes;
+    attempt = 0;
+    retryTimer;
+    retryAt = 0;
+    firstReady;
+    settleFirst;
+    constructor(url, options = {}) {
+        super();
+        this.url = url;
+        const WS = options.WebSocket ?? globalThis.WebSocket;
+        if (typeof WS !== "function") {
+            throw new HeraldError("herald: no WebSocket implementation: pass one as options.WebSocket");
+        }
+        this.WS = WS;
+        this.opts = {
+            connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
+            queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
+            clientName: options.clientName || DEFAULTS.clientName,
+        };
+        this.backoff = withBackoffDefaults(options.backoff);
+        const qm = options.queueMessages ?? DEFAULTS.queueMessages;
+        this.queue = new PublishQueue({
+            messages: qm === 0 ? DEFAULTS.queueMessages : qm,
+            bytes: positive(options.queueBytes, DEFAULTS.queueBytes),
+        });
+        this.tokens = new TokenKeeper(options, positive(options.refreshAheadMs, DEFAULTS.refreshAheadMs), {
+            send: (token, reply) => this.sendRefresh(token, reply),
+            error: (err) => this.emit("error", err),
+        });
+        this.signals = new BrowserSignals(options.browserEvents ?? true, {
+            online: () => this.onOnline(),
+            offline: () => this.conn?.fail(new HeraldError("herald: the browser went offline")),
+            visible: () => this.onVisible(),
+        });
+    }
+    /** The client's current state; "idle" before connect(). */
+    get state() {
+        return this.currentState;
+    }
+    /** Why the client stopped, after a terminal close code; undefined otherwise. */
+    get error() {
+        return this.cause;
+    }
+    /** The server's id for the current connection, "" when there is none. */
+    get sessionId() {
+        return this.conn ? this.session : "";
+    }
+    /** When the next connection attempt starts (Date.now()), 0 when none is scheduled. */
+    get nextAttemptAt() {
+        return this.retryTimer !== undefined ? this.retryAt : 0;
+    }
+    /**
+     * connect starts the client. The promise resolves at the first connection
+     * whose resubscriptions are confirmed, and rejects when the client stops
+     * before that (a terminal close code, or close()). Failed attempts are
+     * retried with backoff for as long as it takes. Calling it again returns
+     * the same promise.
+     */
+    connect() {
+        if (this.firstReady)
+            return this.firstReady;
+        this.firstReady = new Promise((resolve, reject) => (this.settleFirst = { resolve, reject }));
+        if (this.currentState === "closed") {
+            this.settleFirst.reject(new ClosedError(this.cause));
+            return this.firstReady;
+        }
+        this.signals.start();
+        void this.startAttempt();
+        return this.firstReady;
+    }
+    /**
+     * close sends close 1000, stops reconnecting, ends every subscription and
+     * rejects every queued or unconfirmed publish with ClosedError. It resolves
+     * when the server answered the close (or after a second). Idempotent.
+     */
+    async close() {
+        const conn = this.conn;
+        if (this.currentState !== "closed") {
+            this.finish(undefined);
+        }
+        await conn?.waitClosed(DEFAULTS.closeWaitMs);
+    }
+    /**
+     * dropConnection closes the current connection abruptly, as a network
+     * failure would, and lets the client recover as from any unexpected drop.
+     * It is there for demonstrations and tests.
+     */
+    dropConnection() {
+        this.conn?.fail(new HeraldError("herald: connection dropped by the application"), 4000, "dropped by the application");
+    }
+    /**
+     * subscribe subscribes to channel and resolves once the server confirmed
+     * it; while the client is not connected it waits for the next connection.
+     * handler gets every message of the channel in offset order, each once,
+     * also across reconnects (see Recovery). A client holds one subscription
+     * per channel.
+     */
+    subscribe(channel, handler, options = {}) {
+        if (this.currentState === "closed")
+            return Promise.reject(new ClosedError(this.cause));
+        if (!isValidChannel(channel)) {
+            return Promise.reject(new ServerError(`subscribe ${JSON.stringify(channel)}`, { type: "error", code: "invalid_channel", message: "channel name must be 1 to 255 bytes of A-Z a-z 0-9 _ - . : @ / =" }));
+        }
+        if (this.subs.has(channel))
+            return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
+        const s = new Subscription(this, channel, handler, options);
+        this.subs.set(channel, s);
+        if (this.conn && !this.conn.ended && this.session)
+            this.sendSubscribe(s, false);
+        return s.first.then(() => s);
+    }
+    /**
+     * publish sends data to channel and resolves with the offset the server
+     * gave it. Every publish carries an idempotency key (a UUIDv7 unless given)
+     * that it keeps when resent, so it is applied at most once. While the
+     * client is not connected, or is still resubscribing after a reconnect,
+     * the publish waits in the offline queue and is sent after the
+     * resubscriptions, in order; a full queue rejects it at once with
+     * QueueFullError, and one that waited too long rejects with
+     * QueueTimeoutError. A publish sent on a connection that died before the
+     * answer goes back to the queue and is sent again.
+     */
+    publish(channel, data, options = {}) {
+        let p;
+        try {
+            p = new PendingPublish(channel, data, options);
+        }
+        catch (err) {
+            return Promise.reject(err);
+        }
+        if (this.currentState === "closed")
+            return Promise.reject(new ClosedError(this.cause));
+        if (p.frameBytes() > this.maxMessageBytes)
+            return Promise.reject(new TooLargeError(this.maxMessageBytes));
+        if (this.ready)
+            this.sendPublish(p);
+        else if (!this.queue.fits(p))
+            return Promise.reject(new QueueFullError());
+        else
+            this.enqueue(p, false);
+        return p.promise;
+    }
+    /** The number of publishes waiting in the offline queue, and their bytes. */
+    get queued() {
+        return { messages: this.queue.length, bytes: this.queue.bytes };
+    }
+    // Connection lifecycle.
+    newId = () => ++this.lastId;
+    async startAttempt() {
+        this.retryTimer = undefined;
+        this.setState({ state: "connecting", attempt: this.attempt });
+        let token;
+        try {
+            token = await this.tokens.forConnect();
+        }
+        catch (err) {
+            if (this.currentState !== "connecting")
+                return; // closed meanwhile
+            this.scheduleRetry(err);
+            return;
+        }
+        if (this.currentState !== "connecting")
+            return;
+        const hello = token ? { type: "hello", id: this.newId(), token, client: this.opts.clientName } : undefined;
+        try {
+            this.conn = new Connection(this.WS, this.url, {
+                welcome: (c, w) => this.onWelcome(c, w),
+                frame: (c, f) => this.onFrame(c, f),
+                ended: (c, err) => this.onEnded(c, err),
+            }, this.newId, hello, this.opts.connectTimeoutMs);
+        }
+        catch (err) {
+            this.finish(new HeraldError(`herald: cannot open ${this.url}: ${err.message}`, { cause: err }));
+        }
+    }
+    onWelcome(c, w) {
+        if (c !== this.conn)
+            return;
+        this.session = w.session;
+        if (w.max_message_bytes > 0)
+            this.maxMessageBytes = w.max_message_bytes;
+        this.resubscribing = this.subs.size;
+        for (const s of this.subs.values())
+            this.sendSubscribe(s, true);
+        if (this.resubscribing === 0)
+            this.onReady();
+        this.tokens.connected();
+        this.setState({ state: "connected", attempt: this.attempt, session: w.session });
+    }
+    /** onReady runs once the connection's resubscriptions are confirmed: it sends the offline queue, in order. */
+    onReady() {
+        this.ready = true;
+        this.healthySince = Date.now();
+        for (const p of this.takeQueue())
+            this.sendPublish(p);
+        this.settleFirst?.resolve();
+    }
+    onFrame(c, f) {
+        if (c !== this.conn)
+            return;
+        if (f.type === "message") {
+            this.onMessage(f.channel, f.offset, f.data);
+            return;
+        }
+        const id = f.id ?? 0;
+        const call = id ? this.calls.get(id) : undefined;
+        if (call) {
+            this.calls.delete(id);
+            call.reply(f);
+        }
+        else if (f.type === "error" && !id) {
+            this.emit("error", new ServerError("request", f));
+        }
+    }
+    onEnded(c, err) {
+        if (c !== this.conn)
+            return;
+        const healthy = this.ready ? this.healthySince : 0;
+        this.detach();
+        if (healthy && Date.now() - healthy >= this.backoff.resetAfterMs)
+            this.attempt = 0;
+        if (this.currentState === "closed")
+            return;
+        this.scheduleRetry(err);
+    }
+    /**
+     * detach forgets the current connection: unconfirmed publishes go back to
+     * the front of the queue, in the order they were sent, and subscriptions
+     * wait for the next connection.
+     */
+    detach() {
+        this.conn = undefined;
+        this.session = "";
+        this.ready = false;
+        this.resubscribing = 0;
+        this.tokens.disconnected();
+        const unsent = [];
+        const ids = [...this.calls.keys()].sort((a, b) => a - b);
+        for (const id of ids) {
+            const call = this.calls.get(id);
+            if (call.pub)
+                unsent.push(call.pub);
+            else
+                call.lost?.();
+        }
+        this.calls.clear();
+        for (let i = unsent.length - 1; i >= 0; i--) {
+            const p = unsent[i];
+            p.callId = 0;
+            if (!p.finished)
+                this.enqueue(p, true);
+        }
+        for (const s of this.subs.values()) {
+            s.isActive = false;
+            s.reqId = 0;
+        }
+    }
+    /** scheduleRetry reports the end of a connection or attempt and schedules the next, or stops on a terminal error. */
+    scheduleRetry(err) {
+        const delay = this.nextDelay(err);
+        if (delay === undefined) {
+            this.finish(err);
+            return;
+        }
+        this.retryAt = Date.now() + delay;
+        this.retryTimer = setTimeout(() => void this.startAttempt(), delay);
+        this.setState({ state: "disconnected", error: err, retryInMs: delay, retryAt: this.retryAt, attempt: this.attempt });
+    }
+    /** nextDelay returns the wait before the next attempt after err, or undefined when err is terminal. */
+    nextDelay(err) {
+        const delay = backoffDelay(this.attempt, this.backoff);
+        this.attempt++;
+        if (!(err instanceof CloseError))
+            return delay;
+        if (err.code === CloseCodes.UNAUTHORIZED)
+            return this.tokens.reject() ? delay : undefined;
+        if (isTerminalCloseCode(err.code))
+            return undefined;
+        if (err.code === CloseCodes.GOING_AWAY) {
+            // The server restarts: spread the returns, unless still backing off.
+            return this.attempt === 1 ? goingAwayDelay(this.backoff) : Math.max(delay, goingAwayDelay(this.backoff));
+        }
+        return delay;
+    }
+    /** retryNow moves a scheduled attempt forward to at most delayMs from now. */
+    retrySoon(delayMs) {
+        if (this.retryTimer === undefined || this.retryAt - Date.now() <= delayMs)
+            return;
+        clearTimeout(this.retryTimer);
+        this.retryAt = Date.now() + delayMs;
+        this.retryTimer = setTimeout(() => void this.startAttempt(), delayMs);
+    }
+    onOnline() {
+        // Back on the network: try soon, still jittered so that a whole office
+        // coming back does not return at once.
+        this.retrySoon(backoffDelay(0, this.backoff));
+    }
+    onVisible() {
+        if (this.conn)
+            this.conn.checkLiveness(true);
+        else if (this.retryTimer !== undefined && Date.now() >= this.retryAt)
+            this.retrySoon(0); // a throttled timer
+        this.tokens.check();
+    }
+    /** finish stops the client for good. */
+    finish(cause) {
+        if (this.currentState === "closed")
+            return;
+        this.cause = cause;
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+        this.signals.stop();
+        const conn = this.conn;
+        this.currentState = "closed"; // before the connection ends, so that nothing is retried
+        if (conn) {
+            conn.fail(new ClosedError(), CloseCodes.NORMAL);
+            this.detach();
+        }
+        this.tokens.stop();
+        const closed = new ClosedError(cause);
+        for (const s of this.subs.values())
+            s.end(closed);
+        this.subs.clear();
+        for (const p of this.takeQueue())
+            p.reject(closed);
+        this.settleFirst?.reject(closed);
+        this.firstReady?.catch(() => { });
+        this.setState({ state: "closed", error: cause, attempt: this.attempt }, true);
+    }
+    setState(ch, force = false) {
+        if (!force && this.currentState === "closed")
+            return;
+        this.currentState = ch.state;
+        this.emit("state", ch);
+        this.emit(ch.state, ch);
+    }
+    // Subscriptions.
+    /**
+     * sendSubscribe sends a subscribe for s on the current connection, with
+     * since when s has a position. resub marks one of the resubscriptions a new
+     * connection waits for before it is ready.
+     */
+    sendSubscribe(s, resub) {
+        const conn = this.conn;
+        const id = this.newId();
+        const since = s.hasPos ? { ...s.pos } : undefined;
+        s.reqId = id;
+        s.isActive = false;
+        this.calls.set(id, {
+            reply: (f) => this.onSubscribeReply(conn, s, id, since, f, resub),
+            lost: () => {
+                if (s.reqId === id)
+                    s.reqId = 0;
+            },
+        });
+        conn.send(since ? { type: "subscribe", id, channel: s.channel, since } : { type: "subscribe", id, channel: s.channel });
+    }
+    onSubscribeReply(conn, s, id, since, f, resub) {
+        if (!s.ended && s.reqId === id) {
+            s.reqId = 0;
+            if (f.type === "subscribed")
+                this.onSubscribed(s, since, f);
+            else if (f.type === "error")
+                this.onSubscribeRefused(conn, s, f);
+        }
+        if (resub && --this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended)
+            this.onReady();
+    }
+    onSubscribed(s, since, f) {
+        const recovered = since !== undefined && f.recovered === true;
+        if (!recovered)
+            s.pos = { epoch: f.epoch, offset: f.offset };
+        s.hasPos = true;
+        s.isActive = true;
+        s.resolveFirst();
+        if (since && s.options.onRecovery) {
+            safeCall(s.options.onRecovery, { channel: s.channel, recovered, since, position: { epoch: f.epoch, offset: f.offset } });
+        }
+    }
+    /**
+     * onSubscribeRefused handles an error answering a subscribe. subscribe()
+     * rejects with it; later, a retryable one drops the connection so that the
+     * client tries again after backoff, and any other ends the subscription.
+     */
+    onSubscribeRefused(conn, s, f) {
+        const err = new ServerError(`subscribe ${s.channel}`, f);
+        if (!s.firstDone) {
+            this.endSub(s, err);
+        }
+        else if (isRetryableErrorCode(f.code)) {
+            conn.fail(err);
+        }
+        else {
+            this.endSub(s, err);
+            if (s.options.onError)
+                safeCall(s.options.onError, err);
+        }
+    }
+    /**
+     * onMessage hands a message to its subscription's handler when it is the
+     * next offset; it drops duplicates, and a gap makes the client resubscribe
+     * from the last offset handed over, so the server replays what is missing.
+     */
+    onMessage(channel, offset, data) {
+        const s = this.subs.get(channel);
+        if (!s || !s.isActive)
+            return;
+        if (offset <= s.pos.offset)
+            return;
+        if (offset > s.pos.offset + 1) {
+            this.sendSubscribe(s, false);
+            return;
+        }
+        s.pos.offset = offset;
+        safeCall(s.handler, { channel, offset, data });
+    }
+    endSub(s, err) {
+        s.end(err);
+        if (this.subs.get(s.channel) === s)
+            this.subs.delete(s.channel);
+    }
+    /** unsubscribe ends s; the same as s.unsubscribe(). */
+    unsubscribe(s) {
+        if (s.ended)
+            return Promise.resolve();
+        const held = s.isActive || s.reqId !== 0;
+        this.endSub(s, new UnsubscribedError());
+        const conn = this.conn;
+        if (!held || !conn || conn.ended)
+            return Promise.resolve();
+        return new Promise((resolve, reject) => {
+            const id = this.newId();
+            this.calls.set(id, {
+                reply: (f) => {
+                    if (f.type === "error" && f.code !== "not_subscribed")
+                        reject(new ServerError(`unsubscribe ${s.channel}`, f));
+                    else
+                        resolve();
+                },
+                lost: () => resolve(), // the server forgot it with the connection
+            });
+            conn.send({ type: "unsubscribe", id, channel: s.channel });
+        });
+    }
+    // Publishes.
+    sendPublish(p) {
+        const id = this.newId();
+        p.callId = id;
+        this.calls.set(id, {
+            pub: p,
+            reply: (f) => {
+                p.callId = 0;
+                if (f.type === "published")
+                    p.resolve(f.offset);
+                else if (f.type === "error")
+                    p.reject(new ServerError(`publish to ${p.channel}`, f));
+            },
+        });
+        this.conn.send(p.frame(id));
+    }
+    /**
+     * enqueue puts p in the offline queue, with a timer that rejects it when
+     * it is still there after the queue timeout (counted from when it first
+     * entered the queue).
+     */
+    enqueue(p, front) {
+        const now = Date.now();
+        if (!p.deadline)
+            p.deadline = now + this.opts.queueTimeoutMs;
+        this.queue.push(p, front);
+        p.queued = true;
+        p.timer = setTimeout(() => {
+            if (p.queued && this.queue.remove(p)) {
+                p.queued = false;
+                p.reject(new QueueTimeoutError());
+            }
+        }, Math.max(0, p.deadline - now));
+    }
+    takeQueue() {
+        const ps = this.queue.drain();
+        for (const p of ps) {
+            p.queued = false;
+            clearTimeout(p.timer);
+        }
+        return ps;
+    }
+    // Tokens.
+    sendRefresh(token, reply) {
+        const conn = this.conn;
+        if (!conn || conn.ended || !this.session)
+            return false;
+        const id = this.newId();
+        this.calls.set(id, { reply, lost: () => reply(undefined) });
+        conn.send({ type: "refresh", id, token });
+        return true;
+    }
+}
+function positive(v, def) {
+    return v !== undefined && v > 0 ? v : def;
+}

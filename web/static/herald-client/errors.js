@@ -1,0 +1,118 @@
+/** HeraldError is the base class of every error the client rejects with. */
+export class HeraldError extends Error {
+    constructor(message, options) {
+        super(message, options);
+        this.name = new.target.name;
+    }
+}
+/**
+ * ServerError is an `error` frame the server answered a request with. `code`
+ * is one of PROTOCOL.md's stable codes.
+ */
+export class ServerError extends HeraldError {
+    code;
+    /** Set with rate_limited: when to try again. */
+    retryAfterMs;
+    constructor(what, frame) {
+        super(`herald: ${what}: ${frame.code}: ${frame.message}`);
+        this.code = frame.code;
+        this.retryAfterMs = frame.retry_after_ms;
+    }
+}
+/** CloseError is the WebSocket close code a connection ended with. */
+export class CloseError extends HeraldError {
+    code;
+    reason;
+    constructor(code, reason) {
+        super(`herald: connection closed with ${code} (${closeCodeMeaning(code)})${reason ? ": " + reason : ""}`);
+        this.code = code;
+        this.reason = reason;
+    }
+}
+/**
+ * ClosedError rejects calls on a client that was closed, by close() or by a
+ * terminal close code (then `cause` is the CloseError).
+ */
+export class ClosedError extends HeraldError {
+    constructor(cause) {
+        super(cause ? `herald: client closed: ${cause.message}` : "herald: client closed", cause ? { cause } : undefined);
+    }
+}
+/**
+ * QueueFullError rejects, at once, a publish made while disconnected when the
+ * offline queue already holds its limit of messages or bytes.
+ */
+export class QueueFullError extends HeraldError {
+    constructor() {
+        super("herald: offline publish queue full");
+    }
+}
+/**
+ * QueueTimeoutError rejects a publish that waited in the offline queue for
+ * the queue timeout without being confirmed. A publish sent before its
+ * connection dropped may still have been applied; publishing it again with
+ * the same key is safe.
+ */
+export class QueueTimeoutError extends HeraldError {
+    constructor() {
+        super("herald: publish not confirmed within the offline queue timeout");
+    }
+}
+/**
+ * TooLargeError rejects a publish whose frame is larger than the server's
+ * max_message_bytes; sending it would make the server close with 1009.
+ */
+export class TooLargeError extends HeraldError {
+    constructor(limit) {
+        super(`herald: message larger than the server's max_message_bytes (${limit} bytes)`);
+    }
+}
+/** UnsubscribedError is why a subscription ended after unsubscribe(). */
+export class UnsubscribedError extends HeraldError {
+    constructor() {
+        super("herald: unsubscribed");
+    }
+}
+/**
+ * NoPongError is why a connection was dropped when the server sent nothing
+ * for the ping interval plus the pong timeout.
+ */
+export class NoPongError extends HeraldError {
+    constructor() {
+        super("herald: server silent past the ping interval and pong timeout");
+    }
+}
+/** ConnectionLostError is a connection that ended without a close frame. */
+export class ConnectionLostError extends HeraldError {
+    constructor(detail) {
+        super(`herald: connection lost: ${detail}`);
+    }
+}
+/** TokenError is a failed token callback, or one that returned a rejected token. */
+export class TokenError extends HeraldError {
+}
+/** closeCodeMeaning names a close code as PROTOCOL.md does. */
+export function closeCodeMeaning(code) {
+    switch (code) {
+        case 1000: return "normal close";
+        case 1001: return "server shutting down";
+        case 1006: return "connection lost";
+        case 1007: return "invalid UTF-8";
+        case 1009: return "message too big";
+        case 1011: return "internal error";
+        case 1013: return "overloaded";
+        case 4001: return "unauthorized";
+        case 4008: return "slow consumer";
+        case 4029: return "too many bad requests";
+        case 4403: return "forbidden";
+    }
+    if (code >= 4500 && code <= 4999)
+        return "terminal application close";
+    if (code >= 4000 && code < 4500)
+        return "application close";
+    return "close";
+}
+/** isRetryableErrorCode reports whether a refused request may succeed later. */
+export function isRetryableErrorCode(code) {
+    return code === "unavailable" || code === "internal" || code === "rate_limited";
+}
