@@ -310,12 +310,14 @@ func (m *Memory) lock(channel string) (*memStream, int64) {
 		m.mu.RLock()
 		s := m.channels[channel]
 		m.mu.RUnlock()
-		if s == nil {
+		fresh := s == nil
+		if fresh {
 			s = m.create(channel)
 		}
 		s.mu.Lock()
 		now := time.Now().UnixNano()
-		if !s.dead && s.idle(now) {
+		// A stream made for this call is in use, however short its TTL.
+		if !s.dead && !fresh && s.idle(now) {
 			s.dead = true
 		}
 		if !s.dead {

@@ -244,3 +244,21 @@ func TestMemoryRunAlone(t *testing.T) {
 	default:
 	}
 }
+
+func TestMemoryTinyTTLDoesNotSpin(t *testing.T) {
+	m := broker.NewMemory(&broker.MemoryOptions{History: broker.HistoryOptions{TTL: time.Nanosecond}})
+	defer m.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Publish(context.Background(), "c", []byte("1"), broker.PublishOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("publish on a channel with a 1ns TTL did not return")
+	}
+}
