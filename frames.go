@@ -84,6 +84,8 @@ func (fr *frameReader) control(s *session, h ws.Header) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		s.sendControl(ws.OpPong, payload)
+	case ws.OpPong:
+		s.pong()
 	case ws.OpClose:
 		return s.peerClosed(payload)
 	}

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/heraldhq/herald/protocol"
 )
 
@@ -18,6 +16,7 @@ import (
 // interval+timeout. Reads only move a connection's deadline later, so the
 // heap is not touched per frame: an entry that wakes early is re-filed.
 type heartbeat struct {
+	metrics           *metrics
 	interval, timeout time.Duration
 	start             time.Time // clock origin: times are durations since start
 
@@ -41,8 +40,8 @@ type hbActions struct {
 	ping, dead, expired []*session
 }
 
-func newHeartbeat(interval, timeout time.Duration) *heartbeat {
-	return &heartbeat{interval: interval, timeout: timeout, start: time.Now(), wake: make(chan struct{}, 1)}
+func newHeartbeat(interval, timeout time.Duration, m *metrics) *heartbeat {
+	return &heartbeat{metrics: m, interval: interval, timeout: timeout, start: time.Now(), wake: make(chan struct{}, 1)}
 }
 
 func (hb *heartbeat) now() time.Duration { return time.Since(hb.start) }
@@ -118,11 +117,12 @@ func (hb *heartbeat) run(ctx context.Context) {
 	for {
 		hb.tick(&a)
 		for _, s := range a.ping {
-			s.sendControl(ws.OpPing, nil)
+			s.ping()
 		}
 		for _, s := range a.dead {
 			s.terminate("heartbeat timeout")
 		}
+		hb.metrics.heartbeatKills.Add(float64(len(a.dead)))
 		for _, s := range a.expired {
 			s.close(protocol.CloseUnauthorized, s.expiryReason(), false)
 		}

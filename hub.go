@@ -2,6 +2,7 @@ package herald
 
 import (
 	"sync"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -11,12 +12,13 @@ import (
 
 // hub maps channels to their local subscribers and fans publications out.
 type hub struct {
+	metrics  *metrics
 	mu       sync.RWMutex
 	channels map[string]map[*session]struct{}
 }
 
-func newHub() *hub {
-	return &hub{channels: make(map[string]map[*session]struct{})}
+func newHub(m *metrics) *hub {
+	return &hub{metrics: m, channels: make(map[string]map[*session]struct{})}
 }
 
 // add subscribes s to channel and reports whether it is the channel's first
@@ -60,10 +62,13 @@ func (h *hub) deliver(p broker.Publication) {
 	if len(subs) == 0 {
 		return
 	}
+	start := time.Now()
 	frame := messageFrame(p)
 	for s := range subs {
 		s.deliver(p, frame)
 	}
+	h.metrics.delivered.Add(float64(len(subs)))
+	observeSince(h.metrics.fanoutSeconds, start)
 }
 
 func messageFrame(p broker.Publication) []byte {

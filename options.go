@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/broker"
 )
@@ -84,6 +86,10 @@ type Options struct {
 	// MaxConnectionsPerAddr caps open connections per remote IP address; zero
 	// means no cap. Behind a proxy every client shares the proxy's address.
 	MaxConnectionsPerAddr int
+
+	// Registry receives the server's Prometheus metrics (herald_*), served by
+	// MetricsHandler. nil means a registry of the server's own.
+	Registry *prometheus.Registry
 
 	// DrainWindow is the time over which Shutdown spreads the 1001 closes of
 	// open connections, so their clients do not come back together.

@@ -21,15 +21,20 @@ func (s *session) handle(data []byte) {
 		s.reply(perr)
 		return
 	}
+	var id uint64
+	if r, ok := f.(protocol.Request); ok {
+		id = r.RequestID()
+	}
+	if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
+		s.srv.metrics.rateLimitedReplies.Inc()
+		s.reply(&protocol.Error{ID: id, Code: protocol.CodeRateLimited, Message: "too many requests", RetryAfterMS: max(wait.Milliseconds(), 1)})
+		return
+	}
 	if hello, ok := f.(*protocol.Hello); ok {
 		s.hello(hello)
 		return
 	}
 	if !s.authed {
-		var id uint64
-		if r, ok := f.(protocol.Request); ok {
-			id = r.RequestID()
-		}
 		s.replyError(id, protocol.CodeUnauthorized, "send hello with a token first")
 		return
 	}
@@ -47,10 +52,6 @@ func (s *session) handle(data []byte) {
 	case *protocol.Refresh:
 		s.refresh(req)
 	default:
-		var id uint64
-		if r, ok := f.(protocol.Request); ok {
-			id = r.RequestID()
-		}
 		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
 	}
 }
@@ -61,7 +62,9 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		s.reply(e)
 		return
 	}
+	start := time.Now()
 	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: req.Key})
+	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)
 		return
@@ -74,6 +77,7 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 // brokerError answers a request the broker could not serve: unavailable when
 // it cannot be reached, internal (details in the log only) otherwise.
 func (s *session) brokerError(id uint64, op string, err error) {
+	s.srv.metrics.brokerErrors.WithLabelValues(op).Inc()
 	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		s.replyError(id, protocol.CodeUnavailable, "broker unavailable; retry later")
 		return
@@ -90,6 +94,7 @@ func (s *session) replyError(id uint64, code protocol.Code, msg string) {
 // Options.MaxErrors of the client's errors fell within Options.ErrorWindow.
 func (s *session) reply(e *protocol.Error) {
 	s.send(e)
+	s.srv.metrics.errors.WithLabelValues(string(e.Code)).Inc()
 	if e.Code == protocol.CodeUnavailable || e.Code == protocol.CodeInternal {
 		return // not the client's fault
 	}

@@ -54,7 +54,9 @@ func (s *session) flush() {
 
 		s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
 		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(s.conn)
+		n, err := bufs.WriteTo(s.conn)
+		s.srv.metrics.framesSent.Add(float64(len(batch)))
+		s.srv.metrics.sentBytes.Add(float64(n))
 		clear(batch)
 
 		s.mu.Lock()
@@ -107,7 +109,11 @@ func (s *session) closeLocked(code protocol.CloseCode, reason string, dropQueue 
 	}
 	s.closing = true
 	s.code, s.reason = code, reason
+	if code == protocol.CloseSlowConsumer {
+		s.srv.metrics.slowConsumers.Inc()
+	}
 	if dropQueue {
+		s.srv.metrics.queueDropped.Add(float64(len(s.queue)))
 		clear(s.queue)
 		s.queue, s.queued = s.queue[:0], 0
 	}
@@ -126,6 +132,19 @@ func (s *session) sendControl(op ws.OpCode, payload []byte) {
 	s.mu.Lock()
 	s.enqueueLocked(frame)
 	s.mu.Unlock()
+}
+
+// ping queues a ping frame and notes when, for the round-trip time.
+func (s *session) ping() {
+	s.pingSent.Store(time.Now().UnixNano())
+	s.sendControl(ws.OpPing, nil)
+}
+
+// pong records the round-trip time of the last ping, once.
+func (s *session) pong() {
+	if sent := s.pingSent.Swap(0); sent != 0 {
+		s.srv.metrics.pingRTT.Observe(time.Since(time.Unix(0, sent)).Seconds())
+	}
 }
 
 // send encodes a reply frame and queues it.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/protocol"
@@ -36,6 +37,8 @@ type Server struct {
 	hub        *hub
 	heartbeat  *heartbeat
 	upgrader   ws.HTTPUpgrader
+	metrics    *metrics
+	gatherer   prometheus.Gatherer
 
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
@@ -69,8 +72,13 @@ func New(opts *Options) *Server {
 		s.ownsBroker = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.hub = newHub()
-	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout)
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.metrics, s.gatherer = newMetrics(reg), reg
+	s.hub = newHub(s.metrics)
+	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout, s.metrics)
 	s.upgrader = ws.HTTPUpgrader{
 		Timeout:  o.WriteTimeout,
 		Protocol: func(p string) bool { return p == protocol.Subprotocol },

@@ -29,6 +29,7 @@ type session struct {
 	addr   string // remote IP, for the per-address limit
 
 	lastRead atomic.Int64 // heartbeat clock at the last frame received
+	pingSent atomic.Int64 // UnixNano of the unanswered ping, 0 when none
 	hb       hbEntry      // owned by the heartbeat scheduler
 
 	mu       sync.Mutex
@@ -87,6 +88,8 @@ func (s *session) touch() { s.lastRead.Store(int64(s.srv.heartbeat.now())) }
 func (s *session) serve() {
 	log := s.srv.log.With("session", s.id, "remote", s.remote)
 	log.Info("connection opened")
+	s.srv.metrics.opened.Inc()
+	s.srv.metrics.connections.Inc()
 	s.srv.heartbeat.add(s)
 	s.start()
 	err := s.readLoop()
@@ -100,6 +103,7 @@ func (s *session) serve() {
 	if code == 0 {
 		code = protocol.CloseAbnormal
 	}
+	s.srv.metrics.connClosed(code)
 	attrs := []any{"code", int(code), "reason", reason}
 	if err != nil && !errors.Is(err, errClosed) {
 		attrs = append(attrs, "err", err)
@@ -156,10 +160,8 @@ func (s *session) readLoop() (err error) {
 		if s.isClosing() {
 			continue // only the peer's close frame matters now
 		}
-		if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
-			s.reply(&protocol.Error{Code: protocol.CodeRateLimited, Message: "too many requests", RetryAfterMS: max(wait.Milliseconds(), 1)})
-			continue
-		}
+		s.srv.metrics.received.Inc()
+		s.srv.metrics.receivedBytes.Add(float64(len(msg.data)))
 		if msg.binary {
 			s.reply(&protocol.Error{Code: protocol.CodeBadRequest, Message: "binary frames are not supported; send JSON text"})
 			continue

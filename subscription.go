@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/protocol"
@@ -62,6 +63,7 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	if !held {
 		sub = &subscription{}
 		s.subs[ch] = sub
+		s.srv.metrics.subscriptions.Inc()
 	}
 	sub.recovering, sub.pending, sub.pendingBytes = true, nil, 0
 	s.mu.Unlock()
@@ -78,6 +80,9 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 		s.dropSubscription(ch)
 		s.brokerError(req.ID, "subscribe", err)
 		return
+	}
+	if recovered != nil {
+		s.srv.metrics.recoveries.WithLabelValues(strconv.FormatBool(*recovered)).Inc()
 	}
 	if req.ID != 0 {
 		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
@@ -132,7 +137,10 @@ func (s *session) unsubscribe(ctx context.Context, req *protocol.Unsubscribe) {
 // tells the broker when no local subscriber is left.
 func (s *session) dropSubscription(ch string) {
 	s.mu.Lock()
-	delete(s.subs, ch)
+	if _, held := s.subs[ch]; held {
+		delete(s.subs, ch)
+		s.srv.metrics.subscriptions.Dec()
+	}
 	s.mu.Unlock()
 	if s.srv.hub.remove(ch, s) {
 		if err := s.srv.broker.Unsubscribe(s.srv.ctx, ch); err != nil {

@@ -1,0 +1,87 @@
+package herald
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+// metrics are the server's Prometheus metrics. Hot paths add once per batch
+// or per publication, never per delivered message.
+type metrics struct {
+	connections        prometheus.Gauge
+	opened             prometheus.Counter
+	closed             *prometheus.CounterVec // by close code
+	subscriptions      prometheus.Gauge
+	received           prometheus.Counter
+	receivedBytes      prometheus.Counter
+	delivered          prometheus.Counter
+	framesSent         prometheus.Counter
+	sentBytes          prometheus.Counter
+	publishSeconds     prometheus.Histogram
+	fanoutSeconds      prometheus.Histogram
+	queueDropped       prometheus.Counter
+	slowConsumers      prometheus.Counter
+	heartbeatKills     prometheus.Counter
+	pingRTT            prometheus.Histogram
+	brokerErrors       *prometheus.CounterVec // by operation
+	recoveries         *prometheus.CounterVec // by outcome
+	errors             *prometheus.CounterVec // error replies, by code
+	rateLimitedReplies prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := func(c prometheus.Collector) prometheus.Collector { reg.MustRegister(c); return c }
+	counter := func(name, help string) prometheus.Counter {
+		return f(prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_" + name, Help: help})).(prometheus.Counter)
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_" + name, Help: help})).(prometheus.Gauge)
+	}
+	vec := func(name, help, label string) *prometheus.CounterVec {
+		return f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_" + name, Help: help}, []string{label})).(*prometheus.CounterVec)
+	}
+	hist := func(name, help string, buckets []float64) prometheus.Histogram {
+		return f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_" + name, Help: help, Buckets: buckets})).(prometheus.Histogram)
+	}
+	latency := prometheus.ExponentialBuckets(50e-6, 2.5, 12) // 50 µs .. ~1.2 s
+	return &metrics{
+		connections:        gauge("connections", "Open WebSocket connections."),
+		opened:             counter("connections_opened_total", "WebSocket connections opened."),
+		closed:             vec("connections_closed_total", "WebSocket connections closed, by close code (1006: lost without a close frame).", "code"),
+		subscriptions:      gauge("subscriptions", "Channel subscriptions held by open connections."),
+		received:           counter("messages_received_total", "Messages received from clients."),
+		receivedBytes:      counter("received_bytes_total", "Bytes of messages received from clients."),
+		delivered:          counter("messages_delivered_total", "Publications queued for subscribers (one per subscriber)."),
+		framesSent:         counter("frames_sent_total", "WebSocket frames written to clients."),
+		sentBytes:          counter("sent_bytes_total", "Bytes written to clients."),
+		publishSeconds:     hist("publish_duration_seconds", "Time the broker took to accept a publish.", latency),
+		fanoutSeconds:      hist("fanout_duration_seconds", "Time to queue one publication for every local subscriber.", latency),
+		queueDropped:       counter("send_queue_dropped_frames_total", "Frames dropped from send queues of slow consumers."),
+		slowConsumers:      counter("slow_consumer_closes_total", "Connections closed with 4008 because their send queue overflowed."),
+		heartbeatKills:     counter("heartbeat_terminations_total", "Connections terminated because they stopped answering."),
+		pingRTT:            hist("ping_rtt_seconds", "Round-trip time of server pings.", prometheus.ExponentialBuckets(100e-6, 3, 12)),
+		brokerErrors:       vec("broker_errors_total", "Broker operations that failed, by operation.", "op"),
+		recoveries:         vec("recoveries_total", "Subscribes with since, by outcome (recovered true or false).", "recovered"),
+		errors:             vec("errors_total", "Error replies sent to clients, by code.", "code"),
+		rateLimitedReplies: counter("rate_limited_total", "Requests refused by the per-connection rate limit."),
+	}
+}
+
+func (m *metrics) connClosed(code protocol.CloseCode) {
+	m.connections.Dec()
+	m.closed.WithLabelValues(strconv.Itoa(int(code))).Inc()
+}
+
+func observeSince(h prometheus.Histogram, start time.Time) { h.Observe(time.Since(start).Seconds()) }
+
+// MetricsHandler serves the server's Prometheus metrics (herald_*) in the
+// text format, plus whatever else is registered on Options.Registry.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
+}
