@@ -68,6 +68,9 @@ func (s *session) start() {
 }
 
 func (s *session) welcome(id uint64) {
+	s.mu.Lock()
+	s.userName = s.identity.User
+	s.mu.Unlock()
 	o := s.srv.opts
 	s.send(&protocol.Welcome{
 		ID:              id,
@@ -79,6 +82,13 @@ func (s *session) welcome(id uint64) {
 		User:            s.identity.User,
 	})
 	s.srv.heartbeat.setExpiry(s, s.identity.ExpiresAt, "token expired")
+}
+
+// user returns the connection's user, "" when anonymous.
+func (s *session) user() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userName
 }
 
 // hello authenticates a connection that is waiting for credentials, or an

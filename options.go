@@ -87,6 +87,10 @@ type Options struct {
 	// means no cap. Behind a proxy every client shares the proxy's address.
 	MaxConnectionsPerAddr int
 
+	// APIKey is the bearer key of the HTTP API (APIHandler). Empty turns the
+	// API off.
+	APIKey string
+
 	// Registry receives the server's Prometheus metrics (herald_*), served by
 	// MetricsHandler. nil means a registry of the server's own.
 	Registry *prometheus.Registry

@@ -43,6 +43,7 @@ type session struct {
 	sent     chan struct{} // closed once the close frame was written (or failed)
 	sentOnce sync.Once
 	subs     map[string]*subscription
+	userName string // the identity's user, readable outside the reader
 
 	// Owned by the reader goroutine.
 	identity auth.Identity

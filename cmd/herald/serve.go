@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/broker"
@@ -72,6 +75,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IP address; above it upgrades get 503 (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
+	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/ (empty: API off)")
 	return fs
 }
 
@@ -181,12 +185,18 @@ func runServe(ctx context.Context, std stdio, args []string) error {
 // gracefully: HTTP first, then the WebSocket connections (1001, drained),
 // then the broker, which saves its streams when it has a data directory.
 func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c.opts.Registry = reg
 	srv := herald.New(&c.opts)
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
+	mux.Handle("GET /readyz", srv.ReadyHandler())
+	mux.Handle("GET /metrics", srv.MetricsHandler())
+	mux.Handle("/api/", srv.APIHandler())
 	mux.Handle("GET /", web.Handler())
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
