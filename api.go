@@ -20,6 +20,7 @@ import (
 //	POST /api/broadcast   {"channels":[...],"data","key"} -> {"results":[...]}
 //	GET  /api/channels                                   -> {"channels":[{"channel","subscribers"}]}
 //	POST /api/disconnect  {"user","code","reason"}       -> {"disconnected"}
+//	GET  /api/stats                                      -> Stats
 //
 // Every call needs "Authorization: Bearer <Options.APIKey>"; without an
 // APIKey every path answers 404. Errors are JSON {"code","message"} with the
@@ -32,6 +33,7 @@ func (s *Server) APIHandler() http.Handler {
 	mux.HandleFunc("POST /api/broadcast", s.apiBroadcast)
 	mux.HandleFunc("GET /api/channels", s.apiChannels)
 	mux.HandleFunc("POST /api/disconnect", s.apiDisconnect)
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.APIKey == "" {
 			http.NotFound(w, r)

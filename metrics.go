@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/heraldhq/herald/protocol"
 )
@@ -84,4 +85,46 @@ func observeSince(h prometheus.Histogram, start time.Time) { h.Observe(time.Sinc
 // text format, plus whatever else is registered on Options.Registry.
 func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
+}
+
+// Stats is a snapshot of the server's activity, for dashboards.
+type Stats struct {
+	Time                  int64  `json:"time_ms"` // Unix milliseconds
+	Connections           int    `json:"connections"`
+	Channels              int    `json:"channels"` // with local subscribers
+	Subscriptions         int    `json:"subscriptions"`
+	MessagesReceived      uint64 `json:"messages_received"`
+	MessagesDelivered     uint64 `json:"messages_delivered"`
+	HeartbeatTerminations uint64 `json:"heartbeat_terminations"`
+	SlowConsumerCloses    uint64 `json:"slow_consumer_closes"`
+}
+
+// Stats returns the server's current counters.
+func (s *Server) Stats() Stats {
+	s.hub.mu.RLock()
+	channels := len(s.hub.channels)
+	s.hub.mu.RUnlock()
+	m := s.metrics
+	return Stats{
+		Time:                  time.Now().UnixMilli(),
+		Connections:           int(value(m.connections)),
+		Channels:              channels,
+		Subscriptions:         int(value(m.subscriptions)),
+		MessagesReceived:      uint64(value(m.received)),
+		MessagesDelivered:     uint64(value(m.delivered)),
+		HeartbeatTerminations: uint64(value(m.heartbeatKills)),
+		SlowConsumerCloses:    uint64(value(m.slowConsumers)),
+	}
+}
+
+// value reads a counter's or gauge's current value.
+func value(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }

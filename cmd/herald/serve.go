@@ -197,7 +197,11 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 	mux.Handle("GET /readyz", srv.ReadyHandler())
 	mux.Handle("GET /metrics", srv.MetricsHandler())
 	mux.Handle("/api/", srv.APIHandler())
-	mux.Handle("GET /", web.Handler())
+	if c.opts.APIKey != "" {
+		mux.Handle("GET /dashboard/", http.StripPrefix("/dashboard/", web.Dashboard()))
+		mux.Handle("GET /dashboard", http.RedirectHandler("/dashboard/", http.StatusMovedPermanently))
+	}
+	mux.Handle("/", web.Handler())
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	errc := make(chan error, 1)

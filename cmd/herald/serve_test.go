@@ -68,11 +68,17 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	bin := buildHerald(t)
 	cmd, base := startHerald(t, bin, "--shutdown-timeout", "5s")
 
-	resp, err := http.Get(base + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/healthz: %v %v", resp, err)
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "herald_connections"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d %.200s", path, resp.StatusCode, body)
+		}
 	}
-	resp.Body.Close()
 	page, err := http.Get(base + "/")
 	if err != nil || page.StatusCode != 200 {
 		t.Fatalf("/: %v %v", page, err)
