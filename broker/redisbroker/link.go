@@ -1,0 +1,345 @@
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/heraldhq/herald/broker"
+)
+
+// link is the broker's pub/sub connection to Redis and the set of channels
+// the node subscribes to. Its loop keeps one connection up: it dials,
+// subscribes every channel of the set, waits for the connection to fail,
+// and starts again after a short backoff.
+type link struct {
+	b    *Broker
+	stop chan struct{} // closed by close
+
+	mu       sync.RWMutex
+	channels map[string]struct{} // subscribed: Subscribe and not Unsubscribe since
+	conn     rueidis.DedicatedClient
+	gen      uint64        // of conn; grows with every connection
+	up       bool          // conn subscribes every channel of the set
+	changed  chan struct{} // closed and replaced when up or conn changes
+}
+
+// Reconnection backoff of the pub/sub connection.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = time.Second
+	// subscribeBatch is the most channels one SUBSCRIBE names when a
+	// connection subscribes its whole set.
+	subscribeBatch = 500
+)
+
+func newLink(b *Broker) *link {
+	return &link{b: b, stop: make(chan struct{}), channels: make(map[string]struct{}), changed: make(chan struct{})}
+}
+
+func (l *link) close() { close(l.stop) }
+
+// loop keeps the pub/sub connection up until close.
+func (l *link) loop() {
+	defer l.b.stopped.Done()
+	wasUp := false
+	for attempt := 0; ; attempt++ {
+		dc, release := l.b.client.Dedicate()
+		failed, err := l.connect(dc)
+		if err == nil {
+			if wasUp {
+				l.b.log.Info("redis pub/sub connection restored", "channels", l.count())
+			}
+			wasUp, attempt = true, 0
+			select {
+			case err = <-failed:
+			case <-l.stop:
+			}
+		}
+		l.setDown()
+		dc.Close()
+		release()
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		if wasUp {
+			wasUp = false
+			l.b.log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
+		}
+		d := min(minBackoff<<min(attempt, 8), maxBackoff)
+		select {
+		case <-l.stop:
+			return
+		case <-time.After(d/2 + rand.N(d/2+1)):
+		}
+	}
+}
+
+// connect makes dc the link's connection and subscribes it to every
+// channel of the set. It returns the channel that reports dc's failure.
+func (l *link) connect(dc rueidis.DedicatedClient) (<-chan error, error) {
+	l.mu.Lock()
+	l.gen++
+	gen := l.gen
+	l.mu.Unlock()
+	failed := dc.SetPubSubHooks(rueidis.PubSubHooks{
+		OnMessage: func(m rueidis.PubSubMessage) { l.onMessage(gen, m) },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*l.b.timeout)
+	defer cancel()
+	if err := dc.Do(ctx, dc.B().Ping().Build()).Error(); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conn = dc
+	l.signalLocked()
+	subscribed := make([]string, 0, len(l.channels))
+	for ch := range l.channels {
+		subscribed = append(subscribed, l.b.pubPrefix+ch)
+	}
+	l.mu.Unlock()
+	for rest := subscribed; len(rest) > 0; {
+		n := min(len(rest), subscribeBatch)
+		if err := dc.Do(ctx, dc.B().Subscribe().Channel(rest[:n]...).Build()).Error(); err != nil {
+			return nil, err
+		}
+		rest = rest[n:]
+	}
+	l.mu.Lock()
+	l.up = true
+	l.signalLocked()
+	var dropped []string
+	for _, name := range subscribed {
+		if _, ok := l.channels[strings.TrimPrefix(name, l.b.pubPrefix)]; !ok {
+			dropped = append(dropped, name)
+		}
+	}
+	l.mu.Unlock()
+	if len(dropped) > 0 {
+		// Unsubscribed while this connection subscribed them.
+		dc.Do(ctx, dc.B().Unsubscribe().Channel(dropped...).Build())
+	}
+	return failed, nil
+}
+
+// setDown forgets the connection.
+func (l *link) setDown() {
+	l.mu.Lock()
+	l.conn, l.up = nil, false
+	l.signalLocked()
+	l.mu.Unlock()
+}
+
+func (l *link) signalLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *link) isUp() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.up
+}
+
+func (l *link) count() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.channels)
+}
+
+// waitUp waits until the link is up, at most d.
+func (l *link) waitUp(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	_, _, err := l.upConn(ctx)
+	return err
+}
+
+// upConn waits until the link is up and returns its connection.
+func (l *link) upConn(ctx context.Context) (rueidis.DedicatedClient, uint64, error) {
+	for {
+		l.mu.RLock()
+		conn, gen, up, changed := l.conn, l.gen, l.up, l.changed
+		l.mu.RUnlock()
+		if up {
+			return conn, gen, nil
+		}
+		select {
+		case <-changed:
+		case <-l.stop:
+			return nil, 0, broker.ErrClosed
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("%w: redis pub/sub connection is down", broker.ErrUnavailable)
+		}
+	}
+}
+
+// Subscribe implements broker.Broker: it returns once Redis confirmed the
+// subscription of the node's pub/sub connection, so every publication made
+// after it returns is delivered (unless that connection fails in between;
+// see Broker). While the connection is down it waits for it up to
+// Options.Timeout, then fails with an error wrapping
+// broker.ErrUnavailable. On error the channel is not subscribed.
+// Subscribe and Unsubscribe of one channel must not run concurrently.
+func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	l := b.link
+	l.mu.Lock()
+	l.channels[channel] = struct{}{}
+	l.mu.Unlock()
+	err := l.subscribe(ctx, channel)
+	if err != nil {
+		l.mu.Lock()
+		delete(l.channels, channel)
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// subscribe subscribes the link's connection to channel. A connection that
+// fails meanwhile is replaced by one that subscribes the whole set, but
+// only a confirmation on the connection that is up proves the
+// subscription, so subscribe tries again on the new one.
+func (l *link) subscribe(ctx context.Context, channel string) error {
+	ctx, cancel := l.b.opContext(ctx)
+	defer cancel()
+	for {
+		conn, gen, err := l.upConn(ctx)
+		if err != nil {
+			return err
+		}
+		err = conn.Do(ctx, conn.B().Subscribe().Channel(l.b.pubPrefix+channel).Build()).Error()
+		if err == nil {
+			return nil
+		}
+		l.mu.RLock()
+		same := l.gen == gen && l.up
+		l.mu.RUnlock()
+		if same || ctx.Err() != nil {
+			return l.b.wrap(ctx, "subscribe", err)
+		}
+	}
+}
+
+// Unsubscribe implements broker.Broker. Publications made after it returns
+// are not delivered. An error (Redis did not confirm) only means that the
+// node may still receive the channel's traffic, which it drops.
+func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	l := b.link
+	l.mu.Lock()
+	delete(l.channels, channel)
+	conn, gen := l.conn, l.gen
+	l.mu.Unlock()
+	if conn == nil {
+		return nil // the next connection does not subscribe it
+	}
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	err := conn.Do(ctx, conn.B().Unsubscribe().Channel(b.pubPrefix+channel).Build()).Error()
+	if err != nil {
+		l.mu.RLock()
+		same := l.gen == gen
+		l.mu.RUnlock()
+		if same {
+			return b.wrap(ctx, "unsubscribe", err)
+		}
+	}
+	return nil
+}
+
+// onMessage delivers a pub/sub message of connection gen: "OFFSET EPOCH
+// DATA" on the channel's pub/sub name. Messages of a channel no longer
+// subscribed, or of a connection that was replaced, are dropped. The check
+// and the delivery hold runMu, so a message the reader of a failed
+// connection still holds can neither overtake nor run alongside the
+// messages of the next connection.
+func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
+	channel, ok := strings.CutPrefix(m.Channel, l.b.pubPrefix)
+	if !ok {
+		return
+	}
+	p, err := decodeMessage(channel, m.Message)
+	if err != nil {
+		l.b.log.Error("redis pub/sub: bad message", "channel", channel, "err", err)
+		return
+	}
+	l.b.runMu.Lock()
+	defer l.b.runMu.Unlock()
+	l.mu.RLock()
+	_, subscribed := l.channels[channel]
+	current := l.gen == gen
+	l.mu.RUnlock()
+	if subscribed && current && l.b.run != nil {
+		l.b.run(p)
+	}
+}
+
+// decodeMessage parses "OFFSET EPOCH DATA".
+func decodeMessage(channel, msg string) (broker.Publication, error) {
+	off, rest, ok1 := strings.Cut(msg, " ")
+	epoch, data, ok2 := strings.Cut(rest, " ")
+	offset, err := strconv.ParseUint(off, 10, 64)
+	if !ok1 || !ok2 || err != nil || epoch == "" {
+		return broker.Publication{}, fmt.Errorf("not OFFSET EPOCH DATA: %.40q", msg)
+	}
+	return broker.Publication{Channel: channel, Epoch: epoch, Offset: offset, Data: []byte(data)}, nil
+}
+
+// keepAlive extends the stream TTL of every subscribed channel, every
+// quarter of it, so that the stream of a channel some node subscribes to
+// never expires however quiet it is: a new epoch under live subscribers
+// would reach their clients as offsets going back.
+func (b *Broker) keepAlive() {
+	defer b.stopped.Done()
+	period := min(max(b.streamTTL/4, time.Second), time.Hour)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+			b.touchSubscribed()
+		}
+	}
+}
+
+func (b *Broker) touchSubscribed() {
+	l := b.link
+	l.mu.RLock()
+	chans := make([]string, 0, len(l.channels))
+	for ch := range l.channels {
+		chans = append(chans, ch)
+	}
+	l.mu.RUnlock()
+	for len(chans) > 0 {
+		n := min(len(chans), subscribeBatch)
+		cmds := make(rueidis.Commands, n)
+		for i, ch := range chans[:n] {
+			ttl := max(b.streamTTL, b.history.forChannel(ch).TTL)
+			cmds[i] = b.client.B().Pexpire().Key(b.streamKeys(ch)[0]).Milliseconds(ttl.Milliseconds()).Build()
+		}
+		ctx, cancel := b.opContext(context.Background())
+		for _, r := range b.client.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				b.log.Debug("redis: extending stream TTLs failed", "err", err)
+				break
+			}
+		}
+		cancel()
+		chans = chans[n:]
+	}
+}

@@ -1,0 +1,323 @@
+// Package redisbroker is the Herald broker for several nodes: channel
+// streams live in Redis, and publications reach every node subscribed to
+// their channel through Redis pub/sub.
+//
+// Each publish runs one Lua script that, atomically, checks the
+// idempotency key, assigns the next offset, appends the publication to the
+// channel's history (a Redis stream bounded by count and age) and
+// PUBLISHes it, so offsets, history and delivery always agree. A channel's
+// epoch is stored next to its offset; when Redis loses the stream (a
+// restart without persistence, eviction, expiry) the next use creates a new
+// epoch, so an old position is refused rather than replayed wrongly.
+//
+// The broker needs Redis 6.2 or later, standalone (not Redis Cluster).
+//
+// Keys, all under Options.Prefix (P) and tagged with the channel so that a
+// channel's keys share a hash slot:
+//
+//	P stream:{CH}      hash: e = epoch, o = newest offset
+//	P history:{CH}     stream: entries o = offset, d = data; ID = publish time
+//	P key:{CH}:KEY     string "OFFSET EPOCH": an idempotency key in use
+//
+// and the pub/sub channel P pub:DB:CH carries "OFFSET EPOCH DATA".
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// Options configure a Redis broker. The zero value connects to
+// 127.0.0.1:6379, database 0, with the default history bounds.
+type Options struct {
+	// URL locates Redis: redis://[user:password@]host[:port][/db],
+	// rediss:// for TLS, or unix://[user:password@]/path?db=N. When set,
+	// Addr and DB are ignored.
+	URL string
+	// Addr is Redis's host:port when URL is empty. Empty means
+	// "127.0.0.1:6379".
+	Addr string
+	// DB is the database number when URL is empty.
+	DB int
+	// Prefix starts every Redis key and pub/sub channel the broker uses.
+	// Nodes that share a Redis, a database and a prefix are one service.
+	// Empty means "herald:".
+	Prefix string
+	// History bounds the history of every channel whose namespace has no
+	// entry in Namespaces. Zero fields mean broker.DefaultHistorySize and
+	// broker.DefaultHistoryTTL. Every node of a service should use the same
+	// bounds.
+	History broker.HistoryOptions
+	// Namespaces overrides History per namespace (the part of the channel
+	// name before its first ':'). Zero fields of an entry take History's
+	// value.
+	Namespaces map[string]broker.HistoryOptions
+	// StreamTTL is how long Redis keeps a channel's epoch and offset after
+	// the channel was last used (published to, read, or subscribed by a
+	// node). A client that comes back within it to a quiet channel
+	// recovers; after it the channel starts a new epoch. Zero means 24
+	// hours; it is never shorter than the channel's history TTL.
+	StreamTTL time.Duration
+	// Timeout bounds every Redis command and connection attempt: a Redis
+	// that does not answer within it counts as unavailable, so that a
+	// client's request fails quickly instead of hanging. Zero means 1
+	// second.
+	Timeout time.Duration
+	// Logger receives the state of the pub/sub link (lost, restored). Nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultAddr      = "127.0.0.1:6379"
+	DefaultPrefix    = "herald:"
+	DefaultStreamTTL = 24 * time.Hour
+	DefaultTimeout   = time.Second
+)
+
+// Broker is a broker.Broker backed by Redis. Create it with New; the zero
+// value is not usable. All methods are safe for concurrent use.
+//
+// Publications are delivered on the goroutine that reads the pub/sub
+// connection, in offset order per channel; deliver must return quickly.
+// When the pub/sub connection is lost, the broker reconnects and
+// subscribes again to every subscribed channel on its own; publications
+// made in between are not delivered, and the subscribers see a gap in
+// offsets, which recovery repairs.
+type Broker struct {
+	client    rueidis.Client
+	history   historyConfig
+	prefix    string
+	pubPrefix string // prefix of pub/sub channel names
+	streamTTL time.Duration
+	timeout   time.Duration
+	log       *slog.Logger
+
+	link *link
+
+	runMu sync.Mutex // held around every call of run
+	run   func(broker.Publication)
+
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close
+	stopped   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New connects to Redis and returns a broker once its pub/sub connection
+// is established. It fails, with an error wrapping broker.ErrUnavailable,
+// when Redis cannot be reached before ctx ends or within a few Timeouts.
+// Call Close to release the connections.
+func New(ctx context.Context, opts Options) (*Broker, error) {
+	copt, err := clientOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		history:   newHistoryConfig(opts.History, opts.Namespaces),
+		prefix:    opts.Prefix,
+		timeout:   opts.Timeout,
+		streamTTL: opts.StreamTTL,
+		log:       opts.Logger,
+		done:      make(chan struct{}),
+	}
+	if b.prefix == "" {
+		b.prefix = DefaultPrefix
+	}
+	if b.timeout <= 0 {
+		b.timeout = DefaultTimeout
+	}
+	if b.streamTTL <= 0 {
+		b.streamTTL = DefaultStreamTTL
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	b.pubPrefix = b.prefix + "pub:" + strconv.Itoa(copt.SelectDB) + ":"
+	copt.Dialer.Timeout = b.timeout
+	copt.ConnWriteTimeout = 3 * b.timeout
+	b.client, err = rueidis.NewClient(copt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
+	}
+	b.link = newLink(b)
+	b.stopped.Add(2)
+	go b.link.loop()
+	go b.keepAlive()
+	if err := b.link.waitUp(ctx, 5*b.timeout); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// clientOptions translates opts into the Redis client's options.
+func clientOptions(opts Options) (rueidis.ClientOption, error) {
+	var copt rueidis.ClientOption
+	if opts.URL != "" {
+		var err error
+		if copt, err = rueidis.ParseURL(opts.URL); err != nil {
+			return copt, fmt.Errorf("redisbroker: %w", err)
+		}
+	} else {
+		addr := opts.Addr
+		if addr == "" {
+			addr = DefaultAddr
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return copt, fmt.Errorf("redisbroker: address %q: %w", addr, err)
+		}
+		copt.InitAddress = []string{addr}
+		copt.SelectDB = opts.DB
+	}
+	copt.ForceSingleClient = true
+	copt.DisableCache = true
+	copt.ClientName = "herald"
+	return copt, nil
+}
+
+// Close stops the broker: later calls return broker.ErrClosed, Run
+// returns, and the Redis connections are closed. The streams stay in
+// Redis. Close is idempotent and returns nil.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.closed.Store(true)
+		close(b.done)
+		b.link.close()
+		b.stopped.Wait()
+		b.client.Close()
+	})
+	return nil
+}
+
+// Check implements broker.Checker: it fails when Redis does not answer a
+// PING or the pub/sub connection is down.
+func (b *Broker) Check(ctx context.Context) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	if err := b.client.Do(ctx, b.client.B().Ping().Build()).Error(); err != nil {
+		return b.wrap(ctx, "ping", err)
+	}
+	if !b.link.isUp() {
+		return fmt.Errorf("%w: redis pub/sub connection is down", broker.ErrUnavailable)
+	}
+	return nil
+}
+
+// Run implements broker.Broker. Only one Run may be active at a time;
+// another returns an error at once. When Run returns, deliver is no longer
+// called.
+func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) error {
+	if deliver == nil {
+		return errors.New("herald: broker: Run needs a deliver func")
+	}
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	b.runMu.Lock()
+	if b.run != nil {
+		b.runMu.Unlock()
+		return errors.New("herald: broker: Run is already active")
+	}
+	b.run = deliver
+	b.runMu.Unlock()
+	defer func() {
+		b.runMu.Lock() // waits for the delivery in flight
+		b.run = nil
+		b.runMu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.done:
+		return broker.ErrClosed
+	}
+}
+
+// opContext bounds one Redis call by Timeout.
+func (b *Broker) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.timeout)
+}
+
+// wrap turns an error of a Redis call made with ctx (derived from the
+// caller's context by opContext) into the broker's errors: ErrClosed after
+// Close, the caller's own context error when the caller gave up, and
+// ErrUnavailable when Redis could not be reached, did not answer in time,
+// or answered that it cannot serve now.
+func (b *Broker) wrap(ctx context.Context, op string, err error) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if rerr, ok := rueidis.IsRedisErr(err); ok && !unavailableReply(rerr) {
+		return fmt.Errorf("redisbroker: %s: %w", op, err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+			return fmt.Errorf("redisbroker: %s: %w", op, cause)
+		}
+	}
+	return fmt.Errorf("%w: redis %s: %w", broker.ErrUnavailable, op, err)
+}
+
+// unavailableReply reports whether a Redis error reply means "not now"
+// rather than a bug: loading the dataset, a busy script, a read-only
+// replica, full memory.
+func unavailableReply(err *rueidis.RedisError) bool {
+	if err.IsLoading() || err.IsTryAgain() || err.IsClusterDown() {
+		return true
+	}
+	msg := err.Error()
+	for _, prefix := range []string{"BUSY ", "MASTERDOWN", "READONLY", "OOM", "NOREPLICAS"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// historyConfig resolves a channel's history bounds from its namespace.
+type historyConfig struct {
+	def broker.HistoryOptions
+	ns  map[string]broker.HistoryOptions
+}
+
+func newHistoryConfig(def broker.HistoryOptions, ns map[string]broker.HistoryOptions) historyConfig {
+	c := historyConfig{def: def.WithDefaults()}
+	if len(ns) > 0 {
+		c.ns = make(map[string]broker.HistoryOptions, len(ns))
+		for name, o := range ns {
+			if o.Size <= 0 {
+				o.Size = c.def.Size
+			}
+			if o.TTL <= 0 {
+				o.TTL = c.def.TTL
+			}
+			c.ns[name] = o
+		}
+	}
+	return c
+}
+
+func (c *historyConfig) forChannel(channel string) broker.HistoryOptions {
+	if o, ok := c.ns[protocol.Namespace(channel)]; ok {
+		return o
+	}
+	return c.def
+}

@@ -1,0 +1,115 @@
+package redisbroker
+
+import "github.com/redis/rueidis"
+
+// The Lua scripts below run atomically in Redis, so each sees and leaves a
+// channel's keys consistent: the stream hash (KEYS[1]), the history
+// (KEYS[2]) and, for a keyed publish, the idempotency key (KEYS[3]).
+//
+// Every script starts with streamPrelude, which reads the channel's epoch
+// and offset and, when the stream hash is missing (never used, expired, or
+// lost by Redis), creates it with the epoch the caller proposed (ARGV[1])
+// and offset 0, and deletes any history left from the lost stream. It then
+// extends the hash's life by the stream TTL in milliseconds (ARGV[2]).
+// Times come from Redis's clock (TIME), the same clock that stamps the
+// history entries' IDs, so nodes with skewed clocks agree on ages.
+const streamPrelude = `
+local state = redis.call('HMGET', KEYS[1], 'e', 'o')
+local epoch, offset = state[1], tonumber(state[2])
+if not epoch then
+  epoch, offset = ARGV[1], 0
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local function nowms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// publishScript appends a publication. ARGV[3] data, ARGV[4] history size,
+// ARGV[5] history TTL in ms, ARGV[6] pub/sub channel. It returns
+// {epoch, offset}: the new publication's, or for a key already used in
+// this epoch within the history TTL, the first publication's (nothing is
+// stored or published then).
+//
+// History is a Redis stream whose entry IDs Redis assigns from its clock
+// (never going back), so trimming by MINID drops exactly the entries older
+// than the TTL, and MAXLEN = keeps exactly the size. The history key
+// expires with its newest entry; the idempotency key with the TTL.
+var publishScript = rueidis.NewLuaScript(streamPrelude + `
+if KEYS[3] then
+  local used = redis.call('GET', KEYS[3])
+  if used then
+    local sp = string.find(used, ' ', 1, true)
+    if sp and string.sub(used, sp + 1) == epoch then
+      return {epoch, tonumber(string.sub(used, 1, sp - 1))}
+    end
+  end
+end
+offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local off = string.format('%d', offset)
+redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[4], '*', 'o', off, 'd', ARGV[3])
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', nowms() - tonumber(ARGV[5])))
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if KEYS[3] then
+  redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[5])
+end
+redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[3])
+return {epoch, offset}
+`)
+
+// positionScript returns {epoch, offset}, creating the stream if needed.
+var positionScript = rueidis.NewLuaScript(streamPrelude + `
+return {epoch, offset}
+`)
+
+// historyScript reads the publications after a position. ARGV[3] since
+// epoch, ARGV[4] since offset, ARGV[5] limit (0: none), ARGV[6] history
+// size, ARGV[7] history TTL in ms. It returns {epoch, offset, 0} when the
+// position cannot be recovered (another epoch, an offset from the future,
+// or publications after it that left history by count or age), and
+// otherwise {epoch, offset, 1, data...} with the data of the publications
+// after since, oldest first, at most limit of them.
+//
+// The missed publications are the newest entries of the history, so
+// XREVRANGE with COUNT reads exactly them; the oldest of them must carry
+// offset since+1 and be younger than the TTL (entries only get younger
+// from there).
+var historyScript = rueidis.NewLuaScript(streamPrelude + `
+local since = tonumber(ARGV[4])
+if ARGV[3] ~= epoch or since > offset then
+  return {epoch, offset, 0}
+end
+local missed = offset - since
+if missed == 0 then
+  return {epoch, offset, 1}
+end
+if missed > tonumber(ARGV[6]) then
+  return {epoch, offset, 0}
+end
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
+if #entries < missed then
+  return {epoch, offset, 0}
+end
+local oldest = entries[missed]
+if tonumber(oldest[2][2]) ~= since + 1 then
+  return {epoch, offset, 0}
+end
+local id = oldest[1]
+local ms = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
+if nowms() - ms > tonumber(ARGV[7]) then
+  return {epoch, offset, 0}
+end
+local n = missed
+local limit = tonumber(ARGV[5])
+if limit > 0 and limit < n then
+  n = limit
+end
+local out = {epoch, offset, 1}
+for i = missed, missed - n + 1, -1 do
+  out[#out + 1] = entries[i][2][4]
+end
+return out
+`)

@@ -1,0 +1,153 @@
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/heraldhq/herald/broker"
+)
+
+// Publish implements broker.Broker. data is copied. A publish whose non-empty key was
+// already used on the channel, in the current epoch and within the history
+// TTL, stores and delivers nothing and returns the first publication's
+// position.
+//
+// An error wrapping broker.ErrUnavailable means Redis could not be reached
+// or did not answer within Options.Timeout; the publication may or may not
+// have been made, so a retry should carry a key.
+func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts broker.PublishOptions) (broker.StreamPosition, error) {
+	if b.closed.Load() {
+		return broker.StreamPosition{}, broker.ErrClosed
+	}
+	h := b.history.forChannel(channel)
+	keys := b.streamKeys(channel)
+	if opts.Key != "" {
+		keys = append(keys, b.prefix+"key:{"+channel+"}:"+opts.Key)
+	}
+	args := append(b.streamArgs(h),
+		string(data),
+		strconv.Itoa(h.Size),
+		millis(h.TTL),
+		b.pubPrefix+channel,
+	)
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	reply, err := publishScript.Exec(ctx, b.client, keys, args).ToArray()
+	if err != nil {
+		return broker.StreamPosition{}, b.wrap(ctx, "publish", err)
+	}
+	pos, err := position(reply)
+	if err != nil {
+		return broker.StreamPosition{}, fmt.Errorf("redisbroker: publish: %w", err)
+	}
+	return pos, nil
+}
+
+// Position implements broker.Broker. It creates the channel's stream when
+// Redis has none, so later publications continue the epoch it returns.
+func (b *Broker) Position(ctx context.Context, channel string) (broker.StreamPosition, error) {
+	if b.closed.Load() {
+		return broker.StreamPosition{}, broker.ErrClosed
+	}
+	h := b.history.forChannel(channel)
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	reply, err := positionScript.Exec(ctx, b.client, b.streamKeys(channel), b.streamArgs(h)).ToArray()
+	if err != nil {
+		return broker.StreamPosition{}, b.wrap(ctx, "position", err)
+	}
+	pos, err := position(reply)
+	if err != nil {
+		return broker.StreamPosition{}, fmt.Errorf("redisbroker: position: %w", err)
+	}
+	return pos, nil
+}
+
+// History implements broker.Broker. since.Offset equal to the current
+// offset returns no publication and no error; an offset beyond it, an
+// epoch that is not the current one (the zero position included), or a
+// publication after since that left history returns
+// broker.ErrUnrecoverable, with the current position.
+func (b *Broker) History(ctx context.Context, channel string, since broker.StreamPosition, limit int) ([]broker.Publication, broker.StreamPosition, error) {
+	if b.closed.Load() {
+		return nil, broker.StreamPosition{}, broker.ErrClosed
+	}
+	h := b.history.forChannel(channel)
+	args := append(b.streamArgs(h),
+		since.Epoch,
+		strconv.FormatUint(since.Offset, 10),
+		strconv.Itoa(max(limit, 0)),
+		strconv.Itoa(h.Size),
+		millis(h.TTL),
+	)
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	reply, err := historyScript.Exec(ctx, b.client, b.streamKeys(channel), args).ToArray()
+	if err != nil {
+		return nil, broker.StreamPosition{}, b.wrap(ctx, "history", err)
+	}
+	pos, err := position(reply)
+	if err == nil && len(reply) < 3 {
+		err = fmt.Errorf("short reply of %d values", len(reply))
+	}
+	if err != nil {
+		return nil, broker.StreamPosition{}, fmt.Errorf("redisbroker: history: %w", err)
+	}
+	if ok, _ := reply[2].AsInt64(); ok != 1 {
+		return nil, pos, broker.ErrUnrecoverable
+	}
+	var pubs []broker.Publication
+	if n := len(reply) - 3; n > 0 {
+		pubs = make([]broker.Publication, n)
+		for i := range pubs {
+			data, err := reply[3+i].AsBytes()
+			if err != nil {
+				return nil, broker.StreamPosition{}, fmt.Errorf("redisbroker: history: %w", err)
+			}
+			pubs[i] = broker.Publication{Channel: channel, Epoch: pos.Epoch, Offset: since.Offset + 1 + uint64(i), Data: data}
+		}
+	}
+	return pubs, pos, nil
+}
+
+// streamKeys returns the keys of the channel's stream hash and history.
+func (b *Broker) streamKeys(channel string) []string {
+	keys := make([]string, 2, 3)
+	keys[0] = b.prefix + "stream:{" + channel + "}"
+	keys[1] = b.prefix + "history:{" + channel + "}"
+	return keys
+}
+
+// streamArgs returns the arguments every script starts with: the epoch to
+// create the stream with if Redis has none, and the stream hash's TTL.
+func (b *Broker) streamArgs(h broker.HistoryOptions) []string {
+	args := make([]string, 2, 7)
+	args[0] = broker.NewEpoch()
+	args[1] = millis(max(b.streamTTL, h.TTL))
+	return args
+}
+
+// position decodes the {epoch, offset} that starts every script's reply.
+func position(reply []rueidis.RedisMessage) (broker.StreamPosition, error) {
+	if len(reply) < 2 {
+		return broker.StreamPosition{}, fmt.Errorf("short reply of %d values", len(reply))
+	}
+	epoch, err := reply[0].ToString()
+	if err != nil {
+		return broker.StreamPosition{}, err
+	}
+	offset, err := reply[1].AsInt64()
+	if err != nil {
+		return broker.StreamPosition{}, err
+	}
+	return broker.StreamPosition{Epoch: epoch, Offset: uint64(offset)}, nil
+}
+
+// millis formats d in whole milliseconds, at least 1.
+func millis(d time.Duration) string {
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+}
