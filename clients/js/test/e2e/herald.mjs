@@ -14,8 +14,12 @@ export const REPO = resolve(fileURLToPath(import.meta.url), "../../../../..");
 export const ARTIFACTS = resolve(fileURLToPath(import.meta.url), "../../../artifacts");
 const CHROMIUM = "/usr/bin/chromium";
 
-/** buildHerald compiles cmd/herald into dir and returns the binary's path. */
+/**
+ * buildHerald compiles cmd/herald into dir and returns the binary's path, or
+ * returns $HERALD_BIN when set, to test a binary built elsewhere.
+ */
 export async function buildHerald(dir) {
+  if (process.env.HERALD_BIN) return resolve(process.env.HERALD_BIN);
   const bin = join(dir, "herald");
   await promisify(execFile)("go", ["build", "-o", bin, "./cmd/herald"], { cwd: REPO });
   return bin;
@@ -82,7 +86,9 @@ export class HeraldServer {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc ? proc.exited : undefined;
     proc.kill("SIGTERM");
-    const exit = await Promise.race([proc.exited, sleep(15_000).then(() => undefined)]);
+    let timer;
+    const timeout = new Promise((res) => (timer = setTimeout(res, 15_000)));
+    const exit = await Promise.race([proc.exited, timeout]).finally(() => clearTimeout(timer));
     if (!exit) {
       proc.kill("SIGKILL");
       throw new Error(`herald serve did not exit within 15 s of SIGTERM:\n${this.log}`);
