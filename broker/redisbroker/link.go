@@ -48,19 +48,24 @@ func (l *link) close() { close(l.stop) }
 // loop keeps the pub/sub connection up until close.
 func (l *link) loop() {
 	defer l.b.stopped.Done()
-	wasUp := false
+	lost := false // the link was up and failed
 	for attempt := 0; ; attempt++ {
 		dc, release := l.b.client.Dedicate()
 		failed, err := l.connect(dc)
 		if err == nil {
-			if wasUp {
+			if lost {
 				l.b.log.Info("redis pub/sub connection restored", "channels", l.count())
+				lost = false
 			}
-			wasUp, attempt = true, 0
+			attempt = 0
 			select {
 			case err = <-failed:
+				l.b.log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
+				lost = true
 			case <-l.stop:
 			}
+		} else {
+			l.b.log.Debug("redis pub/sub connection failed", "err", err)
 		}
 		l.setDown()
 		dc.Close()
@@ -69,10 +74,6 @@ func (l *link) loop() {
 		case <-l.stop:
 			return
 		default:
-		}
-		if wasUp {
-			wasUp = false
-			l.b.log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
 		}
 		d := min(minBackoff<<min(attempt, 8), maxBackoff)
 		select {

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/broker/redisbroker"
 	"github.com/heraldhq/herald/web"
 )
 
@@ -50,7 +51,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs := newFlagSet("serve", "[flags]", std)
 	fs.StringVar(&c.config, "config", "", "YAML file with flag values (keys named like the flags) and a namespaces section")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address")
-	fs.StringVar(&c.brokerURL, "broker", "memory", "broker: memory")
+	fs.StringVar(&c.brokerURL, "broker", "memory", "broker: memory (this process only), or a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS) to run several nodes as one service")
 	fs.DurationVar(&c.opts.PingInterval, "ping-interval", 25*time.Second, "server ping period")
 	fs.DurationVar(&c.opts.PongTimeout, "pong-timeout", 15*time.Second, "silence allowed after a ping before the connection is dead")
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", 10*time.Second, "deadline of every socket write")
@@ -240,8 +241,19 @@ func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 	switch {
 	case c.brokerURL == "memory":
 		return broker.NewMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, Logger: log}), nil
+	case strings.HasPrefix(c.brokerURL, "redis://") || strings.HasPrefix(c.brokerURL, "rediss://") || strings.HasPrefix(c.brokerURL, "unix://"):
+		if c.dataDir != "" {
+			return nil, usageError{errors.New("--data-dir applies to the memory broker only: Redis keeps the streams")}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("redis broker: %w", err)
+		}
+		return b, nil
 	default:
-		return nil, usageError{fmt.Errorf("unknown broker %q (want memory)", c.brokerURL)}
+		return nil, usageError{fmt.Errorf("unknown broker %q (want memory or redis://host:port/db)", c.brokerURL)}
 	}
 }
 
