@@ -305,7 +305,7 @@ func decodeMessage(channel, msg string) (broker.Publication, error) {
 // would reach their clients as offsets going back.
 func (b *Broker) keepAlive() {
 	defer b.stopped.Done()
-	period := min(max(b.streamTTL/4, time.Second), time.Hour)
+	period := min(max(b.streamTTL/4, 100*time.Millisecond), time.Hour)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {

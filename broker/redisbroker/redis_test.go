@@ -202,3 +202,18 @@ func newBroker(t *testing.T, r *redisServer, opts redisbroker.Options) *redisbro
 	t.Cleanup(func() { b.Close() })
 	return b
 }
+
+// Signal sends sig to the server (SIGSTOP and SIGCONT make it hang and
+// resume).
+func (r *redisServer) Signal(sig os.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd == nil {
+		r.t.Fatal("redis-server is not running")
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		r.t.Fatal(err)
+	}
+}
