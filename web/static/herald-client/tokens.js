@@ -64,9 +64,17 @@ export class TokenKeeper {
         this.disconnected();
         this.refreshAt = 0;
     }
-    /** check refreshes now when the refresh is due (a timer may have been throttled). */
+    /**
+     * check refreshes when the refresh is due by the wall clock: a timer may
+     * have been throttled (late) or fire a little early, so it is checked
+     * again then.
+     */
     check() {
-        if (this.live && this.refreshAt && Date.now() >= this.refreshAt && !this.refreshing)
+        if (!this.live || !this.refreshAt || this.refreshing)
+            return;
+        if (Date.now() < this.refreshAt)
+            this.schedule(this.refreshAt);
+        else
             void this.refresh();
     }
     schedule(at) {
