@@ -43,10 +43,11 @@ export function freePort() {
  * data directory, so that it can be restarted under its clients.
  */
 export class HeraldServer {
-  constructor(bin, port, dataDir) {
+  constructor(bin, port, dataDir, extraArgs = []) {
     this.bin = bin;
     this.port = port;
     this.dataDir = dataDir;
+    this.extraArgs = extraArgs;
     this.proc = undefined;
     this.log = "";
   }
@@ -61,7 +62,7 @@ export class HeraldServer {
 
   /** start launches the server and waits until /healthz answers. */
   async start() {
-    const args = ["serve", "--addr", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir, "--shutdown-timeout", "2s"];
+    const args = ["serve", "--addr", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir, "--shutdown-timeout", "2s", ...this.extraArgs];
     const proc = spawn(this.bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
     proc.exited = new Promise((res) => proc.on("exit", (code, signal) => res({ code, signal })));
