@@ -1,5 +1,6 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
+import { DEFAULTS, type ClientEvents, type ClientOptions, type State, type StateChange } from "./options.js";
 import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
@@ -7,101 +8,6 @@ import { PendingPublish, PublishQueue, type PublishOptions } from "./publish.js"
 import { Subscription, type Message, type SubscribeOptions } from "./subscription.js";
 import { BrowserSignals } from "./browser.js";
 import { TokenKeeper } from "./tokens.js";
-
-/** State is where a client is in its life: connecting -> connected -> (disconnected -> connecting)* -> closed. */
-export type State = "idle" | "connecting" | "connected" | "disconnected" | "closed";
-
-/** StateChange is one change of a client's state, given to the state events. */
-export interface StateChange {
-  state: State;
-  /**
-   * Why the connection ended or the attempt failed (disconnected), or why
-   * the client stopped (closed; undefined after close()). Close codes come as
-   * a CloseError.
-   */
-  error?: Error;
-  /** The wait before the next attempt in ms (disconnected). */
-  retryInMs?: number;
-  /** When the next attempt starts, as Date.now() (disconnected). */
-  retryAt?: number;
-  /** The current (connecting) or next (disconnected) attempt since the last healthy connection, from 0. */
-  attempt: number;
-  /** The server's id for the connection (connected). */
-  session?: string;
-}
-
-/** ClientEvents are the events of HeraldClient.on. */
-export interface ClientEvents {
-  /** Every state change. */
-  state: StateChange;
-  connecting: StateChange;
-  connected: StateChange;
-  disconnected: StateChange;
-  closed: StateChange;
-  /**
-   * Errors that belong to no call: a failing token callback or refresh, an
-   * error frame answering a request sent without id.
-   */
-  error: Error;
-}
-
-/** ClientOptions configure a HeraldClient. Every field is optional. */
-export interface ClientOptions {
-  /**
-   * The WebSocket implementation. Default globalThis.WebSocket (browsers,
-   * Node 22+); in Node 20 pass one, for example the `ws` package's.
-   */
-  WebSocket?: WebSocketConstructor;
-  /** The token to connect with; it is sent in the first frame (hello). */
-  token?: string;
-  /**
-   * Returns a fresh token. It is called before the first connection when
-   * `token` is empty, after the server rejected the token in use (close
-   * 4001), before reconnecting with a token known to have expired, and ahead
-   * of a JWT's expiry to refresh the connection's token without
-   * reconnecting. The client never sends a rejected token again: a callback
-   * that returns it counts as a failure, and the client backs off and asks
-   * again. Without it a 4001 stops the client.
-   */
-  getToken?: () => string | Promise<string>;
-  /** How long before a JWT's exp the client refreshes it. Default 30 s. */
-  refreshAheadMs?: number;
-  /** The reconnection schedule; missing fields take PROTOCOL.md's defaults. */
-  backoff?: BackoffOptions;
-  /** Bounds one connection attempt, up to the server's welcome. Default 10 s. */
-  connectTimeoutMs?: number;
-  /**
-   * Bounds of the offline queue: publishes made while not connected wait
-   * there and are sent after the next welcome and resubscription. A
-   * publish that would overflow it is rejected at once with QueueFullError.
-   * Defaults 100 messages and 1 MiB; queueMessages < 0 disables the queue.
-   */
-  queueMessages?: number;
-  queueBytes?: number;
-  /** How long one publish may wait in the offline queue. Default 60 s. */
-  queueTimeoutMs?: number;
-  /** Sent in hello as `client`. Default "herald-js/0.1". */
-  clientName?: string;
-  /**
-   * React to the browser's online/offline and visibilitychange events.
-   * Default true where a window exists.
-   */
-  browserEvents?: boolean;
-}
-
-/** The defaults of ClientOptions. */
-export const DEFAULTS = {
-  connectTimeoutMs: 10_000,
-  queueMessages: 100,
-  queueBytes: 1 << 20,
-  queueTimeoutMs: 60_000,
-  refreshAheadMs: 30_000,
-  clientName: "herald-js/0.1",
-  /** Assumed until the first welcome says better. */
-  maxMessageBytes: 64 << 10,
-  /** How long close() waits for the server to answer its close frame. */
-  closeWaitMs: 1_000,
-} as const;
 
 /** A request waiting for its reply. */
 interface Call {

@@ -1,8 +1,9 @@
 // herald-client: the browser and Node client of Herald, real-time messaging
 // over WebSocket (protocol herald.v1).
 
-export { HeraldClient, DEFAULTS } from "./client.js";
-export type { ClientEvents, ClientOptions, State, StateChange } from "./client.js";
+export { HeraldClient } from "./client.js";
+export { DEFAULTS } from "./options.js";
+export type { ClientEvents, ClientOptions, State, StateChange } from "./options.js";
 export { Subscription } from "./subscription.js";
 export type { Message, Recovery, SubscribeOptions } from "./subscription.js";
 export type { PublishOptions } from "./publish.js";

@@ -1,5 +1,6 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults } from "./backoff.js";
+import { DEFAULTS } from "./options.js";
 import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
 import { Connection } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
@@ -7,19 +8,6 @@ import { PendingPublish, PublishQueue } from "./publish.js";
 import { Subscription } from "./subscription.js";
 import { BrowserSignals } from "./browser.js";
 import { TokenKeeper } from "./tokens.js";
-/** The defaults of ClientOptions. */
-export const DEFAULTS = {
-    connectTimeoutMs: 10_000,
-    queueMessages: 100,
-    queueBytes: 1 << 20,
-    queueTimeoutMs: 60_000,
-    refreshAheadMs: 30_000,
-    clientName: "herald-js/0.1",
-    /** Assumed until the first welcome says better. */
-    maxMessageBytes: 64 << 10,
-    /** How long close() waits for the server to answer its close frame. */
-    closeWaitMs: 1_000,
-};
 /**
  * HeraldClient is a connection to a Herald server that keeps itself up until
  * close(). It reconnects with jittered exponential backoff, notices dead

@@ -1,6 +1,7 @@
 // herald-client: the browser and Node client of Herald, real-time messaging
 // over WebSocket (protocol herald.v1).
-export { HeraldClient, DEFAULTS } from "./client.js";
+export { HeraldClient } from "./client.js";
+export { DEFAULTS } from "./options.js";
 export { Subscription } from "./subscription.js";
 export { backoffDelay, goingAwayDelay, BACKOFF_DEFAULTS, GOING_AWAY_SPREAD_MS } from "./backoff.js";
 export { ClosedError, CloseError, ConnectionLostError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError, ServerError, TokenError, TooLargeError, UnsubscribedError, closeCodeMeaning, } from "./errors.js";
