@@ -144,6 +144,13 @@ func TestRedisDown(t *testing.T) {
 	if after.Epoch == before.Epoch || after.Offset != 1 {
 		t.Errorf("first publish after Redis lost the stream = %v, want a new epoch at offset 1 (was %v)", after, before)
 	}
+	// Once ready, no call fails on a connection Redis closed when it
+	// stopped.
+	for i := range 20 {
+		if _, err := b.Publish(ctx, "chat:again", []byte(`1`), broker.PublishOptions{}); err != nil {
+			t.Fatalf("publish %d after Redis came back: %v", i, err)
+		}
+	}
 	rec.wait(t, ch, after) // resubscribed without being asked
 	if got := rec.get("chat:other"); len(got) != 0 {
 		t.Errorf("delivered %d publications of a channel whose Subscribe failed", len(got))

@@ -186,6 +186,10 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 	}
 	copt.ForceSingleClient = true
 	copt.DisableCache = true
+	// Pipelining always runs the connection's reader, which notices at once
+	// when Redis closes the connection (a restart, an idle timeout), so the
+	// next command dials again instead of failing on the dead connection.
+	copt.AlwaysPipelining = true
 	copt.ClientName = "herald"
 	return copt, nil
 }
