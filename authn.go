@@ -175,6 +175,15 @@ func (s *session) authorize(action Action, channel string) *protocol.Error {
 	return nil
 }
 
+// throttlePing counts a client's ping frame against the request rate and,
+// past it, pauses reading until the rate allows more: pings must be
+// answered, but a ping flood gets no more of the server than the rate.
+func (s *session) throttlePing() {
+	if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
+		time.Sleep(wait)
+	}
+}
+
 // bucket is a token bucket rate limiter, used by the reader goroutine only.
 type bucket struct {
 	tokens float64

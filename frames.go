@@ -84,6 +84,7 @@ func (fr *frameReader) control(s *session, h ws.Header) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		s.sendControl(ws.OpPong, payload)
+		s.throttlePing()
 	case ws.OpPong:
 		s.pong()
 	case ws.OpClose:

@@ -28,6 +28,9 @@ func (s *session) handle(data []byte) {
 	if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
 		s.srv.metrics.rateLimitedReplies.Inc()
 		s.reply(&protocol.Error{ID: id, Code: protocol.CodeRateLimited, Message: "too many requests", RetryAfterMS: max(wait.Milliseconds(), 1)})
+		// Read nothing more until the client may send again: a flood then
+		// costs the server no more than the rate allows.
+		time.Sleep(wait)
 		return
 	}
 	if hello, ok := f.(*protocol.Hello); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv("HERALD_HOSTILE_TARGET"); url != "" {
+		runAttacker(url)
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 
