@@ -21,7 +21,7 @@ import (
 // 127.0.0.1, without persistence: a restart loses every key, as a Redis
 // that crashed without a dump would.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 
 	mu  sync.Mutex
@@ -35,7 +35,7 @@ const requireRedisEnv = "HERALD_REQUIRE_REDIS"
 // startRedis starts a redis-server for t and stops it at t's end. Without
 // redis-server on PATH the test is skipped, or fails when
 // HERALD_REQUIRE_REDIS=1 (CI sets it so the tests cannot silently skip).
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv(requireRedisEnv) == "1" {
@@ -59,7 +59,7 @@ func startRedis(t *testing.T) *redisServer {
 }
 
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,7 +187,7 @@ var prefixes atomic.Int64
 
 // newBroker returns a broker on r with a key prefix of its own, closed at
 // the test's end.
-func newBroker(t *testing.T, r *redisServer, opts redisbroker.Options) *redisbroker.Broker {
+func newBroker(t testing.TB, r *redisServer, opts redisbroker.Options) *redisbroker.Broker {
 	t.Helper()
 	opts.Addr = r.addr
 	if opts.Prefix == "" {
