@@ -152,12 +152,20 @@ func TestRedisDown(t *testing.T) {
 		}
 	}
 	rec.wait(t, ch, after) // resubscribed without being asked
-	if got := rec.get("chat:other"); len(got) != 0 {
-		t.Errorf("delivered %d publications of a channel whose Subscribe failed", len(got))
-	}
 	_, pos, err := b.History(ctx, ch, before, 0)
 	if !errors.Is(err, broker.ErrUnrecoverable) || pos != after {
 		t.Errorf("History since the old position = %v, %v; want %v, ErrUnrecoverable", pos, err, after)
+	}
+	// The failed Subscribe left the channel in the node's set, until
+	// Unsubscribe.
+	rec.wait(t, "chat:other", publish(t, b, "chat:other", `1`))
+	if err := b.Unsubscribe(ctx, "chat:other"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "chat:other", `2`)
+	rec.wait(t, ch, publish(t, b, ch, `"marker"`))
+	if got := rec.get("chat:other"); len(got) != 1 {
+		t.Errorf("delivered %d publications of chat:other, want 1 (none after Unsubscribe)", len(got))
 	}
 }
 

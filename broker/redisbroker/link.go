@@ -188,8 +188,11 @@ func (l *link) upConn(ctx context.Context) (rueidis.DedicatedClient, uint64, err
 // after it returns is delivered (unless that connection fails in between;
 // see Broker). While the connection is down it waits for it up to
 // Options.Timeout, then fails with an error wrapping
-// broker.ErrUnavailable. On error the channel is not subscribed.
-// Subscribe and Unsubscribe of one channel must not run concurrently.
+// broker.ErrUnavailable. Even then the channel stays in the node's set,
+// which every new pub/sub connection subscribes, until Unsubscribe: a
+// caller that gives up on the channel unsubscribes, as the server does
+// when no local subscriber is left. Subscribe and Unsubscribe of one
+// channel must not run concurrently.
 func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -198,13 +201,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	l.mu.Lock()
 	l.channels[channel] = struct{}{}
 	l.mu.Unlock()
-	err := l.subscribe(ctx, channel)
-	if err != nil {
-		l.mu.Lock()
-		delete(l.channels, channel)
-		l.mu.Unlock()
-	}
-	return err
+	return l.subscribe(ctx, channel)
 }
 
 // subscribe subscribes the link's connection to channel. A connection that

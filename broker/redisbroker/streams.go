@@ -11,10 +11,10 @@ import (
 	"github.com/heraldhq/herald/broker"
 )
 
-// Publish implements broker.Broker. data is copied. A publish whose non-empty key was
-// already used on the channel, in the current epoch and within the history
-// TTL, stores and delivers nothing and returns the first publication's
-// position.
+// Publish implements broker.Broker. data is copied. A publish whose
+// non-empty key was already used on the channel, in the current epoch and
+// within the history TTL, stores and delivers nothing and returns the first
+// publication's position.
 //
 // An error wrapping broker.ErrUnavailable means Redis could not be reached
 // or did not answer within Options.Timeout; the publication may or may not
