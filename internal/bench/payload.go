@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+)
+
+// The data of every benchmark publication is a JSON object carrying a
+// sequence number and the send time, padded to the requested size:
+//
+//	{"s":42,"t":1767225600000000000,"p":"xxxx"}
+//
+// The readers find these fields without encoding/json and without
+// allocating.
+
+// appendPayload appends the data of publication seq, sent at sent, padded
+// to size bytes when it is shorter.
+func appendPayload(b []byte, seq uint64, sent time.Time, size int) []byte {
+	start := len(b)
+	b = append(b, `{"s":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, sent.UnixNano(), 10)
+	b = append(b, `,"p":"`...)
+	for len(b)-start < size-2 {
+		b = append(b, 'x')
+	}
+	return append(b, `"}`...)
+}
+
+// appendPublish appends a publish request for data.
+func appendPublish(b []byte, id uint64, channel string, data []byte) []byte {
+	b = append(b, `{"type":"publish","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"channel":"`...)
+	b = append(b, channel...)
+	b = append(b, `","data":`...)
+	b = append(b, data...)
+	return append(b, '}')
+}
+
+var (
+	keyMessagePrefix = []byte(`{"type":"message",`)
+	keyPublished     = []byte(`{"type":"published",`)
+	keyError         = []byte(`{"type":"error",`)
+	keyOffset        = []byte(`"offset":`)
+	keyID            = []byte(`"id":`)
+	keySeq           = []byte(`"data":{"s":`)
+	keyTime          = []byte(`,"t":`)
+)
+
+// sample is what a reader takes from one message frame.
+type sample struct {
+	offset, seq uint64
+	sent        int64 // UnixNano
+}
+
+// parseMessage reads a message frame that carries a benchmark payload.
+func parseMessage(p []byte) (sample, bool) {
+	if !bytes.HasPrefix(p, keyMessagePrefix) {
+		return sample{}, false
+	}
+	var s sample
+	var ok1, ok2, ok3 bool
+	s.offset, ok1 = uintAfter(p, keyOffset)
+	s.seq, ok2 = uintAfter(p, keySeq)
+	sent, ok3 := uintAfter(p, keyTime)
+	s.sent = int64(sent)
+	return s, ok1 && ok2 && ok3
+}
+
+// parseSeq finds the sequence number in a benchmark payload.
+func parseSeq(data []byte) (uint64, bool) { return uintAfter(data, []byte(`{"s":`)) }
+
+// reply is a publisher's view of a reply frame.
+type reply struct {
+	id uint64
+	ok bool // published; else an error
+}
+
+// parseReply reads a published or error reply; ok is false for other
+// frames.
+func parseReply(p []byte) (r reply, ok bool) {
+	switch {
+	case bytes.HasPrefix(p, keyPublished):
+		r.ok = true
+	case bytes.HasPrefix(p, keyError):
+	default:
+		return r, false
+	}
+	r.id, ok = uintAfter(p, keyID)
+	return r, ok
+}
+
+// uintAfter parses the decimal number that follows the first key in p.
+func uintAfter(p, key []byte) (uint64, bool) {
+	i := bytes.Index(p, key)
+	if i < 0 {
+		return 0, false
+	}
+	var v uint64
+	n := 0
+	for _, c := range p[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + uint64(c-'0')
+		n++
+	}
+	return v, n > 0
+}

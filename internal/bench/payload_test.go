@@ -1,0 +1,52 @@
+package bench
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+func TestPayloadRoundTrip(t *testing.T) {
+	sent := time.Unix(1767225600, 123456789)
+	data := appendPayload(nil, 42, sent, 100)
+	if len(data) != 100 || !json.Valid(data) {
+		t.Fatalf("payload %q: %d bytes, valid JSON %v", data, len(data), json.Valid(data))
+	}
+	msg := protocol.AppendMessage(nil, "bench:x", 7, data)
+	s, ok := parseMessage(msg)
+	if !ok || s.offset != 7 || s.seq != 42 || s.sent != sent.UnixNano() {
+		t.Fatalf("parseMessage(%s) = %+v, %v", msg, s, ok)
+	}
+	if seq, ok := parseSeq(data); !ok || seq != 42 {
+		t.Fatalf("parseSeq = %d, %v", seq, ok)
+	}
+	if len(appendPayload(nil, 1, sent, 10)) < 10 {
+		t.Fatal("a payload shorter than its fields was cut")
+	}
+}
+
+func TestParseReply(t *testing.T) {
+	for _, c := range []struct {
+		in     string
+		want   reply
+		wantOK bool
+	}{
+		{`{"type":"published","id":17,"channel":"c","offset":3}`, reply{17, true}, true},
+		{`{"type":"error","id":18,"code":"rate_limited","message":"x","retry_after_ms":5}`, reply{18, false}, true},
+		{`{"type":"pong","id":19}`, reply{}, false},
+	} {
+		got, ok := parseReply([]byte(c.in))
+		if got != c.want || ok != c.wantOK {
+			t.Errorf("parseReply(%s) = %+v, %v", c.in, got, ok)
+		}
+	}
+}
+
+func TestParseDoesNotAllocate(t *testing.T) {
+	msg := protocol.AppendMessage(nil, "bench", 7, appendPayload(nil, 42, time.Now(), 100))
+	if n := testing.AllocsPerRun(100, func() { parseMessage(msg) }); n != 0 {
+		t.Errorf("parseMessage allocates %v times", n)
+	}
+}

@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ProcStat is what /proc tells about a process: CPU time used (user plus
+// system) and resident memory.
+type ProcStat struct {
+	CPU time.Duration
+	RSS int64 // bytes
+}
+
+// clockTick is the unit of /proc/PID/stat's CPU times (USER_HZ), 100 on
+// every Linux system Go runs on.
+const clockTick = 10 * time.Millisecond
+
+// ReadProc reads pid's CPU time from /proc/PID/stat and its RSS from
+// /proc/PID/status.
+func ReadProc(pid int) (ProcStat, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ProcStat{}, err
+	}
+	// Fields after the command name, which ends with the last ')': state
+	// is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	rss, err := readRSS(pid)
+	return ProcStat{CPU: time.Duration(utime+stime) * clockTick, RSS: rss}, err
+}
+
+func readRSS(pid int) (int64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.Lines(status) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			kb, err := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// selfCPU returns the CPU time this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter measures the CPU this process and, when pid is not 0, the server
+// use over a period.
+type cpuMeter struct {
+	pid         int
+	start       time.Time
+	self        time.Duration
+	server      ProcStat
+	serverError error
+}
+
+func startCPU(pid int) *cpuMeter {
+	m := &cpuMeter{pid: pid, start: time.Now(), self: selfCPU()}
+	if pid != 0 {
+		m.server, m.serverError = ReadProc(pid)
+	}
+	return m
+}
+
+// CPUUse is the CPU time a process used over a period, and the share of one
+// core that is.
+type CPUUse struct {
+	CPU      Millis  `json:"cpu_ms"`
+	CoreUsed float64 `json:"core_share"` // 1.0 = one core busy all the time
+}
+
+// stop returns the CPU used since start by this process and the server
+// (zero without a pid or when /proc could not be read).
+func (m *cpuMeter) stop() (self, server CPUUse, err error) {
+	wall := time.Since(m.start)
+	d := selfCPU() - m.self
+	self = CPUUse{Millis(d), float64(d) / float64(wall)}
+	if m.pid == 0 {
+		return self, server, nil
+	}
+	if m.serverError != nil {
+		return self, server, m.serverError
+	}
+	now, err := ReadProc(m.pid)
+	if err != nil {
+		return self, server, err
+	}
+	d = now.CPU - m.server.CPU
+	return self, CPUUse{Millis(d), float64(d) / float64(wall)}, nil
+}
