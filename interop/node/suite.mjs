@@ -1,0 +1,182 @@
+// The herald.v1 conformance checks every independent Node client runs
+// against a real herald serve: welcome, subscribe, publish, fan-out,
+// recovery, idempotency, every error code reachable without a token, the
+// heartbeat, and the close codes 1000, 1001 and 1009.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Peer, PROTOCOL } from './peer.mjs';
+import { MAX_MESSAGE_BYTES, PING_INTERVAL_MS, PONG_TIMEOUT_MS, channel, startServer } from './server.mjs';
+
+// protocolSuite registers the checks for impl: { name, WebSocket }.
+export function protocolSuite({ name, WebSocket: WS }) {
+  describe(`herald.v1 with ${name}`, () => {
+    let srv;
+    const open = [];
+    const connect = async (opts) => {
+      const c = await Peer.welcomed(WS, srv.url, opts);
+      open.push(c.peer);
+      return c;
+    };
+    before(async () => {
+      srv = await startServer();
+    });
+    after(async () => {
+      for (const p of open) if (p.ws.readyState < 2) p.ws.close();
+      await srv.stop();
+    });
+
+    test('welcome: subprotocol and fields of an anonymous connection', async () => {
+      const { peer, welcome } = await connect();
+      assert.equal(peer.ws.protocol, PROTOCOL);
+      assert.match(welcome.session, /^\S+$/);
+      assert.match(welcome.server, /^herald\//);
+      assert.equal(welcome.ping_interval_ms, PING_INTERVAL_MS);
+      assert.equal(welcome.pong_timeout_ms, PONG_TIMEOUT_MS);
+      assert.equal(welcome.max_message_bytes, MAX_MESSAGE_BYTES);
+      assert.equal('user' in welcome, false, 'anonymous welcome has no user');
+      assert.equal('id' in welcome, false, 'welcome without hello has no id');
+      const other = await connect();
+      assert.notEqual(other.welcome.session, welcome.session);
+    });
+
+    test('an upgrade offering only other subprotocols is refused', async () => {
+      await assert.rejects(Peer.open(WS, srv.url, { protocols: ['other.v1'] }));
+    });
+
+    test('subscribe, publish, and fan-out between two connections', async () => {
+      const ch = channel();
+      const { peer: a } = await connect();
+      const { peer: b } = await connect();
+      for (const p of [a, b]) {
+        const sub = await p.request({ type: 'subscribe', channel: ch });
+        assert.equal(sub.type, 'subscribed');
+        assert.equal(sub.channel, ch);
+        assert.equal(typeof sub.epoch, 'string');
+        assert.ok(sub.epoch.length > 0);
+        assert.equal(sub.offset, 0, 'a new channel is at offset 0');
+      }
+      const data = { text: 'héllo ✓ 🛰', list: [1, 2.5, null, true, { nested: 'x' }] };
+      const pubd = await a.request({ type: 'publish', channel: ch, data });
+      assert.deepEqual(pubd, { type: 'published', id: pubd.id, channel: ch, offset: 1 });
+      for (const p of [a, b]) {
+        const m = await p.nextMatching((f) => f.type === 'message');
+        assert.deepEqual(m, { type: 'message', channel: ch, offset: 1, data });
+      }
+      const back = await b.request({ type: 'publish', channel: ch, data: 'from b' });
+      assert.equal(back.offset, 2);
+      for (const p of [a, b]) {
+        const m = await p.nextMatching((f) => f.type === 'message');
+        assert.deepEqual(m, { type: 'message', channel: ch, offset: 2, data: 'from b' });
+      }
+      await a.quiet(200);
+      await b.quiet(200);
+    });
+
+    test('subscribe with since replays the missed messages in order', async () => {
+      const ch = channel();
+      const { peer: pub } = await connect();
+      const offsets = [];
+      for (let i = 1; i <= 4; i++) offsets.push((await pub.request({ type: 'publish', channel: ch, data: { i } })).offset);
+      assert.deepEqual(offsets, [1, 2, 3, 4]);
+      const { peer: sub } = await connect();
+      const first = await sub.request({ type: 'subscribe', channel: ch });
+      const again = await connect();
+      const rec = await again.peer.request({ type: 'subscribe', channel: ch, since: { epoch: first.epoch, offset: 1 } });
+      assert.equal(rec.recovered, true);
+      assert.equal(rec.offset, 4);
+      const replay = await again.peer.take(3);
+      assert.deepEqual(replay.map((m) => [m.type, m.offset, m.data.i]), [['message', 2, 2], ['message', 3, 3], ['message', 4, 4]]);
+      const stale = await again.peer.request({ type: 'subscribe', channel: ch, since: { epoch: 'not-the-epoch', offset: 1 } });
+      assert.equal(stale.recovered, false, 'a foreign epoch is not recovered');
+      await again.peer.quiet(200);
+    });
+
+    test('a repeated idempotency key publishes once', async () => {
+      const ch = channel();
+      const { peer } = await connect();
+      await peer.request({ type: 'subscribe', channel: ch });
+      const one = await peer.request({ type: 'publish', channel: ch, data: 1, key: 'k-interop-1' });
+      const two = await peer.request({ type: 'publish', channel: ch, data: 2, key: 'k-interop-1' });
+      assert.equal(two.type, 'published');
+      assert.equal(two.offset, one.offset);
+      const m = await peer.nextMatching((f) => f.type === 'message');
+      assert.equal(m.data, 1);
+      await peer.quiet(300);
+    });
+
+    test('error codes reachable without a token; the connection stays open', async () => {
+      const { peer } = await connect();
+      peer.send('{not json');
+      let e = await peer.expect('error');
+      assert.equal(e.code, 'bad_request');
+      assert.equal('id' in e, false, 'an error for a frame that is not JSON has no id');
+      assert.equal(typeof e.message, 'string');
+
+      peer.ws.send(new Uint8Array([1, 2, 3]));
+      e = await peer.expect('error');
+      assert.equal(e.code, 'bad_request');
+
+      e = await peer.request({ type: 'no_such_type' });
+      assert.deepEqual([e.type, e.code], ['error', 'unknown_type']);
+      e = await peer.request({ type: 'subscribe', channel: 'bad channel!' });
+      assert.deepEqual([e.type, e.code], ['error', 'invalid_channel']);
+      e = await peer.request({ type: 'publish', channel: 'x'.repeat(256), data: 1 });
+      assert.deepEqual([e.type, e.code], ['error', 'invalid_channel']);
+      e = await peer.request({ type: 'unsubscribe', channel: channel() });
+      assert.deepEqual([e.type, e.code], ['error', 'not_subscribed']);
+      e = await peer.request({ type: 'subscribe' });
+      assert.deepEqual([e.type, e.code], ['error', 'bad_request']);
+
+      const pong = await peer.request({ type: 'ping' });
+      assert.equal(pong.type, 'pong');
+      assert.equal(peer.ws.readyState, 1);
+    });
+
+    test('unsubscribe stops the messages', async () => {
+      const ch = channel();
+      const { peer } = await connect();
+      await peer.request({ type: 'subscribe', channel: ch });
+      const u = await peer.request({ type: 'unsubscribe', channel: ch });
+      assert.deepEqual([u.type, u.channel], ['unsubscribed', ch]);
+      await peer.request({ type: 'publish', channel: ch, data: 'after' });
+      await peer.quiet(300);
+    });
+
+    test('heartbeat: the runtime answers the server pings, so a silent connection lives on', async () => {
+      const { peer } = await connect();
+      // Three times the interval plus timeout, sending nothing ourselves.
+      await sleep(3 * (PING_INTERVAL_MS + PONG_TIMEOUT_MS));
+      assert.equal(peer.ws.readyState, 1, 'connection closed while idle');
+      const pong = await peer.request({ type: 'ping' });
+      assert.equal(pong.type, 'pong');
+    });
+
+    test('close 1009: a message over max_message_bytes', async () => {
+      const { peer } = await connect();
+      peer.send({ type: 'publish', channel: channel(), data: 'x'.repeat(MAX_MESSAGE_BYTES) });
+      const c = await peer.closed;
+      assert.equal(c.code, 1009);
+    });
+
+    test('close 1000: a normal close is echoed', async () => {
+      const { peer } = await connect();
+      const c = await peer.close(1000, 'bye');
+      assert.equal(c.code, 1000);
+      assert.equal(c.wasClean, true);
+    });
+
+    test('close 1001: the server shuts down on SIGTERM', async () => {
+      const own = await startServer();
+      const { peer } = await Peer.welcomed(WS, own.url);
+      await peer.request({ type: 'subscribe', channel: channel() });
+      own.proc.kill('SIGTERM');
+      const c = await peer.closed;
+      assert.equal(c.code, 1001);
+      assert.equal(c.wasClean, true);
+      const st = await own.stop();
+      assert.equal(st.code, 0);
+    });
+  });
+}
