@@ -52,6 +52,13 @@ func (h *hub) remove(channel string, s *session) (last bool) {
 	return true
 }
 
+// has reports whether channel has local subscribers.
+func (h *hub) has(channel string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.channels[channel]) > 0
+}
+
 // deliver fans a publication out to the channel's local subscribers. The
 // message and its WebSocket frame are encoded once and the same bytes are
 // queued on every subscriber; queueing never blocks.

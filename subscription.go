@@ -143,8 +143,23 @@ func (s *session) dropSubscription(ch string) {
 	}
 	s.mu.Unlock()
 	if s.srv.hub.remove(ch, s) {
-		if err := s.srv.broker.Unsubscribe(s.srv.ctx, ch); err != nil {
-			s.srv.log.Warn("broker unsubscribe failed", "channel", ch, "err", err)
+		s.srv.brokerUnsubscribe(ch)
+	}
+}
+
+// brokerUnsubscribe tells the broker the node no longer wants ch. A session
+// may have subscribed to ch while the call was under way, and its own
+// Subscribe may have completed first; the node then subscribes again, so it
+// never stays unsubscribed from a channel it holds. (A publication that
+// slipped through in between shows as a gap in offsets, which clients repair
+// by recovery.)
+func (srv *Server) brokerUnsubscribe(ch string) {
+	if err := srv.broker.Unsubscribe(srv.ctx, ch); err != nil {
+		srv.log.Warn("broker unsubscribe failed", "channel", ch, "err", err)
+	}
+	if srv.hub.has(ch) {
+		if err := srv.broker.Subscribe(srv.ctx, ch); err != nil {
+			srv.log.Warn("broker resubscribe failed", "channel", ch, "err", err)
 		}
 	}
 }
