@@ -27,7 +27,7 @@ type outcome struct {
 	unexpected            int // messages that were not the publisher's
 	unrecovered           int // recoveries the server refused
 	reconnects            int
-	maxLag                time.Duration
+	baseLag, maxLag       time.Duration // before the fault, and overall
 
 	server serverOutcome
 }
@@ -54,6 +54,9 @@ func analyse(r *recorder, pub *publisher, total int, faultAt, clearAt time.Time)
 		}
 		lag := d.at.Sub(d.sent)
 		o.maxLag = max(o.maxLag, lag)
+		if d.sent.Before(faultAt) {
+			o.baseLag = max(o.baseLag, lag)
+		}
 		if o.detect < 0 && !d.at.Before(faultAt) && lag > lagThreshold {
 			o.detect, o.detectedBy = d.at.Sub(faultAt), fmt.Sprintf("delivery lag %v", lag.Round(time.Millisecond))
 		}
@@ -149,7 +152,7 @@ func writeReport(path string, elapsed time.Duration) error {
 	fmt.Fprintf(&b, "message published after it, in order with all before it. Suite time %v.\n\n", elapsed.Round(time.Second))
 
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "fault\tsubscriber\tdetect\trecover\tpublished\treceived\tlost\tdup\torder\treconnects\tmax lag\tdetected by")
+	fmt.Fprintln(w, "fault\tsubscriber\tdetect\trecover\tpublished\treceived\tlost\tdup\torder\treconnects\tbase lag\tmax lag\tdetected by")
 	for _, o := range results {
 		if o.skipped != "" {
 			fmt.Fprintf(w, "%s\t-\tSKIPPED: %s\n", o.fault, o.skipped)
@@ -159,8 +162,8 @@ func writeReport(path string, elapsed time.Duration) error {
 		if o.outOfOrder+o.misplaced+o.unexpected > 0 {
 			order = fmt.Sprintf("BAD(%d/%d/%d)", o.outOfOrder, o.misplaced, o.unexpected)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%v\t%s\n", o.fault, o.subscriber, dur(o.detect), dur(o.recover),
-			o.published, o.received, o.lost, o.duplicated, order, o.reconnects, o.maxLag.Round(time.Millisecond), o.detectedBy)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%v\t%v\t%s\n", o.fault, o.subscriber, dur(o.detect), dur(o.recover),
+			o.published, o.received, o.lost, o.duplicated, order, o.reconnects, o.baseLag.Round(time.Millisecond), o.maxLag.Round(time.Millisecond), o.detectedBy)
 	}
 	w.Flush()
 
