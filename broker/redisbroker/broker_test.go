@@ -333,8 +333,14 @@ func TestNamespaces(t *testing.T) {
 }
 
 // TestNew: a Redis that is not there fails New quickly with
-// ErrUnavailable; a malformed URL fails with another error.
+// ErrUnavailable; a malformed URL or a database Redis refuses fails with
+// another error.
 func TestNew(t *testing.T) {
+	r := startRedis(t)
+	if _, err := redisbroker.New(context.Background(), redisbroker.Options{Addr: r.addr, DB: 999}); err == nil || errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("New with database 999: %v, want Redis's refusal", err)
+	}
+
 	addr := freeAddr(t)
 	start := time.Now()
 	_, err := redisbroker.New(context.Background(), redisbroker.Options{Addr: addr, Timeout: 200 * time.Millisecond})

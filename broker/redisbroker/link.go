@@ -50,7 +50,7 @@ func (l *link) loop() {
 	defer l.b.stopped.Done()
 	lost := false // the link was up and failed
 	for attempt := 0; ; attempt++ {
-		dc, release := l.b.client.Dedicate()
+		dc, _ := l.b.client.Dedicate() // dc.Close releases it
 		failed, err := l.connect(dc)
 		if err == nil {
 			if lost {
@@ -69,7 +69,6 @@ func (l *link) loop() {
 		}
 		l.setDown()
 		dc.Close()
-		release()
 		select {
 		case <-l.stop:
 			return
@@ -94,9 +93,7 @@ func (l *link) connect(dc rueidis.DedicatedClient) (<-chan error, error) {
 	failed := dc.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage: func(m rueidis.PubSubMessage) { l.onMessage(gen, m) },
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*l.b.timeout)
-	defer cancel()
-	if err := dc.Do(ctx, dc.B().Ping().Build()).Error(); err != nil {
+	if err := l.do(dc, dc.B().Ping().Build()); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
@@ -109,7 +106,7 @@ func (l *link) connect(dc rueidis.DedicatedClient) (<-chan error, error) {
 	l.mu.Unlock()
 	for rest := subscribed; len(rest) > 0; {
 		n := min(len(rest), subscribeBatch)
-		if err := dc.Do(ctx, dc.B().Subscribe().Channel(rest[:n]...).Build()).Error(); err != nil {
+		if err := l.do(dc, dc.B().Subscribe().Channel(rest[:n]...).Build()); err != nil {
 			return nil, err
 		}
 		rest = rest[n:]
@@ -126,9 +123,16 @@ func (l *link) connect(dc rueidis.DedicatedClient) (<-chan error, error) {
 	l.mu.Unlock()
 	if len(dropped) > 0 {
 		// Unsubscribed while this connection subscribed them.
-		dc.Do(ctx, dc.B().Unsubscribe().Channel(dropped...).Build())
+		l.do(dc, dc.B().Unsubscribe().Channel(dropped...).Build())
 	}
 	return failed, nil
+}
+
+// do runs one command on dc within the broker's timeout.
+func (l *link) do(dc rueidis.DedicatedClient, cmd rueidis.Completed) error {
+	ctx, cancel := l.b.opContext(context.Background())
+	defer cancel()
+	return dc.Do(ctx, cmd).Error()
 }
 
 // setDown forgets the connection.

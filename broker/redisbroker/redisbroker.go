@@ -45,7 +45,8 @@ import (
 type Options struct {
 	// URL locates Redis: redis://[user:password@]host[:port][/db],
 	// rediss:// for TLS, or unix://[user:password@]/path?db=N. When set,
-	// Addr and DB are ignored.
+	// Addr and DB are ignored. Timeout replaces the URL's dial_timeout
+	// and write_timeout.
 	URL string
 	// Addr is Redis's host:port when URL is empty. Empty means
 	// "127.0.0.1:6379".
@@ -95,9 +96,9 @@ const (
 // Publications are delivered on the goroutine that reads the pub/sub
 // connection, in offset order per channel; deliver must return quickly.
 // When the pub/sub connection is lost, the broker reconnects and
-// subscribes again to every subscribed channel on its own; publications
-// made in between are not delivered, and the subscribers see a gap in
-// offsets, which recovery repairs.
+// subscribes again to every subscribed channel on its own. Publications
+// made in between are not delivered: the next one delivered on a channel
+// may skip offsets, or start a new epoch when Redis lost the stream.
 type Broker struct {
 	client    rueidis.Client
 	history   historyConfig
@@ -151,7 +152,9 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	copt.Dialer.Timeout = b.timeout
 	copt.ConnWriteTimeout = 3 * b.timeout
 	b.client, err = rueidis.NewClient(copt)
-	if err != nil {
+	if _, refused := rueidis.IsRedisErr(err); refused {
+		return nil, fmt.Errorf("redisbroker: %w", err) // a wrong password or database
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
 	}
 	b.link = newLink(b)
