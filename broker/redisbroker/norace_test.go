@@ -1,0 +1,5 @@
+//go:build !race
+
+package redisbroker_test
+
+var raceFlag []string
