@@ -1,7 +1,7 @@
 package herald
 
 import (
-	"bytes"
+	"encoding/binary"
 	"io"
 	"unicode/utf8"
 
@@ -116,11 +116,32 @@ func (s *session) fail(code protocol.CloseCode, reason string) error {
 	return &closeErr{code: code, reason: reason}
 }
 
+// maxHeaderSize is the largest header of a server frame (no mask).
+const maxHeaderSize = 10
+
 // buildFrame returns an unmasked server frame holding payload.
 func buildFrame(op ws.OpCode, payload []byte) []byte {
-	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}
-	b := bytes.NewBuffer(make([]byte, 0, ws.HeaderSize(h)+len(payload)))
-	ws.WriteHeader(b, h)
-	b.Write(payload)
-	return b.Bytes()
+	b := appendHeader(make([]byte, 0, maxHeaderSize+len(payload)), op, len(payload))
+	return append(b, payload...)
+}
+
+// appendHeader appends the header of a final, unmasked frame of n bytes.
+func appendHeader(b []byte, op ws.OpCode, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, 0x80|byte(op), byte(n))
+	case n <= 0xffff:
+		return append(b, 0x80|byte(op), 126, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0x80|byte(op), 127), uint64(n))
+}
+
+// frameInPlace turns b, a payload after maxHeaderSize bytes of room, into
+// a final, unmasked frame, without copying the payload.
+func frameInPlace(op ws.OpCode, b []byte) []byte {
+	var h [maxHeaderSize]byte
+	hdr := appendHeader(h[:0], op, len(b)-maxHeaderSize)
+	start := maxHeaderSize - len(hdr)
+	copy(b[start:], hdr)
+	return b[start:]
 }

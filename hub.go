@@ -78,7 +78,9 @@ func (h *hub) deliver(p broker.Publication) {
 	observeSince(h.metrics.fanoutSeconds, start)
 }
 
+// messageFrame encodes p's message frame in one allocation.
 func messageFrame(p broker.Publication) []byte {
-	payload := protocol.AppendMessage(make([]byte, 0, len(p.Channel)+len(p.Data)+48), p.Channel, p.Offset, p.Data)
-	return buildFrame(ws.OpText, payload)
+	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"data":null}`)
+	b := make([]byte, maxHeaderSize, maxHeaderSize+fields+len(p.Channel)+len(p.Data))
+	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Data))
 }

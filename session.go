@@ -32,12 +32,9 @@ type session struct {
 	pingSent atomic.Int64 // UnixNano of the unanswered ping, 0 when none
 	hb       hbEntry      // owned by the heartbeat scheduler
 
-	mu       sync.Mutex
-	queue    [][]byte // frames waiting for the writer
-	spare    [][]byte // the writer's last batch, reused
-	queued   int      // bytes in queue
-	flushing bool     // a writer goroutine is running
-	closing  bool     // a close frame is queued; nothing more is accepted
+	mu sync.Mutex
+	sendQueue
+	closing  bool // a close frame is queued; nothing more is accepted
 	code     protocol.CloseCode
 	reason   string
 	sent     chan struct{} // closed once the close frame was written (or failed)
