@@ -166,6 +166,7 @@ func writeReport(path string, elapsed time.Duration) error {
 			o.published, o.received, o.lost, o.duplicated, order, o.reconnects, o.baseLag.Round(time.Millisecond), o.maxLag.Round(time.Millisecond), o.detectedBy)
 	}
 	w.Flush()
+	b.WriteString(verdict(results))
 
 	b.WriteString("\nServer (herald serve, GOGC=10) before the fault and after the subscribers caught up:\n")
 	w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -187,6 +188,25 @@ func writeReport(path string, elapsed time.Duration) error {
 	w.Flush()
 	fmt.Print("\n" + b.String())
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// verdict sums up the lost and duplicated messages of every scenario.
+func verdict(rs []outcome) string {
+	ran, lost, dup, bad := 0, 0, 0, 0
+	for _, o := range rs {
+		if o.skipped != "" {
+			continue
+		}
+		ran++
+		lost, dup = lost+o.lost, dup+o.duplicated
+		if o.lost+o.duplicated+o.outOfOrder+o.misplaced+o.unexpected+o.unrecovered > 0 || o.detect < 0 || o.recover < 0 {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Sprintf("FAILED: %d of %d subscriber runs; %d messages lost, %d duplicated in all\n", bad, ran, lost, dup)
+	}
+	return fmt.Sprintf("All %d subscriber runs: every message exactly once and in order (lost 0, duplicated 0)\n", ran)
 }
 
 func dur(d time.Duration) string {
