@@ -4,7 +4,8 @@
 // the position of the last message it handed to the application so that no
 // message is lost or repeated across a reconnect, and queues publishes made
 // while disconnected, each with an idempotency key, so that a retried publish
-// is applied once.
+// is applied once. Given a token callback (Options.TokenFunc), it replaces
+// a JWT on the open connection ahead of its expiry, without reconnecting.
 //
 // All methods of Client and Subscription are safe for concurrent use. User
 // callbacks (message handlers, Options.OnStateChange, subscription options)
@@ -93,7 +94,8 @@ type Client struct {
 	ready         bool  // conn's resubscriptions are confirmed
 	resubscribing int   // resubscriptions conn still waits for
 	healthySince  time.Time
-	maxMessage    int // the server's max_message_bytes
+	maxMessage    int    // the server's max_message_bytes
+	token         string // the token to connect with
 	subs          map[string]*Subscription
 	calls         map[uint64]*call
 	queue         pubQueue
@@ -159,6 +161,7 @@ func newClient(url string, opts *Options) *Client {
 		done:       make(chan struct{}),
 		firstReady: make(chan struct{}),
 		maxMessage: defaultMaxMessageBytes,
+		token:      o.Token,
 		subs:       make(map[string]*Subscription),
 		calls:      make(map[uint64]*call),
 	}
@@ -231,7 +234,7 @@ func (c *Client) setState(ch StateChange) {
 // terminal error stops it.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.runDone)
-	r := &reconnector{c: c, needToken: c.opts.Token == "" && c.opts.TokenFunc != nil, token: c.opts.Token}
+	r := &reconnector{c: c, needToken: c.opts.Token == "" && c.opts.TokenFunc != nil}
 	var delay time.Duration
 	for sleep(ctx, delay) {
 		err := c.attempt(ctx, r)
@@ -277,7 +280,15 @@ func (c *Client) attempt(ctx context.Context, r *reconnector) error {
 	r.everConnected = true
 	c.log.Info("herald: connected", "url", c.url, "session", w.Session)
 	c.attach(cn, w)
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		c.keepFresh(refreshCtx, cn, token)
+	}()
 	err = cn.serve(ctx)
+	stopRefresh()
+	<-refreshDone
 	if healthy := c.detach(cn); !healthy.IsZero() && time.Since(healthy) >= c.opts.Backoff.ResetAfter {
 		r.attempt = 0
 	}
@@ -386,6 +397,8 @@ func replyID(f protocol.Frame) uint64 {
 		return f.ID
 	case *protocol.Published:
 		return f.ID
+	case *protocol.Refreshed:
+		return f.ID
 	case *protocol.Error:
 		return f.ID
 	}
@@ -395,19 +408,27 @@ func replyID(f protocol.Frame) uint64 {
 // reconnector holds the run goroutine's reconnection state.
 type reconnector struct {
 	c             *Client
-	attempt       int  // attempts since the last healthy connection
-	everConnected bool // a welcome arrived at least once
-	token         string
-	rejected      string // the token the server refused
+	attempt       int    // attempts since the last healthy connection
+	everConnected bool   // a welcome arrived at least once
+	rejected      string // the token the server refused, or that expired
 	needToken     bool   // ask TokenFunc before the next attempt
 }
 
 // currentToken returns the token to connect with, asking Options.TokenFunc
-// for a new one when needed. A callback that hands back the token the server
-// just refused is an error: that token is never sent again.
+// for a new one when needed: at first when Options.Token is empty, after the
+// server refused the token, and when it is a JWT whose exp has passed. A
+// callback that hands back the token the server just refused, or the expired
+// one, is an error: that token is never sent again.
 func (r *reconnector) currentToken(ctx context.Context) (string, error) {
+	c := r.c
+	c.mu.Lock()
+	token := c.token
+	c.mu.Unlock()
+	if c.opts.TokenFunc != nil && !r.needToken && tokenExpired(token, time.Now()) {
+		r.rejected, r.needToken = token, true
+	}
 	if !r.needToken {
-		return r.token, nil
+		return token, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.c.opts.DialTimeout)
 	defer cancel()
@@ -416,9 +437,12 @@ func (r *reconnector) currentToken(ctx context.Context) (string, error) {
 	case err != nil:
 		return "", fmt.Errorf("herald: token callback: %w", err)
 	case tok != "" && tok == r.rejected:
-		return "", errors.New("herald: token callback returned the token the server rejected")
+		return "", errors.New("herald: token callback returned the token the server rejected, or that expired")
 	}
-	r.token, r.needToken = tok, false
+	c.mu.Lock()
+	c.token = tok
+	c.mu.Unlock()
+	r.needToken = false
 	return tok, nil
 }
 
@@ -455,7 +479,11 @@ func (r *reconnector) rejectToken() bool {
 	if r.c.opts.TokenFunc == nil {
 		return false
 	}
-	r.rejected, r.needToken = r.token, true
+	c := r.c
+	c.mu.Lock()
+	r.rejected = c.token
+	c.mu.Unlock()
+	r.needToken = true
 	return true
 }
 

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/heraldhq/herald/client"
 	"github.com/heraldhq/herald/protocol"
 )
@@ -28,6 +30,9 @@ type fakeServer struct {
 	refuse func(n int) bool
 	// interval and timeout go into welcome; zero means 25 s and 15 s.
 	interval, timeout time.Duration
+	// refresh answers a refresh request on connection n; nil means refreshed
+	// with the new token's exp. A nil answer sends nothing.
+	refresh func(n int, req *protocol.Refresh) protocol.Frame
 
 	mu       sync.Mutex
 	dials    []time.Time // when each dial happened
@@ -76,7 +81,13 @@ func (f *fakeServer) serve(nc net.Conn) {
 	f.accepted++
 	f.tokens = append(f.tokens, auth)
 	f.mu.Unlock()
-	s := newFakeSession(nc)
+	s := newFakeSession(nc, func(s *fakeSession) {
+		s.token = strings.TrimPrefix(auth, "Bearer ")
+		s.exp, _ = jwtExpiry(s.token)
+		if f.refresh != nil {
+			s.onRefresh = func(req *protocol.Refresh) protocol.Frame { return f.refresh(n, req) }
+		}
+	})
 	script := f.script
 	if script == nil {
 		script = func(int, *fakeSession) {}
@@ -108,15 +119,23 @@ type fakeSession struct {
 
 	in chan protocol.Frame // every frame received, for scripts
 
+	onRefresh func(*protocol.Refresh) protocol.Frame // see fakeServer.refresh
+
 	mu       sync.Mutex
 	silent   bool
 	offset   uint64
 	received []protocol.Frame
 	arrived  []time.Time
+	token    string    // the token of the upgrade or of the last refresh
+	exp      time.Time // token's exp, zero when none
 }
 
-func newFakeSession(nc net.Conn) *fakeSession {
+// newFakeSession starts reading nc after setup.
+func newFakeSession(nc net.Conn, setup ...func(*fakeSession)) *fakeSession {
 	s := &fakeSession{nc: nc, gone: make(chan struct{}), in: make(chan protocol.Frame, 1000)}
+	for _, f := range setup {
+		f(s)
+	}
 	go s.read()
 	return s
 }
@@ -162,7 +181,65 @@ func (s *fakeSession) answer(f protocol.Frame) {
 		s.send(&protocol.Pong{ID: f.ID})
 	case *protocol.Unsubscribe:
 		s.send(&protocol.Unsubscribed{ID: f.ID, Channel: f.Channel})
+	case *protocol.Refresh:
+		exp, ok := jwtExpiry(f.Token)
+		refreshed := &protocol.Refreshed{ID: f.ID}
+		if ok {
+			refreshed.ExpiresAt = exp.Unix()
+		}
+		var reply protocol.Frame = refreshed
+		if s.onRefresh != nil {
+			reply = s.onRefresh(f)
+		}
+		if _, ok := reply.(*protocol.Refreshed); ok {
+			s.mu.Lock()
+			s.token, s.exp = f.Token, exp
+			s.mu.Unlock()
+		}
+		if reply != nil {
+			s.send(reply)
+		}
 	}
+}
+
+// expiry returns the exp of the connection's current token.
+func (s *fakeSession) expiry() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exp
+}
+
+// enforceExpiry closes the connection with 4001 when its token expires
+// before a refresh replaced it, as Herald does. It returns when the
+// connection ends.
+func (s *fakeSession) enforceExpiry() {
+	for {
+		exp := s.expiry()
+		if exp.IsZero() {
+			<-s.gone
+			return
+		}
+		t := time.NewTimer(time.Until(exp))
+		select {
+		case <-t.C:
+			if !s.expiry().After(exp) {
+				s.closeWith(protocol.CloseUnauthorized)
+				return
+			}
+		case <-s.gone:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// jwtExpiry reads a JWT's exp claim without checking anything else.
+func jwtExpiry(token string) (time.Time, bool) {
+	var c jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil || c.ExpiresAt == nil {
+		return time.Time{}, false
+	}
+	return c.ExpiresAt.Time, true
 }
 
 // next returns the next frame of type typ the client sent, skipping others;
@@ -179,6 +256,22 @@ func (s *fakeSession) next(t *testing.T, typ string) protocol.Frame {
 			t.Fatalf("connection ended while waiting for %s", typ)
 		}
 	}
+}
+
+// framesOf returns the frames of type typ the client sent, with the times
+// they arrived.
+func (s *fakeSession) framesOf(typ string) ([]protocol.Frame, []time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fs []protocol.Frame
+	var at []time.Time
+	for i, f := range s.received {
+		if f.Type() == typ {
+			fs = append(fs, f)
+			at = append(at, s.arrived[i])
+		}
+	}
+	return fs, at
 }
 
 func (s *fakeSession) setSilent(v bool) {

@@ -20,12 +20,32 @@ type Options struct {
 	// rejected token. When it fails, or returns the rejected token again,
 	// the client backs off and asks again. Without TokenFunc a rejected token
 	// stops the client with a *CloseError of code 4001.
+	//
+	// When the token in use is a JWT with an exp claim (read without
+	// checking the signature), TokenFunc also keeps the open connection
+	// authenticated: at 80-90 % of the token's remaining lifetime, and at
+	// least 5 s before exp when it lives long enough, the client asks it for
+	// a new token and sends that in a refresh request, without reconnecting.
+	// Once the server confirms it, the new token is the one the client
+	// reconnects with, and its own exp plans the next refresh. A refresh
+	// that fails (TokenFunc fails or returns the token in use, or the server
+	// refuses the new token, for example unauthorized or forbidden) goes to
+	// OnError and is tried again after a backoff delay, short of the expiry;
+	// if none succeeds, the server closes the connection with 4001 at exp and
+	// the client reconnects with a token from TokenFunc. A JWT that expired
+	// while the client was disconnected is replaced the same way before the
+	// next attempt.
 	TokenFunc func(ctx context.Context) (string, error)
 
 	// OnStateChange is called on every change of the client's state, in
 	// order, never concurrently with itself and never under the client's
 	// locks. It may call the client's methods.
 	OnStateChange func(StateChange)
+	// OnError is called with errors that belong to no call and change
+	// nothing in the client's state: a failed token refresh (see TokenFunc;
+	// a refusal by the server wraps a *protocol.Error). It is called like
+	// OnStateChange, in order with it. Such errors are logged either way.
+	OnError func(error)
 
 	// Backoff is the reconnection schedule; the zero value is PROTOCOL.md's.
 	Backoff Backoff
