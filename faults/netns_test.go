@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,26 +24,26 @@ const cleanSource = "127.0.0.2"
 type netns struct {
 	name string
 	path string
+	ip   string // the ip and nft commands
+	nft  string
 }
 
 // newNetns creates a namespace, or says why it cannot.
 func newNetns(t *testing.T) (*netns, error) {
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("%s is not installed (Debian packages iproute2 and nftables)", tool)
-		}
+	n := &netns{name: fmt.Sprintf("herald-faults-%d", os.Getpid()), ip: sbin("ip"), nft: sbin("nft")}
+	if n.ip == "" || n.nft == "" {
+		return nil, errors.New("ip or nft is not installed (Debian packages iproute2 and nftables)")
 	}
-	n := &netns{name: fmt.Sprintf("herald-faults-%d", os.Getpid())}
 	n.path = "/run/netns/" + n.name
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
+	if out, err := exec.Command(n.ip, "netns", "add", n.name).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", n.name).Run() })
-	if err := n.run("", "ip", "link", "set", "lo", "up"); err != nil {
+	t.Cleanup(func() { exec.Command(n.ip, "netns", "del", n.name).Run() })
+	if err := n.run("", n.ip, "link", "set", "lo", "up"); err != nil {
 		return nil, err
 	}
 	// Probe nftables and the namespace switch of this process once.
-	if err := n.run("table inet herald_probe {}\ndelete table inet herald_probe\n", "nft", "-f", "-"); err != nil {
+	if err := n.run("table inet herald_probe {}\ndelete table inet herald_probe\n", n.nft, "-f", "-"); err != nil {
 		return nil, err
 	}
 	if _, err := n.dialer("")(context.Background(), "tcp", "127.0.0.1:1"); err != nil && !strings.Contains(err.Error(), "refused") {
@@ -51,9 +52,28 @@ func newNetns(t *testing.T) (*netns, error) {
 	return n, nil
 }
 
+// sbin finds a system tool on PATH or in /usr/sbin and /sbin, which a
+// non-login PATH may lack; "" when it is not installed.
+func sbin(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(dir + "/" + name); err == nil {
+			return dir + "/" + name
+		}
+	}
+	return ""
+}
+
+// command returns a command that runs inside the namespace.
+func (n *netns) command(name string, args ...string) *exec.Cmd {
+	return exec.Command(n.ip, append([]string{"netns", "exec", n.name, name}, args...)...)
+}
+
 // run runs a command inside the namespace with stdin.
 func (n *netns) run(stdin string, name string, args ...string) error {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.name, name}, args...)...)
+	cmd := n.command(name, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -73,11 +93,11 @@ func (n *netns) setLoss(port, percent int) error {
 	}
 }
 `, port, percent)
-	return n.run(rules, "nft", "-f", "-")
+	return n.run(rules, n.nft, "-f", "-")
 }
 
 func (n *netns) clearLoss() error {
-	return n.run("", "nft", "delete", "table", "inet", "herald_faults")
+	return n.run("", n.nft, "delete", "table", "inet", "herald_faults")
 }
 
 // dialer returns a dial function that opens its sockets inside the

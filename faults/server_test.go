@@ -51,7 +51,7 @@ func startServer(t *testing.T, ns *netns) *server {
 	var cmd *exec.Cmd
 	dial := (&net.Dialer{}).DialContext
 	if ns != nil {
-		cmd = exec.Command("ip", append([]string{"netns", "exec", ns.name, heraldBin}, args...)...)
+		cmd = ns.command(heraldBin, args...)
 		dial = ns.dialer(cleanSource)
 	} else {
 		cmd = exec.Command(heraldBin, args...)

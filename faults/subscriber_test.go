@@ -149,7 +149,7 @@ func heraldSub(ctx context.Context, t *testing.T, url, channel string, ns *netns
 	args := []string{"sub", "--url", url, channel}
 	cmd := exec.Command(heraldBin, args...)
 	if ns != nil {
-		cmd = exec.Command("ip", append([]string{"netns", "exec", ns.name, heraldBin}, args...)...)
+		cmd = ns.command(heraldBin, args...)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
