@@ -114,10 +114,10 @@ func runScenario(t *testing.T, f fault) {
 		t.Fatalf("injecting %s: %v", f.name, err)
 	}
 	time.Sleep(time.Until(faultAt.Add(faultLen)))
+	clearAt := time.Now() // recovery counts the time to remove the fault too
 	if err := clear(); err != nil {
 		t.Fatalf("clearing %s: %v", f.name, err)
 	}
-	clearAt := time.Now()
 	t.Logf("%s: fault from %v to %v after the start", f.name, faultAt.Sub(begin).Round(time.Millisecond), clearAt.Sub(begin).Round(time.Millisecond))
 
 	total := <-published

@@ -33,7 +33,7 @@ export class Peer {
     return peer;
   }
 
-  // welcome opens a connection and returns it with the server's welcome.
+  // welcomed opens a connection and returns it with the server's welcome.
   static async welcomed(WS, url, opts) {
     const peer = await Peer.open(WS, url, opts);
     const welcome = await peer.expect('welcome');
