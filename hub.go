@@ -11,27 +11,29 @@ import (
 )
 
 // hub maps channels to their local subscribers and fans publications out.
+// It keeps each subscriber's subscription, so that a delivery does not look
+// it up in the session.
 type hub struct {
 	metrics  *metrics
 	mu       sync.RWMutex
-	channels map[string]map[*session]struct{}
+	channels map[string]map[*session]*subscription
 }
 
 func newHub(m *metrics) *hub {
-	return &hub{metrics: m, channels: make(map[string]map[*session]struct{})}
+	return &hub{metrics: m, channels: make(map[string]map[*session]*subscription)}
 }
 
-// add subscribes s to channel and reports whether it is the channel's first
-// local subscriber.
-func (h *hub) add(channel string, s *session) (first bool) {
+// add subscribes s to channel with sub and reports whether it is the
+// channel's first local subscriber.
+func (h *hub) add(channel string, s *session, sub *subscription) (first bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	subs, ok := h.channels[channel]
 	if !ok {
-		subs = make(map[*session]struct{})
+		subs = make(map[*session]*subscription)
 		h.channels[channel] = subs
 	}
-	subs[s] = struct{}{}
+	subs[s] = sub
 	return !ok
 }
 
@@ -71,8 +73,8 @@ func (h *hub) deliver(p broker.Publication) {
 	}
 	start := time.Now()
 	frame := messageFrame(p)
-	for s := range subs {
-		s.deliver(p, frame)
+	for s, sub := range subs {
+		s.deliver(sub, p, frame)
 	}
 	h.metrics.delivered.Add(float64(len(subs)))
 	observeSince(h.metrics.fanoutSeconds, start)

@@ -21,13 +21,12 @@ type subscription struct {
 	last         uint64
 }
 
-// deliver queues a live publication for the client. Called by the hub.
-func (s *session) deliver(p broker.Publication, frame []byte) {
+// deliver queues a live publication of sub for the client. Called by the
+// hub, until dropSubscription removed sub from it.
+func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := s.subs[p.Channel]
 	switch {
-	case sub == nil:
 	case sub.recovering:
 		sub.pending = append(sub.pending, p)
 		sub.pendingBytes += len(frame)
@@ -68,7 +67,7 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	sub.recovering, sub.pending, sub.pendingBytes = true, nil, 0
 	s.mu.Unlock()
 
-	if !held && s.srv.hub.add(ch, s) {
+	if !held && s.srv.hub.add(ch, s, sub) {
 		if err := s.srv.broker.Subscribe(ctx, ch); err != nil {
 			s.dropSubscription(ch)
 			s.brokerError(req.ID, "subscribe", err)
