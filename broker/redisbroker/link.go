@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -21,6 +22,10 @@ import (
 type link struct {
 	b    *Broker
 	stop chan struct{} // closed by close
+	seed maphash.Seed
+	// calls serializes Subscribe and Unsubscribe per channel (striped), so
+	// that the last call decides whether Redis delivers the channel.
+	calls [64]sync.Mutex
 
 	mu       sync.RWMutex
 	channels map[string]struct{} // subscribed: Subscribe and not Unsubscribe since
@@ -40,7 +45,14 @@ const (
 )
 
 func newLink(b *Broker) *link {
-	return &link{b: b, stop: make(chan struct{}), channels: make(map[string]struct{}), changed: make(chan struct{})}
+	return &link{b: b, stop: make(chan struct{}), seed: maphash.MakeSeed(), channels: make(map[string]struct{}), changed: make(chan struct{})}
+}
+
+// lockCalls locks the Subscribe and Unsubscribe calls of channel.
+func (l *link) lockCalls(channel string) *sync.Mutex {
+	mu := &l.calls[maphash.String(l.seed, channel)%uint64(len(l.calls))]
+	mu.Lock()
+	return mu
 }
 
 func (l *link) close() { close(l.stop) }
@@ -195,13 +207,14 @@ func (l *link) upConn(ctx context.Context) (rueidis.DedicatedClient, uint64, err
 // broker.ErrUnavailable. Even then the channel stays in the node's set,
 // which every new pub/sub connection subscribes, until Unsubscribe: a
 // caller that gives up on the channel unsubscribes, as the server does
-// when no local subscriber is left. Subscribe and Unsubscribe of one
-// channel must not run concurrently.
+// when no local subscriber is left. Calls of Subscribe and Unsubscribe for
+// one channel take effect one after another: the last one decides.
 func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
 	}
 	l := b.link
+	defer l.lockCalls(channel).Unlock()
 	l.mu.Lock()
 	l.channels[channel] = struct{}{}
 	l.mu.Unlock()
@@ -241,6 +254,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 		return broker.ErrClosed
 	}
 	l := b.link
+	defer l.lockCalls(channel).Unlock()
 	l.mu.Lock()
 	delete(l.channels, channel)
 	conn, gen := l.conn, l.gen
