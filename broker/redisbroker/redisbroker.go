@@ -11,6 +11,11 @@
 // epoch, so an old position is refused rather than replayed wrongly.
 //
 // The broker needs Redis 6.2 or later, standalone (not Redis Cluster).
+// Every key it writes has a TTL, so a volatile-* maxmemory policy evicts
+// streams under memory pressure, which clients then see as
+// recovered:false; prefer noeviction. With persistence (RDB or AOF) a
+// Redis restart keeps streams and epochs; without it every channel starts
+// a new epoch.
 //
 // Keys, all under Options.Prefix (P) and tagged with the channel so that a
 // channel's keys share a hash slot:
