@@ -15,6 +15,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,8 +114,9 @@ type call struct {
 // client that stays connected until Close. It returns once the server's
 // welcome arrived. A failed attempt is retried with backoff until ctx ends;
 // Dial gives up at once on a terminal close code, a rejected token without
-// Options.TokenFunc, or an upgrade answered with a client error status such
-// as 400, 403 or 404. After Dial returned, reconnection is automatic, and
+// Options.TokenFunc, an upgrade answered with a client error status such
+// as 400, 403 or 404, or a server certificate that Options.TLSConfig does
+// not trust (the error wraps a *tls.CertificateVerificationError). After Dial returned, reconnection is automatic, and
 // only terminal close codes (or Close) stop the client. A nil opts means
 // all defaults.
 func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
@@ -183,8 +186,8 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err returns nil while the client runs and after Close, and why it stopped
 // otherwise: a *CloseError with a terminal code (4403, 4500-4999, or 4001
-// without Options.TokenFunc), or a *HandshakeError refusing the first
-// connection.
+// without Options.TokenFunc), a *HandshakeError refusing the first
+// connection, or the failed verification of the first server certificate.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -467,10 +470,22 @@ func (r *reconnector) next(err error) (delay time.Duration, stop bool) {
 		return delay, !r.rejectToken()
 	case errors.As(err, &he) && he.permanent() && !r.everConnected:
 		return 0, true
+	case isCertificateError(err) && !r.everConnected:
+		return 0, true // Options.TLSConfig does not trust the server
 	case errors.As(err, &he):
 		return retryAfter(delay, he.RetryAfter), false
 	}
 	return delay, false
+}
+
+// isCertificateError reports whether err is the failed verification of the
+// server's TLS certificate.
+func isCertificateError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }
 
 // rejectToken notes that the server refused the current token, and reports

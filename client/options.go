@@ -69,7 +69,10 @@ type Options struct {
 
 	// Header holds extra HTTP headers for the upgrade request.
 	Header http.Header
-	// TLSConfig configures wss:// connections; nil means the defaults.
+	// TLSConfig configures wss:// connections; nil means the defaults, which
+	// verify the server's certificate against the system's roots. A
+	// certificate that fails verification stops Dial at once; after the
+	// first welcome it is retried like any failed attempt.
 	TLSConfig *tls.Config
 	// NetDial opens the network connection; nil means a net.Dialer.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)

@@ -2,6 +2,9 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +28,9 @@ type node struct {
 	hs   *httptest.Server
 	// onUpgrade, when set before start, runs on every upgrade request.
 	onUpgrade func()
+	// tls, when set before start, serves wss:// with the certificate of
+	// tls, or httptest's when it has none.
+	tls *tls.Config
 }
 
 func startNode(t *testing.T, opts herald.Options) *node {
@@ -55,10 +61,21 @@ func (n *node) start() {
 	n.hs = httptest.NewUnstartedServer(mux)
 	n.hs.Listener.Close()
 	n.hs.Listener = ln
+	if n.tls != nil {
+		n.hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes
+		n.hs.TLS = n.tls
+		n.hs.StartTLS()
+		return
+	}
 	n.hs.Start()
 }
 
-func (n *node) url() string { return "ws://" + n.addr + "/ws" }
+func (n *node) url() string {
+	if n.tls != nil {
+		return "wss://" + n.addr + "/ws"
+	}
+	return "ws://" + n.addr + "/ws"
+}
 
 // kill closes the listener and every connection at once, without close
 // frames, as a crashed process would.
