@@ -23,7 +23,7 @@ var pubDialTimeout = 10 * time.Second
 
 func runPub(ctx context.Context, std stdio, args []string) error {
 	var cf clientFlags
-	fs := newFlagSet("pub", "[--url URL] [--token T] CHANNEL [DATA]\n\nDATA is sent as JSON when it parses as JSON, else as a JSON string.\nWithout DATA each line of stdin is one message.", std)
+	fs := newFlagSet("pub", "[--url URL] [--token T] [--ca-file PATH] CHANNEL [DATA]\n\nDATA is sent as JSON when it parses as JSON, else as a JSON string.\nWithout DATA each line of stdin is one message.", std)
 	cf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -32,21 +32,23 @@ func runPub(ctx context.Context, std stdio, args []string) error {
 		return usageError{errors.New("want CHANNEL and at most one DATA argument")}
 	}
 	channel := fs.Arg(0)
+	opts, err := cf.options()
+	if err != nil {
+		return err
+	}
 	events := &lockedWriter{w: std.err}
 	defer events.close()
 
 	dialCtx, cancel := context.WithTimeout(ctx, pubDialTimeout)
 	defer cancel()
-	c, err := client.Dial(dialCtx, cf.url, &client.Options{
-		Token: cf.token,
-		OnStateChange: func(ch client.StateChange) {
-			if ch.State == client.StateDisconnected {
-				printState(events, cf.url, ch)
-			}
-		},
-	})
+	opts.OnStateChange = func(ch client.StateChange) {
+		if ch.State == client.StateDisconnected {
+			printState(events, cf.url, ch)
+		}
+	}
+	c, err := client.Dial(dialCtx, cf.url, opts)
 	if err != nil {
-		return err
+		return cf.dialError(err)
 	}
 	defer c.Close()
 	if fs.NArg() == 2 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,19 +22,39 @@ const defaultURL = "ws://127.0.0.1:8080/ws"
 
 // clientFlags are the connection flags sub and pub share.
 type clientFlags struct {
-	url   string
-	token string
+	url    string
+	token  string
+	caFile string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.String("config", "", "YAML file with flag values (keys named like the flags)")
 	fs.StringVar(&c.url, "url", defaultURL, "server WebSocket URL (ws:// or wss://)")
 	fs.StringVar(&c.token, "token", "", "bearer token sent with the upgrade")
+	fs.StringVar(&c.caFile, "ca-file", "", "wss: PEM file of the CA certificates to trust instead of the system's")
+}
+
+// options returns the client's options for the flags.
+func (c *clientFlags) options() (*client.Options, error) {
+	cfg, err := tlsConfig(false, c.caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &client.Options{Token: c.token, TLSConfig: cfg}, nil
+}
+
+// dialError explains a failed first connection.
+func (c *clientFlags) dialError(err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) && c.caFile == "" {
+		return fmt.Errorf("%w (if a private CA signed the server's certificate, pass that CA's PEM file with --ca-file)", err)
+	}
+	return err
 }
 
 func runSub(ctx context.Context, std stdio, args []string) error {
 	var cf clientFlags
-	fs := newFlagSet("sub", "[--url URL] [--token T] [--count N] CHANNEL...", std)
+	fs := newFlagSet("sub", "[--url URL] [--token T] [--ca-file PATH] [--count N] CHANNEL...", std)
 	cf.register(fs)
 	count := fs.Int("count", 0, "exit after printing this many messages (0: run until interrupted)")
 	if err := parseFlags(fs, args); err != nil {
@@ -45,14 +66,19 @@ func runSub(ctx context.Context, std stdio, args []string) error {
 	case *count < 0:
 		return usageError{errors.New("--count must not be negative")}
 	}
+	opts, err := cf.options()
+	if err != nil {
+		return err
+	}
 	events := &lockedWriter{w: std.err}
 	defer events.close()
 	out := &messagePrinter{w: &lockedWriter{w: std.out}, limit: *count, full: make(chan struct{})}
 	defer out.w.close()
 
-	c, err := client.Dial(ctx, cf.url, clientOptions(&cf, events))
+	opts.OnStateChange = func(ch client.StateChange) { printState(events, cf.url, ch) }
+	c, err := client.Dial(ctx, cf.url, opts)
 	if err != nil {
-		return stopped(ctx, err)
+		return stopped(ctx, cf.dialError(err))
 	}
 	defer c.Close()
 	for _, ch := range fs.Args() {
@@ -80,15 +106,6 @@ func stopped(ctx context.Context, err error) error {
 		return nil
 	}
 	return err
-}
-
-// clientOptions returns the client's options for the flags, reporting
-// connection events on events.
-func clientOptions(cf *clientFlags, events *lockedWriter) *client.Options {
-	return &client.Options{
-		Token:         cf.token,
-		OnStateChange: func(ch client.StateChange) { printState(events, cf.url, ch) },
-	}
 }
 
 func printState(w *lockedWriter, url string, ch client.StateChange) {
