@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -17,10 +18,13 @@ type hub struct {
 	metrics  *metrics
 	mu       sync.RWMutex
 	channels map[string]map[*session]*subscription
+	// joining holds, for a channel whose first local subscriber is still
+	// subscribing the node at the broker, a channel closed when that is done.
+	joining map[string]chan struct{}
 }
 
 func newHub(m *metrics) *hub {
-	return &hub{metrics: m, channels: make(map[string]map[*session]*subscription)}
+	return &hub{metrics: m, channels: make(map[string]map[*session]*subscription), joining: make(map[string]chan struct{})}
 }
 
 // add subscribes s to channel with sub and reports whether it is the
@@ -32,9 +36,40 @@ func (h *hub) add(channel string, s *session, sub *subscription) (first bool) {
 	if !ok {
 		subs = make(map[*session]*subscription)
 		h.channels[channel] = subs
+		h.joining[channel] = make(chan struct{})
 	}
 	subs[s] = sub
 	return !ok
+}
+
+// joined marks the node's broker subscription to channel as done (or
+// failed): later subscribers stop waiting for it.
+func (h *hub) joined(channel string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.joining[channel]; ok {
+		close(ch)
+		delete(h.joining, channel)
+	}
+}
+
+// waitJoined waits until the node's broker subscription to channel, started
+// by its first local subscriber, is in place: until then publications may
+// not reach this node, and a later subscriber that read the stream position
+// could miss them.
+func (h *hub) waitJoined(ctx context.Context, channel string) error {
+	h.mu.RLock()
+	ch := h.joining[channel]
+	h.mu.RUnlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // remove unsubscribes s from channel and reports whether the channel has no

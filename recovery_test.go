@@ -1,6 +1,7 @@
 package herald_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -178,4 +179,33 @@ func TestResubscribeRepairsAGap(t *testing.T) {
 	expectOffsets(t, c, "g", 6, 10)
 	publishConcurrently(t, srv.url, "g", 1, 1)
 	expectOffsets(t, c, "g", 11, 11)
+}
+
+// resetBroker is a memory broker through which a test can deliver a
+// publication as if the stream had been started anew under the server.
+type resetBroker struct {
+	*broker.Memory
+	deliver chan func(broker.Publication)
+}
+
+func (b *resetBroker) Run(ctx context.Context, deliver func(broker.Publication)) error {
+	b.deliver <- deliver
+	return b.Memory.Run(ctx, deliver)
+}
+
+func TestStreamResetClosesWith1012(t *testing.T) {
+	b := &resetBroker{Memory: broker.NewMemory(nil), deliver: make(chan func(broker.Publication), 1)}
+	defer b.Close()
+	srv := startServer(t, &herald.Options{Broker: b})
+	deliver := <-b.deliver
+	c := dialWelcome(t, srv.url)
+	c.send(`{"type":"subscribe","id":1,"channel":"r"}`)
+	epoch := c.expect("subscribed")["epoch"].(string)
+	publishConcurrently(t, srv.url, "r", 1, 3)
+	expectOffsets(t, c, "r", 1, 3)
+
+	deliver(broker.Publication{Channel: "r", Epoch: epoch + "-new", Offset: 1, Data: []byte(`"after the reset"`)})
+	if code := c.expectClose(5 * time.Second); code != 1012 {
+		t.Fatalf("close %d, want 1012 when the stream's epoch changes", code)
+	}
 }

@@ -33,7 +33,14 @@ func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte)
 		if sub.pendingBytes > s.srv.opts.SendQueueBytes {
 			s.closeLocked(protocol.CloseSlowConsumer, "send queue overflow during recovery", true)
 		}
-	case p.Epoch == sub.epoch && p.Offset <= sub.last:
+	case sub.epoch != "" && p.Epoch != sub.epoch:
+		// The broker lost the stream and started it anew (a Redis restart
+		// without persistence, say). Offsets restarted, so passing messages
+		// on would look like duplicates to the client. Closing makes it
+		// reconnect and resubscribe with since, which answers
+		// recovered:false and tells the application to reload.
+		s.closeLocked(protocol.CloseServiceRestart, "stream of "+p.Channel+" was reset", false)
+	case p.Offset <= sub.last:
 	default:
 		sub.epoch, sub.last = p.Epoch, p.Offset
 		s.enqueueLocked(frame)
@@ -67,8 +74,15 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	sub.recovering, sub.pending, sub.pendingBytes = true, nil, 0
 	s.mu.Unlock()
 
-	if !held && s.srv.hub.add(ch, s, sub) {
-		if err := s.srv.broker.Subscribe(ctx, ch); err != nil {
+	if !held {
+		var err error
+		if s.srv.hub.add(ch, s, sub) {
+			err = s.srv.broker.Subscribe(ctx, ch)
+			s.srv.hub.joined(ch)
+		} else {
+			err = s.srv.hub.waitJoined(ctx, ch)
+		}
+		if err != nil {
 			s.dropSubscription(ch)
 			s.brokerError(req.ID, "subscribe", err)
 			return

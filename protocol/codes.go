@@ -50,6 +50,7 @@ const (
 	CloseInvalidPayload CloseCode = 1007
 	CloseMessageTooBig  CloseCode = 1009
 	CloseInternal       CloseCode = 1011
+	CloseServiceRestart CloseCode = 1012 // the stream of a held channel was reset
 	CloseTryAgainLater  CloseCode = 1013
 	CloseUnauthorized   CloseCode = 4001
 	CloseSlowConsumer   CloseCode = 4008
@@ -89,6 +90,8 @@ func (c CloseCode) String() string {
 		return "message too big"
 	case CloseInternal:
 		return "internal error"
+	case CloseServiceRestart:
+		return "stream reset"
 	case CloseTryAgainLater:
 		return "overloaded"
 	case CloseUnauthorized:
