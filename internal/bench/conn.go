@@ -26,6 +26,7 @@ type Conn struct {
 	br      *bufio.Reader
 	hdr     []byte // header scratch for ws.ReadHeaderBuffer
 	buf     []byte // the last message's payload
+	fresh   bool   // the last message needed a read from the socket
 	Welcome *protocol.Welcome
 	Pings   atomic.Int64 // ping frames received
 
@@ -76,11 +77,14 @@ func (c *Conn) Close() error { return c.nc.Close() }
 // Next returns the payload of the next text message; it is valid until the
 // following call. Pings are answered and counted on the way.
 func (c *Conn) Next() ([]byte, error) {
+	buffered, consumed := c.br.Buffered(), 0
 	for {
 		h, err := ws.ReadHeaderBuffer(c.br, c.hdr)
 		if err != nil {
 			return nil, err
 		}
+		consumed += ws.HeaderSize(h) + int(h.Length)
+		c.fresh = consumed > buffered
 		if h.Length > 1<<24 {
 			return nil, fmt.Errorf("frame of %d bytes", h.Length)
 		}
@@ -109,6 +113,10 @@ func (c *Conn) Next() ([]byte, error) {
 		}
 	}
 }
+
+// Fresh reports whether the message Next returned last needed a read from
+// the socket; when it did not, it arrived with the one before.
+func (c *Conn) Fresh() bool { return c.fresh }
 
 // NextFrame reads and decodes the next message, for setup and checks; the
 // hot paths parse with Next.

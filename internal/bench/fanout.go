@@ -26,6 +26,7 @@ type FanoutResult struct {
 	Subscribers      int      `json:"subscribers"`
 	PayloadBytes     int      `json:"payload_bytes"`
 	Rate             float64  `json:"rate"`
+	Inflight         int      `json:"inflight"`
 	Elapsed          Millis   `json:"elapsed_ms"`
 	Published        uint64   `json:"published"`
 	PublishErrors    uint64   `json:"publish_errors"`
@@ -75,7 +76,7 @@ func Fanout(ctx context.Context, c FanoutConfig) (*FanoutResult, error) {
 	subs := make([]*subscriber, len(conns))
 	for i, cn := range conns {
 		subs[i] = newSubscriber(cn)
-		go subs[i].read(&latency)
+		go subs[i].read(c.Channel, &latency)
 	}
 	pc, err := Dial(ctx, c.URL, c.Token, 16<<10)
 	if err != nil {
@@ -142,7 +143,7 @@ func fanoutResult(c FanoutConfig, subs []*subscriber, pub *publisher, elapsed ti
 	published := pub.acked.Load()
 	want := published * uint64(len(subs))
 	r := &FanoutResult{
-		Scenario: "fanout", Subscribers: len(subs), PayloadBytes: c.Size, Rate: c.Rate,
+		Scenario: "fanout", Subscribers: len(subs), PayloadBytes: c.Size, Rate: c.Rate, Inflight: c.Inflight,
 		Elapsed: Millis(elapsed), Published: published, PublishErrors: pub.failed.Load(),
 		PublishedPerSec: float64(published) / elapsed.Seconds(),
 		Delivered:       t.distinct, DeliveredPerSec: float64(t.distinct) / elapsed.Seconds(),
@@ -172,7 +173,7 @@ func (r *FanoutResult) Table() []Row {
 	rows := []Row{
 		{"subscribers", count(r.Subscribers)},
 		{"payload", fmt.Sprintf("%d B", r.PayloadBytes)},
-		{"rate", rateSetting(r.Rate)},
+		{"rate", fmt.Sprintf("%s, %d in flight", rateSetting(r.Rate), r.Inflight)},
 		{"elapsed", Millis(r.Elapsed).String()},
 		{"published", fmt.Sprintf("%s (%s), %d errors", count(r.Published), rate(r.PublishedPerSec), r.PublishErrors)},
 		{"delivered", count(r.Delivered)},

@@ -35,9 +35,14 @@ type IdleResult struct {
 	ServerRSSAfter  int64   `json:"server_rss_after_bytes,omitempty"`
 	RSSPerConn      float64 `json:"server_rss_per_connection_bytes,omitempty"`
 	ServerCPU       *CPUUse `json:"server_cpu,omitempty"`
-	LoadRSS         int64   `json:"load_rss_bytes"`
-	LoadCPU         CPUUse  `json:"load_cpu"`
-	FirstError      string  `json:"first_error,omitempty"`
+	// From the server's /metrics, when it serves Go runtime metrics: the
+	// growth per connection of goroutines, heap in use and stacks in use.
+	GoroutinesPerConn *float64 `json:"server_goroutines_per_connection,omitempty"`
+	HeapPerConn       *float64 `json:"server_heap_inuse_per_connection_bytes,omitempty"`
+	StackPerConn      *float64 `json:"server_stack_inuse_per_connection_bytes,omitempty"`
+	LoadRSS           int64    `json:"load_rss_bytes"`
+	LoadCPU           CPUUse   `json:"load_cpu"`
+	FirstError        string   `json:"first_error,omitempty"`
 }
 
 // Idle runs the idle scenario.
@@ -47,6 +52,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 		c.Parallel = 50
 	}
 	var before ProcStat
+	goBefore, goErr := scrapeGoMetrics(c.URL)
 	if c.ServerPID != 0 {
 		var err error
 		if before, err = ReadProc(c.ServerPID); err != nil {
@@ -67,7 +73,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	var latency Histogram
 	for i, cn := range conns {
 		subs[i] = newSubscriber(cn)
-		go subs[i].read(&latency)
+		go subs[i].read(c.Channel, &latency)
 	}
 	hold := c.Hold
 	if hold <= 0 {
@@ -87,7 +93,13 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	}
 	close(stop)
 	self, server, cpuErr := cpu.stop()
-	return idleResult(c, conns, subs, hold, before, self, server, cpuErr), ctx.Err()
+	r := idleResult(c, conns, subs, hold, before, self, server, cpuErr)
+	if goAfter, err := scrapeGoMetrics(c.URL); err == nil && goErr == nil {
+		n := float64(len(conns))
+		g, h, st := (goAfter.goroutines-goBefore.goroutines)/n, (goAfter.heapInuse-goBefore.heapInuse)/n, (goAfter.stackInuse-goBefore.stackInuse)/n
+		r.GoroutinesPerConn, r.HeapPerConn, r.StackPerConn = &g, &h, &st
+	}
+	return r, ctx.Err()
 }
 
 func idleResult(c IdleConfig, conns []*Conn, subs []*subscriber, hold time.Duration, before ProcStat, self, server CPUUse, cpuErr error) *IdleResult {
@@ -137,6 +149,10 @@ func (r *IdleResult) Table() []Row {
 			Row{"server RSS", fmt.Sprintf("%.1f MiB before, %.1f MiB after", float64(r.ServerRSSBefore)/(1<<20), float64(r.ServerRSSAfter)/(1<<20))},
 			Row{"server RSS/connection", kib(r.RSSPerConn)},
 			cpuRow("server CPU", *r.ServerCPU))
+	}
+	if r.HeapPerConn != nil {
+		rows = append(rows, Row{"server Go/connection", fmt.Sprintf("%.2f goroutines, heap %s, stacks %s",
+			*r.GoroutinesPerConn, kib(*r.HeapPerConn), kib(*r.StackPerConn))})
 	}
 	rows = append(rows, Row{"load RSS", fmt.Sprintf("%.1f MiB", float64(r.LoadRSS)/(1<<20))}, cpuRow("load CPU", r.LoadCPU))
 	if r.FirstError != "" {

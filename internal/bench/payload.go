@@ -56,7 +56,53 @@ type sample struct {
 	sent        int64 // UnixNano
 }
 
-// parseMessage reads a message frame that carries a benchmark payload.
+// messageParser reads the message frames of one channel. It expects the
+// layout of protocol.AppendMessage and reads the fields in place; a frame
+// laid out otherwise is searched for them.
+type messageParser struct{ prefix []byte }
+
+func newMessageParser(channel string) messageParser {
+	return messageParser{[]byte(`{"type":"message","channel":"` + channel + `","offset":`)}
+}
+
+var (
+	sepSeq  = []byte(`,"data":{"s":`)
+	sepTime = []byte(`,"t":`)
+)
+
+func (mp messageParser) parse(p []byte) (sample, bool) {
+	if rest, ok := bytes.CutPrefix(p, mp.prefix); ok {
+		var s sample
+		var sent uint64
+		if rest, ok = number(rest, &s.offset, sepSeq); ok {
+			if rest, ok = number(rest, &s.seq, sepTime); ok {
+				if _, ok = number(rest, &sent, nil); ok {
+					s.sent = int64(sent)
+					return s, true
+				}
+			}
+		}
+	}
+	return parseMessage(p)
+}
+
+// number parses the decimal number at the start of p into v, then expects
+// sep, and returns what follows.
+func number(p []byte, v *uint64, sep []byte) ([]byte, bool) {
+	n := 0
+	*v = 0
+	for n < len(p) && p[n] >= '0' && p[n] <= '9' {
+		*v = *v*10 + uint64(p[n]-'0')
+		n++
+	}
+	if n == 0 {
+		return nil, false
+	}
+	return bytes.CutPrefix(p[n:], sep)
+}
+
+// parseMessage finds the fields of a benchmark message frame wherever they
+// are.
 func parseMessage(p []byte) (sample, bool) {
 	if !bytes.HasPrefix(p, keyMessagePrefix) {
 		return sample{}, false

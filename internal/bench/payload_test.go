@@ -15,9 +15,15 @@ func TestPayloadRoundTrip(t *testing.T) {
 		t.Fatalf("payload %q: %d bytes, valid JSON %v", data, len(data), json.Valid(data))
 	}
 	msg := protocol.AppendMessage(nil, "bench:x", 7, data)
-	s, ok := parseMessage(msg)
-	if !ok || s.offset != 7 || s.seq != 42 || s.sent != sent.UnixNano() {
-		t.Fatalf("parseMessage(%s) = %+v, %v", msg, s, ok)
+	for name, parse := range map[string]func([]byte) (sample, bool){
+		"parser":       newMessageParser("bench:x").parse,
+		"other":        newMessageParser("other").parse,
+		"parseMessage": parseMessage,
+	} {
+		s, ok := parse(msg)
+		if !ok || s.offset != 7 || s.seq != 42 || s.sent != sent.UnixNano() {
+			t.Fatalf("%s(%s) = %+v, %v", name, msg, s, ok)
+		}
 	}
 	if seq, ok := parseSeq(data); !ok || seq != 42 {
 		t.Fatalf("parseSeq = %d, %v", seq, ok)
@@ -46,7 +52,8 @@ func TestParseReply(t *testing.T) {
 
 func TestParseDoesNotAllocate(t *testing.T) {
 	msg := protocol.AppendMessage(nil, "bench", 7, appendPayload(nil, 42, time.Now(), 100))
-	if n := testing.AllocsPerRun(100, func() { parseMessage(msg) }); n != 0 {
-		t.Errorf("parseMessage allocates %v times", n)
+	mp := newMessageParser("bench")
+	if n := testing.AllocsPerRun(100, func() { mp.parse(msg); parseMessage(msg) }); n != 0 {
+		t.Errorf("parsing allocates %v times", n)
 	}
 }

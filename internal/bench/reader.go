@@ -24,18 +24,26 @@ type subscriber struct {
 
 func newSubscriber(c *Conn) *subscriber { return &subscriber{conn: c, done: make(chan struct{})} }
 
-// read counts messages until the connection ends, recording each one's
-// latency from its send time.
-func (s *subscriber) read(latency *Histogram) {
+// read counts the messages of channel until the connection ends,
+// recording each one's latency from its send time. Messages that came in
+// one read from the socket share its time of arrival.
+func (s *subscriber) read(channel string, latency *Histogram) {
 	defer close(s.done)
+	err := s.readLoop(newMessageParser(channel), latency)
+	s.err.Store(&err)
+}
+
+func (s *subscriber) readLoop(mp messageParser, latency *Histogram) error {
+	var now int64
 	for {
 		p, err := s.conn.Next()
 		if err != nil {
-			s.err.Store(&err)
-			return
+			return err
 		}
-		now := time.Now().UnixNano()
-		m, ok := parseMessage(p)
+		if s.conn.Fresh() || now == 0 {
+			now = time.Now().UnixNano()
+		}
+		m, ok := mp.parse(p)
 		if !ok {
 			continue
 		}

@@ -323,13 +323,19 @@ type healthPoller struct {
 }
 
 func newHealthPoller(wsURL string) *healthPoller {
+	return &healthPoller{url: httpURL(wsURL, "/healthz"), done: make(chan struct{})}
+}
+
+// httpURL returns the URL of path on the server of wsURL, or "" when wsURL
+// does not parse.
+func httpURL(wsURL, path string) string {
 	u, err := url.Parse(wsURL)
 	if err != nil {
-		return &healthPoller{done: make(chan struct{})}
+		return ""
 	}
 	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
-	u.Path, u.RawQuery = "/healthz", ""
-	return &healthPoller{url: u.String(), done: make(chan struct{})}
+	u.Path, u.RawQuery = path, ""
+	return u.String()
 }
 
 func (h *healthPoller) start(from time.Time) {
