@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/bits"
 	"net/http"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,25 +38,29 @@ type StormConfig struct {
 // disruption; ServerBack is when the server answered /healthz again after
 // failing to (0 when it never failed).
 type StormResult struct {
-	Scenario        string `json:"scenario"`
-	Subscribers     int    `json:"subscribers"`
-	Published       uint64 `json:"published"`
-	PublishErrors   uint64 `json:"publish_errors"`
-	Disconnected    int    `json:"disconnected"`
-	Back            int    `json:"back"`
-	ServerDown      Millis `json:"server_down_ms"`
-	ServerBack      Millis `json:"server_back_ms"`
-	AllBack         Millis `json:"all_back_ms"`
-	AllBackAfterUp  Millis `json:"all_back_after_server_back_ms"`
-	Attempts        int    `json:"attempts"`
-	PeakAttempts    int    `json:"peak_attempts_per_100ms"`
-	AttemptsPer100  []int  `json:"attempts_per_100ms"`
-	Lost            uint64 `json:"lost"`
-	Duplicated      uint64 `json:"duplicated"`
-	RecoveredTrue   int    `json:"recovered_true"`
-	RecoveredFalse  int    `json:"recovered_false"`
-	DisruptionError string `json:"disruption_error,omitempty"`
-	LoadCPU         CPUUse `json:"load_cpu"`
+	Scenario       string `json:"scenario"`
+	Subscribers    int    `json:"subscribers"`
+	Published      uint64 `json:"published"`
+	PublishErrors  uint64 `json:"publish_errors"`
+	Disconnected   int    `json:"disconnected"`
+	Back           int    `json:"back"`
+	ServerDown     Millis `json:"server_down_ms"`
+	ServerBack     Millis `json:"server_back_ms"`
+	AllBack        Millis `json:"all_back_ms"`
+	AllBackAfterUp Millis `json:"all_back_after_server_back_ms"`
+	// BackAfterUp is when the clients were back, from when the server
+	// answered again: p50, p99, p99.9, max.
+	BackAfterUp     Latency        `json:"back_after_server_back"`
+	Failures        map[string]int `json:"disconnect_reasons"`
+	Attempts        int            `json:"attempts"`
+	PeakAttempts    int            `json:"peak_attempts_per_100ms"`
+	AttemptsPer100  []int          `json:"attempts_per_100ms"`
+	Lost            uint64         `json:"lost"`
+	Duplicated      uint64         `json:"duplicated"`
+	RecoveredTrue   int            `json:"recovered_true"`
+	RecoveredFalse  int            `json:"recovered_false"`
+	DisruptionError string         `json:"disruption_error,omitempty"`
+	LoadCPU         CPUUse         `json:"load_cpu"`
 }
 
 func (c *StormConfig) defaults() {
@@ -81,7 +87,8 @@ type storm struct {
 	cfg       StormConfig
 	disrupted atomic.Int64 // UnixNano of the disruption, 0 before
 	mu        sync.Mutex
-	attempts  []time.Time // connection attempts after the disruption
+	attempts  []time.Time    // connection attempts after the disruption
+	failures  map[string]int // why connections ended or attempts failed, after it
 	subs      []*stormSub
 	acked     bitset
 }
@@ -103,7 +110,7 @@ type stormSub struct {
 // Storm runs the storm scenario.
 func Storm(ctx context.Context, c StormConfig) (*StormResult, error) {
 	c.defaults()
-	st := &storm{cfg: c, subs: make([]*stormSub, c.Subscribers)}
+	st := &storm{cfg: c, subs: make([]*stormSub, c.Subscribers), failures: make(map[string]int)}
 	if err := st.dialAll(ctx); err != nil {
 		return nil, err
 	}
@@ -215,6 +222,9 @@ func (s *stormSub) stateChanged(ch client.StateChange) {
 		s.mu.Lock()
 		s.disconnectSeen = true
 		s.mu.Unlock()
+		s.st.mu.Lock()
+		s.st.failures[failureReason(ch.Err)]++
+		s.st.mu.Unlock()
 	}
 }
 
@@ -386,6 +396,7 @@ func (st *storm) result(published, failed uint64, h *healthPoller) *StormResult 
 	}
 	h.mu.Unlock()
 	var lastBack time.Time
+	var back Histogram
 	for _, s := range st.subs {
 		s.mu.Lock()
 		if s.disconnectSeen {
@@ -393,6 +404,7 @@ func (st *storm) result(published, failed uint64, h *healthPoller) *StormResult 
 		}
 		if !s.back.IsZero() {
 			r.Back++
+			back.Record(s.back.Sub(up))
 			if s.back.After(lastBack) {
 				lastBack = s.back
 			}
@@ -409,7 +421,11 @@ func (st *storm) result(published, failed uint64, h *healthPoller) *StormResult 
 		r.AllBack = Millis(lastBack.Sub(t0))
 		r.AllBackAfterUp = Millis(lastBack.Sub(up))
 	}
+	r.BackAfterUp = back.Summary()
 	r.Attempts, r.AttemptsPer100, r.PeakAttempts = st.attemptWindows(t0)
+	st.mu.Lock()
+	r.Failures = maps.Clone(st.failures)
+	st.mu.Unlock()
 	return r
 }
 
@@ -438,16 +454,42 @@ func (r *StormResult) Table() []Row {
 		{"server stopped answering", "+" + Millis(r.ServerDown).String()},
 		{"server answering again", "+" + Millis(r.ServerBack).String()},
 		{"all back", fmt.Sprintf("+%s (%s after the server answered)", Millis(r.AllBack), Millis(r.AllBackAfterUp))},
+		latencyRow("back after it answered", r.BackAfterUp),
 		{"connection attempts", fmt.Sprintf("%s, peak %d per 100 ms", count(r.Attempts), r.PeakAttempts)},
 		{"lost", count(r.Lost)},
 		{"duplicated", count(r.Duplicated)},
 		{"recovered", fmt.Sprintf("true %s, false %s", count(r.RecoveredTrue), count(r.RecoveredFalse))},
 		cpuRow("load CPU", r.LoadCPU),
 	}
+	reasons := slices.SortedFunc(maps.Keys(r.Failures), func(a, b string) int { return r.Failures[b] - r.Failures[a] })
+	for i, why := range reasons {
+		if i == 5 {
+			rows = append(rows, Row{"", fmt.Sprintf("... %d more reasons", len(reasons)-5)})
+			break
+		}
+		rows = append(rows, Row{"disconnects: " + count(r.Failures[why]), why})
+	}
 	if r.DisruptionError != "" {
 		rows = append(rows, Row{"disruption command", r.DisruptionError})
 	}
 	return rows
+}
+
+// failureReason is err's text without what varies between connections
+// (the local port).
+func failureReason(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "127.0.0.1:"); i >= 0 {
+		// "read tcp 127.0.0.1:50412->127.0.0.1:8080: ...": keep the
+		// server's address only.
+		if j := strings.Index(msg[i:], "->"); j >= 0 {
+			msg = msg[:i] + msg[i+j+2:]
+		}
+	}
+	return msg
 }
 
 // bitset is a growable set of sequence numbers.
