@@ -197,3 +197,15 @@ func TestBenchUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchWrongServerPID refuses a --server-pid that does not listen on
+// the URL's port, rather than report another process's CPU.
+func TestBenchWrongServerPID(t *testing.T) {
+	n := startBenchNode(t)
+	var out, errOut syncBuffer
+	code := runCmd(t.Context(), "", &out, &errOut, "bench", "publish", "--url", n.url(), "--duration", "100ms",
+		"--server-pid", strconv.Itoa(os.Getppid()))
+	if code != 1 || !strings.Contains(errOut.String(), "does not listen on port") {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+}

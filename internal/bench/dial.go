@@ -84,3 +84,15 @@ func closeAll(conns []*Conn) {
 		}
 	}
 }
+
+// check verifies, when ServerPID is set, that /proc can be read for it and
+// that it is the process listening on URL's port.
+func (t Target) check() error {
+	if t.ServerPID == 0 {
+		return nil
+	}
+	if _, err := ReadProc(t.ServerPID); err != nil {
+		return fmt.Errorf("server pid: %w", err)
+	}
+	return checkListens(t.ServerPID, t.URL)
+}

@@ -64,6 +64,9 @@ func (c *FanoutConfig) defaults() {
 
 // Fanout runs the fanout scenario.
 func Fanout(ctx context.Context, c FanoutConfig) (*FanoutResult, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	c.defaults()
 	var latency, acks Histogram
 	conns, err := dialAll(ctx, c.Target, c.Subscribers, c.Parallel, 16<<10, func(_ int, cn *Conn) error {

@@ -51,6 +51,9 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	if c.Parallel <= 0 {
 		c.Parallel = 50
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	var before ProcStat
 	goBefore, goErr := scrapeGoMetrics(c.URL)
 	if c.ServerPID != 0 {

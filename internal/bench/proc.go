@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"syscall"
@@ -112,4 +113,48 @@ func (m *cpuMeter) stop() (self, server CPUUse, err error) {
 	}
 	d = now.CPU - m.server.CPU
 	return self, CPUUse{Millis(d), float64(d) / float64(wall)}, nil
+}
+
+// checkListens returns an error when /proc shows that pid does not listen
+// on the TCP port of wsURL: a --server-pid of a wrapper (a shell, taskset
+// before exec) would silently measure the wrong process. It returns nil
+// when it cannot tell.
+func checkListens(pid int, wsURL string) error {
+	u, err := url.Parse(wsURL)
+	if err != nil || u.Port() == "" {
+		return nil
+	}
+	port, err := strconv.ParseUint(u.Port(), 10, 16)
+	if err != nil {
+		return nil
+	}
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, _ := os.ReadFile(f)
+		for line := range bytes.Lines(data) {
+			// sl local_address rem_address st ... inode
+			fields := bytes.Fields(line)
+			if len(fields) < 10 || string(fields[3]) != "0A" { // LISTEN
+				continue
+			}
+			_, p, ok := bytes.Cut(fields[1], []byte(":"))
+			if v, err := strconv.ParseUint(string(p), 16, 16); ok && err == nil && v == port {
+				inodes["socket:["+string(fields[9])+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return nil // not listening on this machine's namespace, or unreadable
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(dir + "/" + fd.Name()); err == nil && inodes[target] {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d does not listen on port %d: give the server's own pid", pid, port)
 }

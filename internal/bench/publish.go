@@ -51,6 +51,9 @@ func Publish(ctx context.Context, c PublishConfig) (*PublishResult, error) {
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	var acks Histogram
 	conns, err := dialAll(ctx, c.Target, c.Publishers, 50, 4<<10, nil)
 	if err != nil {
