@@ -69,7 +69,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.sameChan, "same-channel", false, "publish: all publishers on one channel instead of one each")
 	fs.IntVar(&b.size, "size", 100, "payload bytes")
 	fs.Float64Var(&b.rate, "rate", 0, "publications per second (0: as fast as replies allow; storm: default 20)")
-	fs.IntVar(&b.inflight, "inflight", 1, "fanout, publish: publishes awaiting their reply, per publisher")
+	fs.IntVar(&b.inflight, "inflight", 0, "fanout, publish: publishes awaiting their reply, per publisher (0: 1 at the maximum rate, 64 at a fixed --rate)")
 	fs.DurationVar(&b.duration, "duration", 10*time.Second, "how long to publish (storm: default 30s)")
 	fs.DurationVar(&b.hold, "hold", 0, "idle: how long to hold the connections (0: two ping intervals plus the pong timeout)")
 	fs.StringVar(&b.disrupt, "disrupt", "", "storm: shell command run at --disrupt-at")
@@ -121,8 +121,8 @@ func durationGiven(fs *flag.FlagSet) bool {
 }
 
 func (b *benchFlags) run(ctx context.Context, scenario string, durationGiven bool) (tabler, error) {
-	if b.size < 0 || b.rate < 0 || b.subscribers < 1 || b.connections < 1 || b.publishers < 1 || b.inflight < 1 {
-		return nil, usageError{errors.New("--size and --rate must not be negative; --subscribers, --connections, --publishers and --inflight at least 1")}
+	if b.size < 0 || b.rate < 0 || b.subscribers < 1 || b.connections < 1 || b.publishers < 1 || b.inflight < 0 {
+		return nil, usageError{errors.New("--size and --rate must not be negative; --inflight must not be negative; --subscribers, --connections and --publishers at least 1")}
 	}
 	t := b.target
 	switch scenario {

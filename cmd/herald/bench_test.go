@@ -132,6 +132,7 @@ func TestBenchFanoutJSON(t *testing.T) {
 		"--duration", "300ms", "--server-pid", strconv.Itoa(os.Getpid()))
 	var r struct {
 		Scenario         string
+		Inflight         int
 		Published        uint64
 		Delivered        uint64
 		Lost, Duplicated uint64
@@ -146,6 +147,9 @@ func TestBenchFanoutJSON(t *testing.T) {
 	}
 	if r.Scenario != "fanout" || r.Published < 20 || r.Published > 31 {
 		t.Errorf("scenario %q, published %d at 100/s for 300ms", r.Scenario, r.Published)
+	}
+	if r.Inflight != 64 {
+		t.Errorf("%d publishes in flight at a fixed rate, want the default 64", r.Inflight)
 	}
 	if r.Delivered != r.Published*3 || r.Lost != 0 || r.Duplicated != 0 {
 		t.Errorf("delivered %d of %d, lost %d, duplicated %d", r.Delivered, r.Published*3, r.Lost, r.Duplicated)

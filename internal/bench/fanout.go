@@ -14,7 +14,7 @@ type FanoutConfig struct {
 	Subscribers int
 	Size        int           // payload bytes
 	Rate        float64       // publications per second; 0: as fast as replies allow
-	Inflight    int           // publishes awaiting their reply; default 1
+	Inflight    int           // publishes awaiting their reply; default: see defaultInflight
 	Duration    time.Duration // of publishing
 	Parallel    int           // connections dialled at a time; default 50
 }
@@ -53,7 +53,7 @@ func (c *FanoutConfig) defaults() {
 		c.Channel = "bench:fanout"
 	}
 	c.Subscribers = max(c.Subscribers, 1)
-	c.Inflight = max(c.Inflight, 1)
+	c.Inflight = defaultInflight(c.Inflight, c.Rate)
 	if c.Parallel <= 0 {
 		c.Parallel = 50
 	}

@@ -19,7 +19,7 @@ type PublishConfig struct {
 	Publishers  int
 	Size        int
 	Rate        float64 // publications per second, all publishers together; 0: as fast as replies allow
-	Inflight    int     // per publisher; default 1
+	Inflight    int     // per publisher; default: see defaultInflight
 	Duration    time.Duration
 }
 
@@ -44,7 +44,7 @@ type PublishResult struct {
 // Publish runs the publish scenario.
 func Publish(ctx context.Context, c PublishConfig) (*PublishResult, error) {
 	c.Publishers = max(c.Publishers, 1)
-	c.Inflight = max(c.Inflight, 1)
+	c.Inflight = defaultInflight(c.Inflight, c.Rate)
 	if c.Channel == "" {
 		c.Channel = "bench:publish"
 	}

@@ -104,6 +104,20 @@ func (p *publisher) errorText() string {
 	return ""
 }
 
+// defaultInflight is the publishes in flight when none is set: 1 at the
+// maximum rate, which then is as fast as replies allow; 64 at a fixed rate,
+// so that waiting for replies does not hold the publisher behind its
+// schedule (latency counts from the schedule, and would grow without end).
+func defaultInflight(inflight int, rate float64) int {
+	switch {
+	case inflight > 0:
+		return inflight
+	case rate > 0:
+		return 64
+	}
+	return 1
+}
+
 // pace calls send with sequence numbers 1, 2, ... until ctx ends or until
 // passes: rate times per second with the scheduled time as stamp, or when
 // rate is 0 as fast as send returns, with the current time. Stamping the
