@@ -11,6 +11,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 	"github.com/heraldhq/herald/protocol"
 )
 
@@ -74,15 +75,15 @@ func TestServerKilledNothingLost(t *testing.T) {
 	b := broker.NewMemory(nil)
 	t.Cleanup(func() { b.Close() })
 	// The publisher goes faster than the default 50 requests/s.
-	subNode := startNode(t, herald.Options{Broker: b})
-	pubNode := startNode(t, herald.Options{Broker: publishOnly{b}, Rate: 10000, Burst: 10000})
+	subNode := testnode.Start(t, herald.Options{Broker: b})
+	pubNode := testnode.Start(t, herald.Options{Broker: testnode.PublishOnly{Broker: b}, Rate: 10000, Burst: 10000})
 
 	var got seen
-	sc := dialClient(t, subNode.url(), nil)
+	sc := dialClient(t, subNode.URL(), nil)
 	if _, err := sc.Subscribe(t.Context(), "chat", got.handle, client.OnRecovery(got.recovery)); err != nil {
 		t.Fatal(err)
 	}
-	pc := dialClient(t, pubNode.url(), nil)
+	pc := dialClient(t, pubNode.URL(), nil)
 	const total = 600
 	published := make(chan error, 1)
 	go func() {
@@ -97,12 +98,12 @@ func TestServerKilledNothingLost(t *testing.T) {
 	}()
 
 	eventually(t, 10*time.Second, "first messages", func() bool { return got.count() >= 100 })
-	subNode.kill()
+	subNode.Kill()
 	time.Sleep(300 * time.Millisecond) // down while publishing continues
-	subNode.start()
+	subNode.Start()
 	eventually(t, 10*time.Second, "messages after the first restart", func() bool { return got.count() >= 300 })
-	subNode.kill()
-	subNode.start()
+	subNode.Kill()
+	subNode.Start()
 
 	if err := <-published; err != nil {
 		t.Fatal(err)
@@ -128,8 +129,8 @@ func TestServerKilledNothingLost(t *testing.T) {
 // once it forwards again, with its subscription intact.
 func TestHalfOpenDetected(t *testing.T) {
 	const interval, timeout = 200 * time.Millisecond, 200 * time.Millisecond
-	srv := startNode(t, herald.Options{PingInterval: interval, PongTimeout: timeout})
-	px := startProxy(t, srv.addr)
+	srv := testnode.Start(t, herald.Options{PingInterval: interval, PongTimeout: timeout})
+	px := startProxy(t, srv.Addr())
 	st := newStates()
 	var got seen
 	c := dialClient(t, "ws://"+px.addr()+"/ws", &client.Options{OnStateChange: st.record})
@@ -163,7 +164,7 @@ func TestHalfOpenDetected(t *testing.T) {
 	st.await(t, client.StateConnected, 10*time.Second)
 	t.Logf("reconnected %v after the proxy forwarded again", time.Since(released))
 
-	pub := dialClient(t, srv.url(), nil)
+	pub := dialClient(t, srv.URL(), nil)
 	if _, err := pub.Publish(t.Context(), "chat", numbered{1}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,10 +178,10 @@ func TestHalfOpenDetected(t *testing.T) {
 // Publish returns the offset of that one publication.
 func TestUnansweredPublishAppliedOnce(t *testing.T) {
 	const interval, timeout = 200 * time.Millisecond, 200 * time.Millisecond
-	srv := startNode(t, herald.Options{PingInterval: interval, PongTimeout: timeout})
-	px := startProxy(t, srv.addr)
+	srv := testnode.Start(t, herald.Options{PingInterval: interval, PongTimeout: timeout})
+	px := startProxy(t, srv.Addr())
 	var got seen
-	watcher := dialClient(t, srv.url(), nil)
+	watcher := dialClient(t, srv.URL(), nil)
 	if _, err := watcher.Subscribe(t.Context(), "chat", got.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -223,14 +224,14 @@ func TestOfflineQueueAgainstServer(t *testing.T) {
 	// default burst of 100 requests; the server answers the excess with a
 	// rate_limited error that lacks the request's id, which no client can
 	// match to its request, so the limit is raised here.
-	srv := startNode(t, herald.Options{Broker: b, Rate: 1000, Burst: 1000})
+	srv := testnode.Start(t, herald.Options{Broker: b, Rate: 1000, Burst: 1000})
 	st := newStates()
-	c := dialClient(t, srv.url(), &client.Options{OnStateChange: st.record})
+	c := dialClient(t, srv.URL(), &client.Options{OnStateChange: st.record})
 	var got seen
 	if _, err := c.Subscribe(t.Context(), "chat", got.handle); err != nil {
 		t.Fatal(err)
 	}
-	srv.kill()
+	srv.Kill()
 	st.await(t, client.StateDisconnected, 5*time.Second)
 
 	var wg sync.WaitGroup
@@ -253,7 +254,7 @@ func TestOfflineQueueAgainstServer(t *testing.T) {
 		t.Errorf("101st publish: %v after %v, want ErrQueueFull at once", err, time.Since(start))
 	}
 
-	srv.start()
+	srv.Start()
 	wg.Wait()
 	close(offsets)
 	distinct := map[uint64]bool{}
@@ -279,8 +280,8 @@ func TestOfflineQueueAgainstServer(t *testing.T) {
 // TestServerErrorIsProtocolError checks that a refusal from the server
 // reaches the caller as a *protocol.Error with its code.
 func TestServerErrorIsProtocolError(t *testing.T) {
-	srv := startNode(t, herald.Options{})
-	c := dialClient(t, srv.url(), nil)
+	srv := testnode.Start(t, herald.Options{})
+	c := dialClient(t, srv.URL(), nil)
 	sub, err := c.Subscribe(t.Context(), "chat", func(client.Message) {})
 	if err != nil {
 		t.Fatal(err)

@@ -10,18 +10,19 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 	"github.com/heraldhq/herald/protocol"
 )
 
 // jwtNode starts a Herald server that takes JWTs signed with testSecret and
 // closes connections with 4001 when their token expires.
-func jwtNode(t *testing.T) *node {
+func jwtNode(t *testing.T) *testnode.Node {
 	t.Helper()
 	v, err := auth.NewJWT(auth.JWTOptions{Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startNode(t, herald.Options{Tokens: v})
+	return testnode.Start(t, herald.Options{Tokens: v})
 }
 
 // TestRefreshKeepsConnectionToServer connects to Herald with tokens that
@@ -34,7 +35,7 @@ func TestRefreshKeepsConnectionToServer(t *testing.T) {
 	var errs errorLog
 	var mu sync.Mutex
 	var changes []client.StateChange
-	c := dialClient(t, n.url(), &client.Options{
+	c := dialClient(t, n.URL(), &client.Options{
 		TokenFunc: k.get,
 		OnError:   errs.add,
 		OnStateChange: func(ch client.StateChange) {
@@ -51,7 +52,7 @@ func TestRefreshKeepsConnectionToServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := dialClient(t, n.url(), &client.Options{Token: pubToken})
+	pub := dialClient(t, n.URL(), &client.Options{Token: pubToken})
 
 	const total = 40 // one every 200 ms for 8 s
 	for i := 1; i <= total; i++ {
@@ -94,7 +95,7 @@ func TestStaticTokenExpiresOnServer(t *testing.T) {
 	exp := jwtExp(t, tok)
 	var mu sync.Mutex
 	var changes []client.StateChange
-	c := dialClient(t, n.url(), &client.Options{
+	c := dialClient(t, n.URL(), &client.Options{
 		Token: tok,
 		OnStateChange: func(ch client.StateChange) {
 			mu.Lock()

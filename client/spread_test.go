@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
 // arrivals counts events per 100 ms window after a start time.
@@ -87,7 +88,7 @@ func TestThousandClientsSpreadAfterRestart(t *testing.T) {
 		t.Skip("1,000 clients")
 	}
 	t.Run("graceful", func(t *testing.T) {
-		tried, received := restartThousand(t, func(n *node) { n.shutdown(); n.start() })
+		tried, received := restartThousand(t, func(n *testnode.Node) { n.Shutdown(); n.Start() })
 		for _, a := range []*arrivals{tried, received} {
 			if _, peak := a.windows(); peak > 200 {
 				t.Errorf("peak window holds %d of 1000 attempts, want at most 200", peak)
@@ -95,7 +96,7 @@ func TestThousandClientsSpreadAfterRestart(t *testing.T) {
 		}
 	})
 	t.Run("crash", func(t *testing.T) {
-		tried, _ := restartThousand(t, func(n *node) { n.kill(); n.start() })
+		tried, _ := restartThousand(t, func(n *testnode.Node) { n.Kill(); n.Start() })
 		first, p5, p95 := tried.quantiles()
 		t.Logf("attempts after the crash: first at %v, 5%% by %v, 95%% by %v", first, p5, p95)
 		if first < 250*time.Millisecond {
@@ -110,12 +111,12 @@ func TestThousandClientsSpreadAfterRestart(t *testing.T) {
 // restartThousand connects 1,000 clients to a node, restarts it, waits for
 // every client to be back, and returns the attempts counted by the clients'
 // dials and by the server's upgrades, from the restart on.
-func restartThousand(t *testing.T, restart func(*node)) (tried, received *arrivals) {
+func restartThousand(t *testing.T, restart func(*testnode.Node)) (tried, received *arrivals) {
 	const clients = 1000
 	tried, received = &arrivals{}, &arrivals{}
 	var connected atomic.Int64
-	srv := startNode(t, herald.Options{DrainWindow: time.Millisecond})
-	srv.onUpgrade = received.add
+	srv := testnode.Start(t, herald.Options{DrainWindow: time.Millisecond})
+	srv.OnUpgrade = received.add
 	var d net.Dialer
 	opts := &client.Options{
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -132,7 +133,7 @@ func restartThousand(t *testing.T, restart func(*node)) (tried, received *arriva
 	for w := range 4 {
 		wg.Go(func() {
 			for i := w; i < clients; i += 4 {
-				dialClient(t, srv.url(), opts)
+				dialClient(t, srv.URL(), opts)
 			}
 		})
 	}

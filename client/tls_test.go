@@ -18,22 +18,23 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
 // startTLSNode starts a Herald server on wss:// with the certificate of cfg
 // (httptest's own when cfg has none).
-func startTLSNode(t *testing.T, opts herald.Options, cfg *tls.Config) *node {
+func startTLSNode(t *testing.T, opts herald.Options, cfg *tls.Config) *testnode.Node {
 	t.Helper()
-	n := &node{t: t, opts: opts, addr: "127.0.0.1:0", tls: cfg}
-	n.start()
-	t.Cleanup(n.kill)
+	n := testnode.New(t, opts)
+	n.TLS = cfg
+	n.Start()
 	return n
 }
 
 // trusting returns a TLS configuration whose only root is n's certificate.
-func trusting(n *node) *tls.Config {
+func trusting(n *testnode.Node) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(n.hs.Certificate())
+	pool.AddCert(n.Certificate())
 	return &tls.Config{RootCAs: pool}
 }
 
@@ -70,7 +71,7 @@ func TestUntrustedCertificateStopsDial(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := client.Dial(ctx, n.url(), nil)
+	_, err := client.Dial(ctx, n.URL(), nil)
 	var cv *tls.CertificateVerificationError
 	if !errors.As(err, &cv) {
 		t.Fatalf("Dial with system roots: %v, want a *tls.CertificateVerificationError", err)
@@ -82,7 +83,7 @@ func TestUntrustedCertificateStopsDial(t *testing.T) {
 		t.Errorf("error %q does not say it is about the certificate", err)
 	}
 
-	c := dialClient(t, n.url(), &client.Options{TLSConfig: trusting(n)})
+	c := dialClient(t, n.URL(), &client.Options{TLSConfig: trusting(n)})
 	got := make(chan client.Message, 1)
 	if _, err := c.Subscribe(t.Context(), "chat", func(m client.Message) { got <- m }); err != nil {
 		t.Fatal(err)
@@ -110,7 +111,7 @@ func TestCertificateErrorAfterWelcomeRetried(t *testing.T) {
 	var mu sync.Mutex
 	var certErrors int
 	st := newStates()
-	c := dialClient(t, n.url(), &client.Options{
+	c := dialClient(t, n.URL(), &client.Options{
 		TLSConfig: trusted,
 		Backoff:   client.Backoff{Base: 50 * time.Millisecond, Cap: 200 * time.Millisecond},
 		OnStateChange: func(ch client.StateChange) {
@@ -123,9 +124,9 @@ func TestCertificateErrorAfterWelcomeRetried(t *testing.T) {
 			st.record(ch)
 		},
 	})
-	n.kill()
-	n.tls = &tls.Config{Certificates: []tls.Certificate{otherCert(t)}}
-	n.start()
+	n.Kill()
+	n.TLS = &tls.Config{Certificates: []tls.Certificate{otherCert(t)}}
+	n.Start()
 	eventually(t, 10*time.Second, "three certificate errors", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -136,8 +137,8 @@ func TestCertificateErrorAfterWelcomeRetried(t *testing.T) {
 		t.Fatalf("client stopped on a certificate error after its first welcome: %v", c.Err())
 	default:
 	}
-	n.kill()
-	n.tls = &tls.Config{}
-	n.start()
+	n.Kill()
+	n.TLS = &tls.Config{}
+	n.Start()
 	st.await(t, client.StateConnected, 10*time.Second)
 }
