@@ -2,71 +2,31 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
-// benchNode is an in-process server for herald bench: WebSocket at /ws,
-// health at /healthz, a request rate limit high enough for a load test,
-// and a restart that keeps the broker (so clients recover).
-type benchNode struct {
-	t    *testing.T
-	b    broker.Broker
-	addr string
-	mu   sync.Mutex
-	srv  *herald.Server
-	hs   *httptest.Server
-}
-
-func startBenchNode(t *testing.T) *benchNode {
-	n := &benchNode{t: t, b: broker.NewMemory(nil), addr: "127.0.0.1:0"}
-	n.start()
-	t.Cleanup(func() { n.stop(); n.b.Close() })
+// startBenchNode starts an in-process server for herald bench: WebSocket
+// at /ws, health at /healthz, a request rate limit high enough for a load
+// test, and a restart that keeps the broker (so clients recover).
+func startBenchNode(t *testing.T) *testnode.Node {
+	b := broker.NewMemory(nil)
+	t.Cleanup(func() { b.Close() }) // after the node's kill
+	n := testnode.New(t, herald.Options{Broker: b, Rate: 1e6, Burst: 1e6})
+	n.Routes = func(mux *http.ServeMux, _ *herald.Server) {
+		mux.HandleFunc("GET /healthz", func(http.ResponseWriter, *http.Request) {})
+	}
+	n.Start()
 	return n
 }
-
-func (n *benchNode) start() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	ln, err := net.Listen("tcp", n.addr)
-	if err != nil {
-		n.t.Error(err)
-		return
-	}
-	n.addr = ln.Addr().String()
-	n.srv = herald.New(&herald.Options{Broker: n.b, Rate: 1e6, Burst: 1e6})
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", n.srv)
-	mux.HandleFunc("GET /healthz", func(http.ResponseWriter, *http.Request) {})
-	n.hs = httptest.NewUnstartedServer(mux)
-	n.hs.Listener.Close()
-	n.hs.Listener = ln
-	n.hs.Start()
-}
-
-// stop closes the listener and every connection at once, as a crash would.
-func (n *benchNode) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.hs != nil {
-		n.hs.Listener.Close()
-		n.srv.Close()
-		n.hs.Close()
-		n.hs = nil
-	}
-}
-
-func (n *benchNode) url() string { return "ws://" + n.addr + "/ws" }
 
 // runBenchCmd runs herald bench and returns its stdout; it fails the test
 // on a non-zero exit.
@@ -106,7 +66,7 @@ func summaryInt(t *testing.T, summary, name string) int {
 // publication once, in order, and the table says so.
 func TestBenchFanout(t *testing.T) {
 	n := startBenchNode(t)
-	out := runBenchCmd(t, "fanout", "--url", n.url(), "--subscribers", "5", "--duration", "300ms", "--inflight", "4")
+	out := runBenchCmd(t, "fanout", "--url", n.URL(), "--subscribers", "5", "--duration", "300ms", "--inflight", "4")
 	published := summaryInt(t, out, "published")
 	if published == 0 {
 		t.Fatalf("nothing published:\n%s", out)
@@ -128,7 +88,7 @@ func TestBenchFanout(t *testing.T) {
 // read from /proc (this process serves).
 func TestBenchFanoutJSON(t *testing.T) {
 	n := startBenchNode(t)
-	out := runBenchCmd(t, "fanout", "--json", "--url", n.url(), "--subscribers", "3", "--rate", "100",
+	out := runBenchCmd(t, "fanout", "--json", "--url", n.URL(), "--subscribers", "3", "--rate", "100",
 		"--duration", "300ms", "--server-pid", strconv.Itoa(os.Getpid()))
 	var r struct {
 		Scenario         string
@@ -162,11 +122,11 @@ func TestBenchFanoutJSON(t *testing.T) {
 // TestBenchPublishAndIdle runs the publish and idle scenarios briefly.
 func TestBenchPublishAndIdle(t *testing.T) {
 	n := startBenchNode(t)
-	out := runBenchCmd(t, "publish", "--url", n.url(), "--publishers", "2", "--inflight", "2", "--duration", "200ms")
+	out := runBenchCmd(t, "publish", "--url", n.URL(), "--publishers", "2", "--inflight", "2", "--duration", "200ms")
 	if summaryInt(t, out, "published") == 0 || summaryInt(t, out, "errors") != 0 {
 		t.Errorf("publish summary:\n%s", out)
 	}
-	out = runBenchCmd(t, "idle", "--url", n.url(), "--connections", "20", "--hold", "200ms", "--channel", "idle")
+	out = runBenchCmd(t, "idle", "--url", n.URL(), "--connections", "20", "--hold", "200ms", "--channel", "idle")
 	if got := summaryValue(t, out, "survived"); got != "20 of 20" {
 		t.Errorf("survived %q\n%s", got, out)
 	}
@@ -177,11 +137,11 @@ func TestBenchPublishAndIdle(t *testing.T) {
 func TestBenchStorm(t *testing.T) {
 	n := startBenchNode(t)
 	time.AfterFunc(600*time.Millisecond, func() {
-		n.stop()
+		n.Kill()
 		time.Sleep(200 * time.Millisecond)
-		n.start()
+		n.Start()
 	})
-	out := runBenchCmd(t, "storm", "--url", n.url(), "--subscribers", "10", "--rate", "50",
+	out := runBenchCmd(t, "storm", "--url", n.URL(), "--subscribers", "10", "--rate", "50",
 		"--disrupt-at", "500ms", "--disrupt", "true", "--duration", "2s")
 	for row, want := range map[string]int{"disconnected": 10, "back": 10, "lost": 0, "duplicated": 0} {
 		if got := summaryInt(t, out, row); got != want {
@@ -207,7 +167,7 @@ func TestBenchUsage(t *testing.T) {
 func TestBenchWrongServerPID(t *testing.T) {
 	n := startBenchNode(t)
 	var out, errOut syncBuffer
-	code := runCmd(t.Context(), "", &out, &errOut, "bench", "publish", "--url", n.url(), "--duration", "100ms",
+	code := runCmd(t.Context(), "", &out, &errOut, "bench", "publish", "--url", n.URL(), "--duration", "100ms",
 		"--server-pid", strconv.Itoa(os.Getppid()))
 	if code != 1 || !strings.Contains(errOut.String(), "does not listen on port") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())

@@ -6,22 +6,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
 // TestPubFailureExitsNonZero checks that a refused publish stops pub with
 // exit status 1 and the error on stderr, after the acknowledgements of the
 // lines before it.
 func TestPubFailureExitsNonZero(t *testing.T) {
-	n := startWSNode(t, broker.NewMemory(nil))
+	n := testnode.Start(t, herald.Options{Broker: broker.NewMemory(nil)})
 	var out, errOut syncBuffer
-	c := runCmd(t.Context(), "1\n2\n", &out, &errOut, "pub", "--url", n.url(), "bad channel!")
+	c := runCmd(t.Context(), "1\n2\n", &out, &errOut, "pub", "--url", n.URL(), "bad channel!")
 	if c != 1 || !strings.Contains(errOut.String(), "invalid_channel") {
 		t.Errorf("pub to an invalid channel: exit %d, stderr %q; want 1 and invalid_channel", c, errOut.String())
 	}
 	big := strings.Repeat("x", 70<<10)
 	out, errOut = syncBuffer{}, syncBuffer{}
-	c = runCmd(t.Context(), "1\n"+big+"\n3\n", &out, &errOut, "pub", "--url", n.url(), "chat")
+	c = runCmd(t.Context(), "1\n"+big+"\n3\n", &out, &errOut, "pub", "--url", n.URL(), "chat")
 	if c != 1 || !strings.Contains(errOut.String(), "max_message_bytes") {
 		t.Errorf("pub of a line over max_message_bytes: exit %d, stderr %q; want 1 and the reason", c, errOut.String())
 	}

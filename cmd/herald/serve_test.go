@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -27,8 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // buildHerald builds the binary once per test run.
@@ -89,20 +87,13 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 		t.Fatalf("start page: %.200s", body)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := dialWS(ctx, ws.Dialer{Protocols: []string{"herald.v1"}}, "ws"+strings.TrimPrefix(base, "http")+"/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := wsutil.ReadServerText(conn); err != nil { // welcome
+	conn := heraldtest.MustDial(t, wsOf(base), nil)
+	if _, err := conn.Next(heraldtest.Timeout); err != nil { // welcome
 		t.Fatal(err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err = wsutil.ReadServerText(conn)
-	var closed wsutil.ClosedError
+	_, err = conn.Next(10 * time.Second)
+	var closed *heraldtest.CloseError
 	if !errors.As(err, &closed) || closed.Code != 1001 {
 		t.Fatalf("after SIGTERM: %v, want close 1001", err)
 	}
@@ -200,21 +191,13 @@ func TestServeTLSTokensAndNamespaces(t *testing.T) {
 	if code := run(context.Background(), stdio{out: &tok, err: io.Discard}, []string{"token", "--secret", "s3cret", "--sub", "alice", "--channels", "news:*,chat:*"}); code != 0 {
 		t.Fatalf("herald token exit %d", code)
 	}
-	d := ws.Dialer{
-		Protocols: []string{"herald.v1"},
+	o := &heraldtest.DialOptions{
 		TLSConfig: &tls.Config{RootCAs: pool},
-		Header:    ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + strings.TrimSpace(tok.String())}}),
+		Header:    http.Header{"Authorization": {"Bearer " + strings.TrimSpace(tok.String())}},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := dialWS(ctx, d, "wss"+strings.TrimPrefix(base, "https")+"/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	welcome, _ := wsutil.ReadServerText(conn)
-	if !strings.Contains(string(welcome), `"user":"alice"`) {
+	conn := heraldtest.MustDial(t, wsOf(base), o)
+	welcome, _ := conn.Next(heraldtest.Timeout)
+	if !strings.Contains(welcome.String(), `"user":"alice"`) {
 		t.Fatalf("welcome = %s", welcome)
 	}
 	for _, tc := range []struct{ req, want string }{
@@ -222,141 +205,81 @@ func TestServeTLSTokensAndNamespaces(t *testing.T) {
 		{`{"type":"publish","id":2,"channel":"other","data":1}`, `"code":"forbidden"`},      // token channels
 		{`{"type":"publish","id":3,"channel":"chat:x","data":1}`, `"type":"published"`},     // allowed
 	} {
-		wsutil.WriteClientText(conn, []byte(tc.req))
-		reply, err := wsutil.ReadServerText(conn)
-		if err != nil || !strings.Contains(string(reply), tc.want) {
+		conn.Send(t, tc.req)
+		reply, err := conn.Next(heraldtest.Timeout)
+		if err != nil || !strings.Contains(reply.String(), tc.want) {
 			t.Fatalf("%s -> %s %v, want %s", tc.req, reply, err, tc.want)
 		}
 	}
 
 	// Without a token (and anonymous off, since a key is set) the upgrade
 	// is accepted but only hello may follow.
-	d.Header = nil
-	conn2, err := dialWS(ctx, d, "wss"+strings.TrimPrefix(base, "https")+"/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
-	conn2.SetDeadline(time.Now().Add(10 * time.Second))
-	wsutil.WriteClientText(conn2, []byte(`{"type":"subscribe","id":1,"channel":"news:today"}`))
-	if reply, _ := wsutil.ReadServerText(conn2); !strings.Contains(string(reply), `"code":"unauthorized"`) {
+	o.Header = nil
+	conn2 := heraldtest.MustDial(t, wsOf(base), o)
+	conn2.Send(t, `{"type":"subscribe","id":1,"channel":"news:today"}`)
+	if reply, _ := conn2.Next(heraldtest.Timeout); !strings.Contains(reply.String(), `"code":"unauthorized"`) {
 		t.Fatalf("anonymous subscribe -> %s", reply)
 	}
 }
 
-// wsJSON is a minimal JSON-over-WebSocket client for the binary's tests.
-type wsJSON struct {
-	t    *testing.T
-	conn net.Conn
-}
-
-func dialJSON(t *testing.T, base string) *wsJSON {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := dialWS(ctx, ws.Dialer{Protocols: []string{"herald.v1"}}, "ws"+strings.TrimPrefix(base, "http")+"/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &wsJSON{t, conn}
-	c.read("welcome")
-	return c
-}
-
-func (c *wsJSON) send(s string) {
-	c.t.Helper()
-	if err := wsutil.WriteClientText(c.conn, []byte(s)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *wsJSON) read(typ string) map[string]any {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	data, err := wsutil.ReadServerText(c.conn)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil || m["type"] != typ {
-		c.t.Fatalf("got %s, want a %s frame", data, typ)
-	}
-	return m
-}
+// wsOf returns the WebSocket URL of a server at base (http:// or
+// https://).
+func wsOf(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
 
 func TestServeRestartWithDataDirRecovers(t *testing.T) {
 	bin := buildHerald(t)
 	dir := t.TempDir()
 	cmd, base := startHerald(t, bin, "--data-dir", dir)
 
-	sub := dialJSON(t, base)
-	sub.send(`{"type":"subscribe","id":1,"channel":"room"}`)
-	epoch := sub.read("subscribed")["epoch"].(string)
-	pub := dialJSON(t, base)
+	sub := heraldtest.DialWelcome(t, wsOf(base), nil)
+	sub.Send(t, `{"type":"subscribe","id":1,"channel":"room"}`)
+	epoch := sub.Expect(t, "subscribed").Fields()["epoch"].(string)
+	pub := heraldtest.DialWelcome(t, wsOf(base), nil)
 	for i := 1; i <= 5; i++ {
-		pub.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"room","data":"m%d"}`, i, i))
-		pub.read("published")
+		pub.Send(t, fmt.Sprintf(`{"type":"publish","id":%d,"channel":"room","data":"m%d"}`, i, i))
+		pub.Expect(t, "published")
 	}
 	for i := 1; i <= 2; i++ { // the subscriber saw two, then went away
-		if m := sub.read("message"); m["offset"] != float64(i) {
+		if m := sub.Expect(t, "message").Fields(); m["offset"] != float64(i) {
 			t.Fatalf("message = %v", m)
 		}
 	}
-	sub.conn.Close()
+	sub.Close()
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("herald serve exit: %v", err)
 	}
 	_, base = startHerald(t, bin, "--data-dir", dir)
-	again := dialJSON(t, base)
-	again.send(fmt.Sprintf(`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":%q,"offset":2}}`, epoch))
-	if s := again.read("subscribed"); s["recovered"] != true || s["epoch"] != epoch || s["offset"] != 5.0 {
+	again := heraldtest.DialWelcome(t, wsOf(base), nil)
+	again.Send(t, fmt.Sprintf(`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":%q,"offset":2}}`, epoch))
+	if s := again.Expect(t, "subscribed").Fields(); s["recovered"] != true || s["epoch"] != epoch || s["offset"] != 5.0 {
 		t.Fatalf("after restart: %v, want recovered:true at %s/5", s, epoch)
 	}
 	for i := 3; i <= 5; i++ {
-		if m := again.read("message"); m["offset"] != float64(i) || m["data"] != fmt.Sprintf("m%d", i) {
+		if m := again.Expect(t, "message").Fields(); m["offset"] != float64(i) || m["data"] != fmt.Sprintf("m%d", i) {
 			t.Fatalf("replayed %v, want m%d", m, i)
 		}
 	}
-	again.send(`{"type":"ping","id":3}`)
-	again.read("pong") // nothing replayed twice
+	again.Send(t, `{"type":"ping","id":3}`)
+	again.Expect(t, "pong") // nothing replayed twice
 }
 
 func TestServeRestartWithoutDataDirStartsNewEpochs(t *testing.T) {
 	bin := buildHerald(t)
 	cmd, base := startHerald(t, bin)
-	c := dialJSON(t, base)
-	c.send(`{"type":"publish","id":1,"channel":"room","data":1}`)
-	c.read("published")
-	c.send(`{"type":"subscribe","id":2,"channel":"room"}`)
-	epoch := c.read("subscribed")["epoch"].(string)
+	c := heraldtest.DialWelcome(t, wsOf(base), nil)
+	c.Send(t, `{"type":"publish","id":1,"channel":"room","data":1}`)
+	c.Expect(t, "published")
+	c.Send(t, `{"type":"subscribe","id":2,"channel":"room"}`)
+	epoch := c.Expect(t, "subscribed").Fields()["epoch"].(string)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
 	_, base = startHerald(t, bin)
-	again := dialJSON(t, base)
-	again.send(fmt.Sprintf(`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":%q,"offset":0}}`, epoch))
-	if s := again.read("subscribed"); s["recovered"] != false || s["epoch"] == epoch {
+	again := heraldtest.DialWelcome(t, wsOf(base), nil)
+	again.Send(t, fmt.Sprintf(`{"type":"subscribe","id":2,"channel":"room","since":{"epoch":%q,"offset":0}}`, epoch))
+	if s := again.Expect(t, "subscribed").Fields(); s["recovered"] != false || s["epoch"] == epoch {
 		t.Fatalf("after restart without --data-dir: %v, want recovered:false with a new epoch", s)
 	}
 }
-
-// dialWS dials and returns a conn whose reads start with whatever the
-// dialer buffered after the handshake (the server's first frames may
-// arrive with it).
-func dialWS(ctx context.Context, d ws.Dialer, url string) (net.Conn, error) {
-	conn, br, _, err := d.Dial(ctx, url)
-	if err != nil || br == nil {
-		return conn, err
-	}
-	return bufferedConn{conn, io.MultiReader(br, conn)}, nil
-}
-
-type bufferedConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

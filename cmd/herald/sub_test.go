@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a command writes to it.
@@ -40,52 +38,6 @@ func (s *syncBuffer) lines() []string {
 	return strings.Split(strings.TrimSuffix(s.String(), "\n"), "\n")
 }
 
-// wsNode is a real Herald server on a real socket that a test can kill (its
-// listener and connections closed abruptly) and start again on the same
-// address, with the same broker.
-type wsNode struct {
-	t    *testing.T
-	b    broker.Broker
-	addr string
-	srv  *herald.Server
-	hs   *httptest.Server
-}
-
-func startWSNode(t *testing.T, b broker.Broker) *wsNode {
-	t.Helper()
-	n := &wsNode{t: t, b: b, addr: "127.0.0.1:0"}
-	n.start()
-	t.Cleanup(n.kill)
-	return n
-}
-
-func (n *wsNode) start() {
-	ln, err := net.Listen("tcp", n.addr)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	n.addr = ln.Addr().String()
-	n.srv = herald.New(&herald.Options{Broker: n.b})
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", n.srv)
-	n.hs = httptest.NewUnstartedServer(mux)
-	n.hs.Listener.Close()
-	n.hs.Listener = ln
-	n.hs.Start()
-}
-
-func (n *wsNode) url() string { return "ws://" + n.addr + "/ws" }
-
-func (n *wsNode) kill() {
-	if n.hs == nil {
-		return
-	}
-	n.hs.Listener.Close()
-	n.srv.Close()
-	n.hs.Close()
-	n.hs = nil
-}
-
 // runCmd runs the herald command line args with the given stdin and
 // buffers, returning the exit status.
 func runCmd(ctx context.Context, in string, out, errOut *syncBuffer, args ...string) int {
@@ -108,18 +60,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // with stdin lines: sub prints the four messages as JSON lines and exits 0;
 // pub prints one acknowledgement per message.
 func TestSubPrintsPublishedMessages(t *testing.T) {
-	n := startWSNode(t, broker.NewMemory(nil))
+	n := testnode.Start(t, herald.Options{Broker: broker.NewMemory(nil)})
 	var subOut, subErr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- runCmd(t.Context(), "", &subOut, &subErr, "sub", "--url", n.url(), "--count", "4", "chat", "news")
+		code <- runCmd(t.Context(), "", &subOut, &subErr, "sub", "--url", n.URL(), "--count", "4", "chat", "news")
 	}()
 	waitFor(t, "sub to subscribe", func() bool { return strings.Contains(subErr.String(), "subscribed to news") })
 
 	pub := func(in string, args ...string) string {
 		t.Helper()
 		var out, errOut syncBuffer
-		if c := runCmd(t.Context(), in, &out, &errOut, append([]string{"pub", "--url", n.url()}, args...)...); c != 0 {
+		if c := runCmd(t.Context(), in, &out, &errOut, append([]string{"pub", "--url", n.URL()}, args...)...); c != 0 {
 			t.Fatalf("pub %q: exit %d: %s", args, c, errOut.String())
 		}
 		return out.String()
@@ -153,7 +105,7 @@ func TestSubPrintsPublishedMessages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("sub printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if !strings.Contains(subErr.String(), "connected to "+n.url()) {
+	if !strings.Contains(subErr.String(), "connected to "+n.URL()) {
 		t.Errorf("sub's stderr lacks the connection event: %s", subErr.String())
 	}
 }
@@ -164,16 +116,16 @@ func TestSubPrintsPublishedMessages(t *testing.T) {
 // stderr, and prints every message exactly once, in order.
 func TestSubReconnectsAndRecovers(t *testing.T) {
 	b := broker.NewMemory(nil)
-	n := startWSNode(t, b)
-	pubNode := startWSNode(t, publishOnly{b})
+	n := testnode.Start(t, herald.Options{Broker: b})
+	pubNode := testnode.Start(t, herald.Options{Broker: testnode.PublishOnly{Broker: b}})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var subOut, subErr syncBuffer
 	code := make(chan int, 1)
-	go func() { code <- runCmd(ctx, "", &subOut, &subErr, "sub", "--url", n.url(), "chat") }()
+	go func() { code <- runCmd(ctx, "", &subOut, &subErr, "sub", "--url", n.URL(), "chat") }()
 	waitFor(t, "sub to subscribe", func() bool { return strings.Contains(subErr.String(), "subscribed to chat") })
 
-	pc, err := client.Dial(t.Context(), pubNode.url(), nil)
+	pc, err := client.Dial(t.Context(), pubNode.URL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +133,10 @@ func TestSubReconnectsAndRecovers(t *testing.T) {
 	const total = 40
 	for i := 1; i <= total; i++ {
 		if i == total/2 {
-			n.kill()
+			n.Kill()
 		}
 		if i == total/2+5 {
-			n.start()
+			n.Start()
 		}
 		if _, err := pc.Publish(t.Context(), "chat", i); err != nil {
 			t.Fatal(err)
@@ -214,16 +166,6 @@ func TestSubReconnectsAndRecovers(t *testing.T) {
 			t.Errorf("sub's stderr lacks %q:\n%s", want, subErr.String())
 		}
 	}
-}
-
-// publishOnly is a second node's view of a shared memory broker: it
-// publishes but takes no deliveries, because the memory broker delivers to
-// one running node at a time.
-type publishOnly struct{ broker.Broker }
-
-func (publishOnly) Run(ctx context.Context, _ func(broker.Publication)) error {
-	<-ctx.Done()
-	return ctx.Err()
 }
 
 // TestSubPubUsage checks the exit status of command line mistakes and that

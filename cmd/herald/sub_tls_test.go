@@ -1,11 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/pem"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,28 +10,22 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
 // startTLSHerald serves Herald on wss:// with httptest's certificate and
 // writes that certificate as PEM to a file.
 func startTLSHerald(t *testing.T) (url, caFile string) {
 	t.Helper()
-	srv := herald.New(&herald.Options{})
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", srv)
-	hs := httptest.NewUnstartedServer(mux)
-	hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes
-	hs.StartTLS()
-	t.Cleanup(func() {
-		srv.Close()
-		hs.Close()
-	})
+	n := testnode.New(t, herald.Options{})
+	n.TLS = &tls.Config{}
+	n.Start()
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
+	block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: n.Certificate().Raw})
 	if err := os.WriteFile(caFile, block, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return "wss" + strings.TrimPrefix(hs.URL, "https") + "/ws", caFile
+	return n.URL(), caFile
 }
 
 // TestSubPubOverTLS runs sub and pub against a wss:// server whose
