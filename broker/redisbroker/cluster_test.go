@@ -8,23 +8,25 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // subscriber is a raw client that records the messages of one channel in
 // its own goroutine until its connection ends.
 type subscriber struct {
-	c        *wsClient
-	reply    frame // the subscribed reply
+	c        *heraldtest.Conn
+	reply    heraldtest.Frame // the subscribed reply
 	mu       sync.Mutex
-	messages []frame
+	messages []heraldtest.Frame
 	err      error // why reading stopped
 	done     chan struct{}
 }
 
 func subscribeOn(t *testing.T, url, channel string) *subscriber {
 	t.Helper()
-	s := &subscriber{c: mustDial(t, url), done: make(chan struct{})}
-	s.reply = s.c.subscribe(t, 1, channel, nil)
+	s := &subscriber{c: heraldtest.DialWelcome(t, url, nil), done: make(chan struct{})}
+	s.reply = s.c.Subscribe(t, 1, channel, nil)
 	go s.read()
 	return s
 }
@@ -32,7 +34,7 @@ func subscribeOn(t *testing.T, url, channel string) *subscriber {
 func (s *subscriber) read() {
 	defer close(s.done)
 	for {
-		f, err := s.c.next(time.Minute)
+		f, err := s.c.Next(time.Minute)
 		s.mu.Lock()
 		switch {
 		case err != nil:
@@ -50,10 +52,10 @@ func (s *subscriber) read() {
 	}
 }
 
-func (s *subscriber) got() []frame {
+func (s *subscriber) got() []heraldtest.Frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]frame(nil), s.messages...)
+	return append([]heraldtest.Frame(nil), s.messages...)
 }
 
 // waitCount waits until s has n messages.
@@ -69,7 +71,7 @@ func (s *subscriber) waitCount(t *testing.T, n int) {
 }
 
 // checkData checks that f carries {"n":want}.
-func checkData(t *testing.T, f frame, want uint64) {
+func checkData(t *testing.T, f heraldtest.Frame, want uint64) {
 	t.Helper()
 	var d struct{ N uint64 }
 	if err := json.Unmarshal(f.Data, &d); err != nil || d.N != want {
@@ -94,15 +96,15 @@ func TestTwoNodes(t *testing.T) {
 	b := startNode(t, r, "cluster:")
 	subs := make([]*subscriber, clients)
 	for i := range subs {
-		subs[i] = subscribeOn(t, b.url, channel)
+		subs[i] = subscribeOn(t, b.URL(), channel)
 	}
 	epoch := subs[0].reply.Epoch
 
-	pub := mustDial(t, a.url)
+	pub := heraldtest.DialWelcome(t, a.URL(), nil)
 	pubDone := make(chan error, 1)
 	go func() {
 		for i := uint64(1); i <= total; i++ {
-			f, err := pub.publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), "")
+			f, err := pub.Publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), "")
 			if err == nil && (f.Type != "published" || f.Offset != i) {
 				err = fmt.Errorf("publish %d: got %+v, want published at offset %d", i, f, i)
 			}
@@ -133,16 +135,16 @@ func TestTwoNodes(t *testing.T) {
 	// Every client of B comes back on A at once, with the position of the
 	// last message it got.
 	type back struct {
-		c     *wsClient
+		c     *heraldtest.Conn
 		last  uint64
-		reply frame
+		reply heraldtest.Frame
 	}
 	backs := make([]back, clients)
 	for i, s := range subs {
 		got := s.got()
 		last := got[len(got)-1].Offset
-		c := mustDial(t, a.url)
-		reply := c.subscribe(t, 1, channel, &frame{Epoch: epoch, Offset: last})
+		c := heraldtest.DialWelcome(t, a.URL(), nil)
+		reply := c.Subscribe(t, 1, channel, &heraldtest.Frame{Epoch: epoch, Offset: last})
 		if reply.Recovered == nil || !*reply.Recovered || reply.Epoch != epoch {
 			t.Fatalf("client %d resubscribing on node A since %d: %+v, want recovered:true in epoch %s", i, last, reply, epoch)
 		}
@@ -150,7 +152,7 @@ func TestTwoNodes(t *testing.T) {
 	}
 	for i, bk := range backs {
 		for want := bk.last + 1; want <= total; want++ {
-			f, err := bk.c.next(10 * time.Second)
+			f, err := bk.c.Next(10 * time.Second)
 			if err != nil {
 				select {
 				case perr := <-pubDone:
@@ -180,32 +182,32 @@ func TestRedisRestart(t *testing.T) {
 	const channel = "chat:restart"
 	r := startRedis(t)
 	n := startNode(t, r, "restart:")
-	sub := mustDial(t, n.url)
-	subscribed := sub.subscribe(t, 1, channel, nil)
-	pub := mustDial(t, n.url)
+	sub := heraldtest.DialWelcome(t, n.URL(), nil)
+	subscribed := sub.Subscribe(t, 1, channel, nil)
+	pub := heraldtest.DialWelcome(t, n.URL(), nil)
 	for i := uint64(1); i <= 5; i++ {
-		if f, err := pub.publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), ""); err != nil || f.Type != "published" || f.Offset != i {
+		if f, err := pub.Publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), ""); err != nil || f.Type != "published" || f.Offset != i {
 			t.Fatalf("publish %d: %+v, %v", i, f, err)
 		}
-		m := sub.expect(t, "message")
+		m := sub.Expect(t, "message")
 		if m.Offset != i {
 			t.Fatalf("message offset %d, want %d", m.Offset, i)
 		}
 		checkData(t, m, i)
 	}
-	before := frame{Epoch: subscribed.Epoch, Offset: 5}
+	before := heraldtest.Frame{Epoch: subscribed.Epoch, Offset: 5}
 
 	r.Stop()
 	waitStatus(t, n, http.StatusServiceUnavailable)
-	f, err := pub.publish(6, channel, `{"n":6}`, "k-6")
+	f, err := pub.Publish(6, channel, `{"n":6}`, "k-6")
 	if err != nil || f.Type != "error" || f.Code != "unavailable" {
 		t.Fatalf("publish with Redis down: %+v, %v; want error unavailable", f, err)
 	}
-	for name, c := range map[string]*wsClient{"publisher": pub, "subscriber": sub} {
-		if err := c.send(map[string]any{"type": "ping", "id": 99}); err != nil {
+	for name, c := range map[string]*heraldtest.Conn{"publisher": pub, "subscriber": sub} {
+		if err := c.SendJSON(map[string]any{"type": "ping", "id": 99}); err != nil {
 			t.Fatalf("%s: ping: %v", name, err)
 		}
-		if f := c.expect(t, "pong"); f.ID != 99 {
+		if f := c.Expect(t, "pong"); f.ID != 99 {
 			t.Fatalf("%s: pong %+v", name, f)
 		}
 	}
@@ -213,7 +215,7 @@ func TestRedisRestart(t *testing.T) {
 	r.Restart()
 	waitStatus(t, n, http.StatusOK)
 	// The client retries the publish that failed, with its key.
-	f, err = pub.publish(7, channel, `{"n":6}`, "k-6")
+	f, err = pub.Publish(7, channel, `{"n":6}`, "k-6")
 	if err != nil || f.Type != "published" || f.Offset != 1 {
 		t.Fatalf("retried publish after the restart: %+v, %v; want published at offset 1 of a new stream", f, err)
 	}
@@ -221,19 +223,19 @@ func TestRedisRestart(t *testing.T) {
 	// reset under it: the server closes its connection with 1012 rather than
 	// pass on offsets that restarted, so the client resubscribes and learns
 	// recovered:false (as the late client below does).
-	if _, err := sub.next(10 * time.Second); err == nil || !strings.Contains(err.Error(), "1012") {
+	if _, err := sub.Next(10 * time.Second); err == nil || !strings.Contains(err.Error(), "1012") {
 		t.Fatalf("subscriber after the stream was reset: %v, want close 1012", err)
 	}
 
-	late := mustDial(t, n.url)
-	reply := late.subscribe(t, 1, channel, &before)
+	late := heraldtest.DialWelcome(t, n.URL(), nil)
+	reply := late.Subscribe(t, 1, channel, &before)
 	if reply.Recovered == nil || *reply.Recovered || reply.Epoch == before.Epoch || reply.Offset != 1 {
 		t.Fatalf("subscribe since %s/%d after Redis lost the stream: %+v; want recovered:false, a new epoch, offset 1", before.Epoch, before.Offset, reply)
 	}
-	if f, err := pub.publish(8, channel, `{"n":7}`, ""); err != nil || f.Type != "published" || f.Offset != 2 {
+	if f, err := pub.Publish(8, channel, `{"n":7}`, ""); err != nil || f.Type != "published" || f.Offset != 2 {
 		t.Fatalf("publish after the restart: %+v, %v", f, err)
 	}
-	m := late.expect(t, "message")
+	m := late.Expect(t, "message")
 	if m.Offset != 2 {
 		t.Fatalf("message offset %d, want 2", m.Offset)
 	}

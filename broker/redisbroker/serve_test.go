@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // process is a "herald serve" process.
@@ -86,14 +88,14 @@ func TestServeProcesses(t *testing.T) {
 	b.waitReady(t, http.StatusOK)
 
 	const channel = "chat:processes"
-	sub := mustDial(t, b.ws)
-	subscribed := sub.subscribe(t, 1, channel, nil)
-	pub := mustDial(t, a.ws)
+	sub := heraldtest.DialWelcome(t, b.ws, nil)
+	subscribed := sub.Subscribe(t, 1, channel, nil)
+	pub := heraldtest.DialWelcome(t, a.ws, nil)
 	for i := uint64(1); i <= 10; i++ {
-		if f, err := pub.publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), ""); err != nil || f.Type != "published" || f.Offset != i {
+		if f, err := pub.Publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), ""); err != nil || f.Type != "published" || f.Offset != i {
 			t.Fatalf("publish %d on node A: %+v, %v", i, f, err)
 		}
-		if m := sub.expect(t, "message"); m.Offset != i {
+		if m := sub.Expect(t, "message"); m.Offset != i {
 			t.Fatalf("node B delivered offset %d, want %d", m.Offset, i)
 		}
 	}
@@ -101,36 +103,36 @@ func TestServeProcesses(t *testing.T) {
 	r.Stop()
 	a.waitReady(t, http.StatusServiceUnavailable)
 	b.waitReady(t, http.StatusServiceUnavailable)
-	if f, err := pub.publish(11, channel, `{"n":11}`, ""); err != nil || f.Code != "unavailable" {
+	if f, err := pub.Publish(11, channel, `{"n":11}`, ""); err != nil || f.Code != "unavailable" {
 		t.Fatalf("publish with Redis down: %+v, %v; want error unavailable", f, err)
 	}
 	r.Restart()
 	a.waitReady(t, http.StatusOK)
 	b.waitReady(t, http.StatusOK)
 	// Redis lost the stream: resubscribing with the old position says so.
-	again := sub.subscribe(t, 2, channel, &frame{Epoch: subscribed.Epoch, Offset: 10})
+	again := sub.Subscribe(t, 2, channel, &heraldtest.Frame{Epoch: subscribed.Epoch, Offset: 10})
 	if again.Recovered == nil || *again.Recovered || again.Epoch == subscribed.Epoch || again.Offset != 0 {
 		t.Fatalf("resubscribe since %s/10 after the restart: %+v, want recovered:false in a new epoch at 0", subscribed.Epoch, again)
 	}
-	if f, err := pub.publish(12, channel, `{"n":12}`, ""); err != nil || f.Type != "published" || f.Offset != 1 {
+	if f, err := pub.Publish(12, channel, `{"n":12}`, ""); err != nil || f.Type != "published" || f.Offset != 1 {
 		t.Fatalf("publish after the restart: %+v, %v; want offset 1 of the new stream", f, err)
 	}
-	checkData(t, sub.expect(t, "message"), 12)
+	checkData(t, sub.Expect(t, "message"), 12)
 
 	// Node B dies; its subscriber comes back on A after two more messages.
 	b.cmd.Process.Kill()
 	for i := uint64(13); i <= 14; i++ {
-		if f, err := pub.publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), ""); err != nil || f.Type != "published" {
+		if f, err := pub.Publish(i, channel, fmt.Sprintf(`{"n":%d}`, i), ""); err != nil || f.Type != "published" {
 			t.Fatalf("publish %d: %+v, %v", i, f, err)
 		}
 	}
-	late := mustDial(t, a.ws)
-	reply := late.subscribe(t, 1, channel, &frame{Epoch: again.Epoch, Offset: 1})
+	late := heraldtest.DialWelcome(t, a.ws, nil)
+	reply := late.Subscribe(t, 1, channel, &heraldtest.Frame{Epoch: again.Epoch, Offset: 1})
 	if reply.Recovered == nil || !*reply.Recovered || reply.Offset != 3 {
 		t.Fatalf("resubscribe on node A since %s/1: %+v, want recovered:true at offset 3", again.Epoch, reply)
 	}
 	for want := uint64(2); want <= 3; want++ {
-		m := late.expect(t, "message")
+		m := late.Expect(t, "message")
 		if m.Offset != want {
 			t.Fatalf("recovered offset %d, want %d", m.Offset, want)
 		}
