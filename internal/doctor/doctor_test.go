@@ -2,6 +2,8 @@ package doctor_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,24 +18,27 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/doctor"
+	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// startHerald serves Herald with short heartbeat settings at /ws and a page
-// at /, on one port, and returns the ws:// URL.
+// heraldNode returns a node, not started, that serves Herald at /ws and a
+// page at /, on one port.
+func heraldNode(t *testing.T, opts *herald.Options) *testnode.Node {
+	n := testnode.New(t, *opts)
+	n.Routes = func(mux *http.ServeMux, _ *herald.Server) {
+		mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page\n") })
+	}
+	return n
+}
+
+// startHerald serves Herald like heraldNode and returns the ws:// URL.
 func startHerald(t *testing.T, opts *herald.Options) string {
 	t.Helper()
-	srv := herald.New(opts)
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", srv)
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page\n") })
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-	})
-	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	n := heraldNode(t, opts)
+	n.Start()
+	return n.URL()
 }
 
 func check(t *testing.T, rep doctor.Report, name string) doctor.Check {
@@ -234,21 +239,19 @@ func TestDoctorStopsWhenInterrupted(t *testing.T) {
 }
 
 func TestDoctorOverTLS(t *testing.T) {
-	srv := herald.New(&herald.Options{PingInterval: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
-	hs := httptest.NewTLSServer(srv)
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-	})
-	url := "wss" + strings.TrimPrefix(hs.URL, "https") + "/ws"
+	n := heraldNode(t, &herald.Options{PingInterval: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+	n.TLS = &tls.Config{}
+	n.Start()
+	url := n.URL()
 
 	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second})
 	if hs := check(t, rep, "handshake"); hs.Status != doctor.Fail || !strings.Contains(hs.Hint, "--ca-file") {
 		t.Errorf("untrusted certificate: %+v", hs)
 	}
 
-	tlsConfig := hs.Client().Transport.(*http.Transport).TLSClientConfig
-	rep = doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second, TLSConfig: tlsConfig})
+	roots := x509.NewCertPool()
+	roots.AddCert(n.Certificate())
+	rep = doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second, TLSConfig: &tls.Config{RootCAs: roots}})
 	logReport(t, rep)
 	if rep.Failed() || !rep.Herald {
 		t.Errorf("wss with the server's CA: failed %v, Herald %v", rep.Failed(), rep.Herald)
