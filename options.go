@@ -96,8 +96,11 @@ type Options struct {
 	Registry *prometheus.Registry
 
 	// DrainWindow is the time over which Shutdown spreads the 1001 closes of
-	// open connections, so their clients do not come back together.
-	// Default 5 s, never more than half of the Shutdown context's time left.
+	// open connections, so that the server does not close thousands in one
+	// instant and clients that reconnect at once do not all arrive together.
+	// Conforming clients add their own random 0-5 s before reconnecting, so
+	// a restart keeps clients away for about DrainWindow plus 5 s. Default
+	// 1 s, never more than half of the Shutdown context's time left.
 	DrainWindow time.Duration
 }
 
@@ -114,7 +117,7 @@ func (o *Options) withDefaults() Options {
 	setDefault(&c.MaxSubscriptions, 128)
 	setDefault(&c.MaxErrors, 20)
 	setDefault(&c.ErrorWindow, 10*time.Second)
-	setDefault(&c.DrainWindow, 5*time.Second)
+	setDefault(&c.DrainWindow, time.Second)
 	setDefault(&c.HelloTimeout, 10*time.Second)
 	setDefault(&c.Burst, 100)
 	if c.Rate <= 0 {
