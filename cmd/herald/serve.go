@@ -63,7 +63,8 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", 128, "channels per connection")
 	fs.IntVar(&c.opts.MaxConnections, "max-connections", 0, "total connections; above it upgrades get 503 (0: no limit)")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "drain window on SIGTERM/SIGINT")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for the graceful shutdown on SIGTERM/SIGINT (drain, then save); connections still open after it are cut")
+	fs.DurationVar(&c.opts.DrainWindow, "drain-window", time.Second, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json; logs go to stderr")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret")
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "verify RS256/ES256 tokens with the public key in this PEM file")
@@ -226,15 +227,30 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", c.shutdownTimeout)
+	// Each step is logged with how long it took: a restart's downtime is the
+	// sum of these and of the next process's start.
+	start := time.Now()
+	log.Info("shutting down", "timeout", c.shutdownTimeout, "drain_window", c.opts.DrainWindow, "connections", srv.Connections())
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
-	err := errors.Join(hs.Shutdown(sctx), srv.Shutdown(sctx), c.opts.Broker.Close())
-	if err != nil {
+	herr := hs.Shutdown(sctx)
+	log.Info("http server stopped", "took", since(start))
+	t := time.Now()
+	serr := srv.Shutdown(sctx)
+	log.Info("connections closed", "took", since(t))
+	t = time.Now()
+	berr := c.opts.Broker.Close()
+	log.Info("broker closed", "took", since(t))
+	if err := errors.Join(herr, serr, berr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	log.Info("stopped")
+	log.Info("stopped", "took", since(start))
 	return nil
+}
+
+// since is the time since t, rounded for logs.
+func since(t time.Time) time.Duration {
+	return time.Since(t).Round(100 * time.Microsecond)
 }
 
 func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
