@@ -35,8 +35,10 @@ type StormConfig struct {
 }
 
 // StormResult is what the storm scenario measured. Times are from the
-// disruption; ServerBack is when the server answered /healthz again after
-// failing to (0 when it never failed).
+// disruption; ClosedFirst and ClosedLast are when the first and the last
+// client lost its connection (the server's drain, as the clients saw it);
+// ServerBack is when the server answered /healthz again after failing to (0
+// when it never failed).
 type StormResult struct {
 	Scenario       string `json:"scenario"`
 	Subscribers    int    `json:"subscribers"`
@@ -44,6 +46,8 @@ type StormResult struct {
 	PublishErrors  uint64 `json:"publish_errors"`
 	Disconnected   int    `json:"disconnected"`
 	Back           int    `json:"back"`
+	ClosedFirst    Millis `json:"closed_first_ms"`
+	ClosedLast     Millis `json:"closed_last_ms"`
 	ServerDown     Millis `json:"server_down_ms"`
 	ServerBack     Millis `json:"server_back_ms"`
 	AllBack        Millis `json:"all_back_ms"`
@@ -102,6 +106,7 @@ type stormSub struct {
 	dups   uint64
 	// After the disruption:
 	disconnectSeen bool
+	left           time.Time // the first disconnect
 	back           time.Time // the first recovery after the disconnect
 	recovered      int
 	notRecovered   int
@@ -220,7 +225,9 @@ func (s *stormSub) stateChanged(ch client.StateChange) {
 		s.st.mu.Unlock()
 	case client.StateDisconnected:
 		s.mu.Lock()
-		s.disconnectSeen = true
+		if !s.disconnectSeen {
+			s.disconnectSeen, s.left = true, time.Now()
+		}
 		s.mu.Unlock()
 		s.st.mu.Lock()
 		s.st.failures[failureReason(ch.Err)]++
@@ -395,12 +402,18 @@ func (st *storm) result(published, failed uint64, h *healthPoller) *StormResult 
 		r.ServerBack = Millis(h.back.Sub(t0))
 	}
 	h.mu.Unlock()
-	var lastBack time.Time
+	var lastBack, firstLeft, lastLeft time.Time
 	var back Histogram
 	for _, s := range st.subs {
 		s.mu.Lock()
 		if s.disconnectSeen {
 			r.Disconnected++
+			if firstLeft.IsZero() || s.left.Before(firstLeft) {
+				firstLeft = s.left
+			}
+			if s.left.After(lastLeft) {
+				lastLeft = s.left
+			}
 		}
 		if !s.back.IsZero() {
 			r.Back++
@@ -416,6 +429,9 @@ func (st *storm) result(published, failed uint64, h *healthPoller) *StormResult 
 		r.Lost += st.acked.missingFrom(&s.seen)
 		st.mu.Unlock()
 		s.mu.Unlock()
+	}
+	if !firstLeft.IsZero() {
+		r.ClosedFirst, r.ClosedLast = Millis(firstLeft.Sub(t0)), Millis(lastLeft.Sub(t0))
 	}
 	if !lastBack.IsZero() {
 		r.AllBack = Millis(lastBack.Sub(t0))
@@ -451,6 +467,7 @@ func (r *StormResult) Table() []Row {
 		{"published", fmt.Sprintf("%s, %d errors", count(r.Published), r.PublishErrors)},
 		{"disconnected", count(r.Disconnected)},
 		{"back", count(r.Back)},
+		{"connections lost", fmt.Sprintf("first +%s, last +%s", r.ClosedFirst, r.ClosedLast)},
 		{"server stopped answering", "+" + Millis(r.ServerDown).String()},
 		{"server answering again", "+" + Millis(r.ServerBack).String()},
 		{"all back", fmt.Sprintf("+%s (%s after the server answered)", Millis(r.AllBack), Millis(r.AllBackAfterUp))},
