@@ -12,8 +12,9 @@ import (
 
 // message is one complete data message from the client.
 type message struct {
-	data   []byte
-	binary bool
+	data     []byte
+	binary   bool
+	complete bool // false after a control frame or a fragment: nothing to handle
 }
 
 // frameReader reads a client's frames: it enforces the size limit from each
@@ -26,52 +27,49 @@ type frameReader struct {
 	binary     bool
 }
 
-// next returns the next data message. Control frames are handled on the way.
+// next reads one frame. It returns the message a data frame completes, or
+// an incomplete message after a control frame (which it handles) or a
+// fragment (which it keeps), so that a reader can stop between frames.
 // A protocol violation queues the matching close frame and returns a
 // *closeErr; a close frame from the client returns errClosed.
 func (fr *frameReader) next(s *session) (message, error) {
-	for {
-		h, err := ws.ReadHeader(s.r)
-		if err != nil {
-			return message{}, err
-		}
-		s.touch()
-		state := ws.StateServerSide
-		if fr.fragmented {
-			state |= ws.StateFragmented
-		}
-		if err := ws.CheckHeader(h, state); err != nil {
-			return message{}, s.fail(1002, err.Error())
-		}
-		if h.OpCode.IsControl() {
-			if err := fr.control(s, h); err != nil {
-				return message{}, err
-			}
-			continue
-		}
-		if int64(len(fr.buf))+h.Length > int64(s.srv.opts.MaxMessageBytes) {
-			return message{}, s.fail(protocol.CloseMessageTooBig, "message larger than max_message_bytes")
-		}
-		if h.OpCode != ws.OpContinuation {
-			fr.binary = h.OpCode == ws.OpBinary
-		}
-		n := len(fr.buf)
-		fr.buf = append(fr.buf, make([]byte, h.Length)...)
-		if _, err := io.ReadFull(s.r, fr.buf[n:]); err != nil {
-			return message{}, err
-		}
-		ws.Cipher(fr.buf[n:], h.Mask, 0)
-		fr.fragmented = !h.Fin
-		if fr.fragmented {
-			continue
-		}
-		msg := message{data: fr.buf, binary: fr.binary}
-		fr.buf = nil // an idle connection keeps no buffer
-		if !msg.binary && !utf8.Valid(msg.data) {
-			return message{}, s.fail(protocol.CloseInvalidPayload, "invalid UTF-8")
-		}
-		return msg, nil
+	h, err := ws.ReadHeader(s.r)
+	if err != nil {
+		return message{}, err
 	}
+	s.touch()
+	state := ws.StateServerSide
+	if fr.fragmented {
+		state |= ws.StateFragmented
+	}
+	if err := ws.CheckHeader(h, state); err != nil {
+		return message{}, s.fail(1002, err.Error())
+	}
+	if h.OpCode.IsControl() {
+		return message{}, fr.control(s, h)
+	}
+	if int64(len(fr.buf))+h.Length > int64(s.srv.opts.MaxMessageBytes) {
+		return message{}, s.fail(protocol.CloseMessageTooBig, "message larger than max_message_bytes")
+	}
+	if h.OpCode != ws.OpContinuation {
+		fr.binary = h.OpCode == ws.OpBinary
+	}
+	n := len(fr.buf)
+	fr.buf = append(fr.buf, make([]byte, h.Length)...)
+	if _, err := io.ReadFull(s.r, fr.buf[n:]); err != nil {
+		return message{}, err
+	}
+	ws.Cipher(fr.buf[n:], h.Mask, 0)
+	fr.fragmented = !h.Fin
+	if fr.fragmented {
+		return message{}, nil
+	}
+	msg := message{data: fr.buf, binary: fr.binary, complete: true}
+	fr.buf = nil // an idle connection keeps no buffer
+	if !msg.binary && !utf8.Valid(msg.data) {
+		return message{}, s.fail(protocol.CloseInvalidPayload, "invalid UTF-8")
+	}
+	return msg, nil
 }
 
 // control handles a ping, pong or close frame.

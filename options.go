@@ -102,6 +102,13 @@ type Options struct {
 	// a restart keeps clients away for about DrainWindow plus 5 s. Default
 	// 1 s, never more than half of the Shutdown context's time left.
 	DrainWindow time.Duration
+
+	// ReaderPerConnection gives every connection a reader goroutine for its
+	// whole life. By default, on Linux, an idle plain-TCP connection is
+	// parked in epoll with no goroutine and no read buffer, and a goroutine
+	// reads it only while it has something to read; TLS connections, and all
+	// connections on other systems, always have a reader goroutine.
+	ReaderPerConnection bool
 }
 
 func (o *Options) withDefaults() Options {

@@ -120,7 +120,7 @@ func (s *session) terminate(reason string) {
 	}
 	s.mu.Unlock()
 	s.signalSent()
-	s.conn.Close()
+	s.kill()
 }
 
 // signalSent marks the close frame as written or abandoned.
@@ -151,9 +151,14 @@ func (s *session) closeLocked(code protocol.CloseCode, reason string, dropQueue 
 	}
 	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
 	s.pushLocked(buildFrame(ws.OpClose, body))
-	// Wake the reader if it waits for frames that will not come; a client
-	// that answers the close frame ends the read loop sooner.
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.WriteTimeout + time.Second))
+	// Give the peer until then to answer: a reader waiting for frames that
+	// will not come fails, a parked connection is ended. A client that
+	// answers the close frame ends the connection sooner.
+	wait := s.srv.opts.WriteTimeout + time.Second
+	s.conn.SetReadDeadline(time.Now().Add(wait))
+	if s.fd >= 0 {
+		s.closeTimer = time.AfterFunc(wait, s.kill)
+	}
 }
 
 // sendControl queues a ping or pong frame. They count against the queue

@@ -17,9 +17,11 @@ import (
 	"github.com/heraldhq/herald/protocol"
 )
 
-// session is one WebSocket connection. Its reader goroutine (serve) reads and
-// handles frames in order; fan-out, the heartbeat and Shutdown reach it
-// through the send queue (send.go), which is guarded by mu.
+// session is one WebSocket connection. Its frames are read and handled in
+// order by one goroutine at a time: on Linux a short-lived one each time the
+// connection turns readable (netpoll_linux.go), elsewhere and for TLS one for
+// the connection's life. Fan-out, the heartbeat and Shutdown reach it through
+// the send queue (send.go), which is guarded by mu.
 type session struct {
 	srv    *Server
 	id     string
@@ -32,17 +34,29 @@ type session struct {
 	pingSent atomic.Int64 // UnixNano of the unanswered ping, 0 when none
 	hb       hbEntry      // owned by the heartbeat scheduler
 
+	// The socket's descriptor when the server polls connections: the
+	// connection is parked in the poller between reads and ended with a
+	// shutdown; -1 otherwise. Set before the session is shared.
+	fd      int32
+	pollGen uint32      // owned by the poller
+	reading atomic.Bool // a goroutine is reading; guards against a second
+	dead    atomic.Bool // kill was called: what is still unread is ignored
+	readFn  func()      // readReady, bound once
+
 	mu sync.Mutex
 	sendQueue
-	closing  bool // a close frame is queued; nothing more is accepted
-	code     protocol.CloseCode
-	reason   string
-	sent     chan struct{} // closed once the close frame was written (or failed)
-	sentOnce sync.Once
-	subs     map[string]*subscription
-	userName string // the identity's user, readable outside the reader
+	closing    bool // a close frame is queued; nothing more is accepted
+	code       protocol.CloseCode
+	reason     string
+	closeTimer *time.Timer   // ends a parked connection whose peer does not answer the close
+	sent       chan struct{} // closed once the close frame was written (or failed)
+	sentOnce   sync.Once
+	subs       map[string]*subscription
+	userName   string // the identity's user, readable outside the reader
 
-	// Owned by the reader goroutine.
+	// Owned by the reading goroutine.
+	fr       frameReader
+	br       readBuffer
 	identity auth.Identity
 	authed   bool // welcome was sent
 	limiter  bucket
@@ -56,19 +70,23 @@ func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id 
 		authed:   authed,
 		id:       newSessionID(),
 		conn:     conn,
-		r:        conn,
 		remote:   remote,
+		fd:       -1,
 		sent:     make(chan struct{}),
 		subs:     make(map[string]*subscription),
 		hb:       hbEntry{index: -1},
 	}
-	// Bytes the client sent right after the handshake may sit in the HTTP
-	// server's buffer; read them first, then the socket without a buffer of
-	// our own, so an idle connection holds no read buffer.
+	// Reads go through a buffer that exists only while there is something to
+	// read, so an idle connection holds none. Bytes the client sent right
+	// after the handshake may sit in the HTTP server's buffer: they come
+	// first.
+	s.br.conn, s.br.dead = conn, &s.dead
 	if n := br.Buffered(); n > 0 {
 		early, _ := br.Peek(n)
-		s.r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		s.br.buf = bytes.Clone(early)
+		s.br.w = n
 	}
+	s.r = &s.br
 	s.touch()
 	return s
 }
@@ -82,35 +100,63 @@ func newSessionID() string {
 // touch records that a frame arrived, as proof of life.
 func (s *session) touch() { s.lastRead.Store(int64(s.srv.heartbeat.now())) }
 
-// serve runs the connection until it ends, then releases everything it held.
-func (s *session) serve() {
-	log := s.srv.log.With("session", s.id, "remote", s.remote)
-	log.Info("connection opened")
+// open starts the connection: it is counted, scheduled for heartbeats and
+// greeted (or given its hello timeout).
+func (s *session) open() {
+	s.srv.log.Info("connection opened", "session", s.id, "remote", s.remote)
 	s.srv.metrics.opened.Inc()
 	s.srv.metrics.connections.Inc()
 	s.srv.heartbeat.add(s)
 	s.start()
-	err := s.readLoop()
+}
+
+// serve opens the connection and reads it with a goroutine of its own
+// until it ends.
+func (s *session) serve() {
+	s.open()
+	s.end(s.readLoop())
+}
+
+// end closes the connection after its reading ended with err, and releases
+// everything it held.
+func (s *session) end(err error) {
+	if s.fd >= 0 {
+		s.srv.poller.remove(s)
+	}
 	s.finish(err)
 	s.srv.heartbeat.remove(s)
 	s.unsubscribeAll()
 	s.srv.untrack(s)
 	s.mu.Lock()
 	code, reason := s.code, s.reason
+	if s.closeTimer != nil {
+		s.closeTimer.Stop()
+	}
 	s.mu.Unlock()
 	if code == 0 {
 		code = protocol.CloseAbnormal
 	}
 	s.srv.metrics.connClosed(code)
-	attrs := []any{"code", int(code), "reason", reason}
+	attrs := []any{"session", s.id, "remote", s.remote, "code", int(code), "reason", reason}
 	if err != nil && !errors.Is(err, errClosed) {
 		attrs = append(attrs, "err", err)
 	}
 	if code == protocol.CloseNormal || code == protocol.CloseGoingAway {
-		log.Info("connection closed", attrs...)
+		s.srv.log.Info("connection closed", attrs...)
 	} else {
-		log.Warn("connection closed", attrs...)
+		s.srv.log.Warn("connection closed", attrs...)
 	}
+}
+
+// kill ends the connection at once. The goroutine reading it, or the next
+// one the poller starts, sees the end and closes it.
+func (s *session) kill() {
+	s.dead.Store(true)
+	if s.fd >= 0 {
+		shutdownConn(s.conn)
+		return
+	}
+	s.conn.Close()
 }
 
 // errClosed ends the read loop after a close handshake.
@@ -139,33 +185,72 @@ func (s *session) finish(err error) {
 	s.conn.Close()
 }
 
-// readLoop reads frames until the connection ends. A panic while handling a
-// frame is logged and closes only this connection, with 1011.
+// readLoop reads frames until the connection ends.
 func (s *session) readLoop() (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.srv.log.Error("panic in connection handler", "session", s.id, "panic", p)
-			s.close(protocol.CloseInternal, "internal error", true)
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	var fr frameReader
+	defer s.recoverPanic(&err)
 	for {
-		msg, err := fr.next(s)
+		msg, err := s.fr.next(s)
 		if err != nil {
 			return err
 		}
-		if s.isClosing() {
-			continue // only the peer's close frame matters now
-		}
-		s.srv.metrics.received.Inc()
-		s.srv.metrics.receivedBytes.Add(float64(len(msg.data)))
-		if msg.binary {
-			s.reply(&protocol.Error{Code: protocol.CodeBadRequest, Message: "binary frames are not supported; send JSON text"})
-			continue
-		}
-		s.handle(msg.data)
+		s.dispatch(msg)
 	}
+}
+
+// readReady runs when the poller found the connection readable: it handles
+// every frame that has arrived, then parks the connection again, or ends it.
+func (s *session) readReady() {
+	err := s.readBuffered()
+	if err == nil {
+		s.reading.Store(false)
+		err = s.srv.poller.rearm(s)
+		if err == nil {
+			return
+		}
+	}
+	s.end(err)
+}
+
+// readBuffered reads frames until none is left in the read buffer. A frame
+// that has only partly arrived is waited for.
+func (s *session) readBuffered() (err error) {
+	defer s.recoverPanic(&err)
+	s.br.acquire()
+	defer s.br.release()
+	for {
+		msg, err := s.fr.next(s)
+		if err != nil {
+			return err
+		}
+		s.dispatch(msg)
+		if s.br.empty() {
+			return nil
+		}
+	}
+}
+
+// recoverPanic turns a panic while handling a frame into an error that
+// closes only this connection, with 1011, and logs it.
+func (s *session) recoverPanic(err *error) {
+	if p := recover(); p != nil {
+		s.srv.log.Error("panic in connection handler", "session", s.id, "panic", p)
+		s.close(protocol.CloseInternal, "internal error", true)
+		*err = fmt.Errorf("panic: %v", p)
+	}
+}
+
+// dispatch handles one complete message.
+func (s *session) dispatch(msg message) {
+	if !msg.complete || s.isClosing() {
+		return // only the peer's close frame matters once closing
+	}
+	s.srv.metrics.received.Inc()
+	s.srv.metrics.receivedBytes.Add(float64(len(msg.data)))
+	if msg.binary {
+		s.reply(&protocol.Error{Code: protocol.CodeBadRequest, Message: "binary frames are not supported; send JSON text"})
+		return
+	}
+	s.handle(msg.data)
 }
 
 func (s *session) isClosing() bool {

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package herald
+
+import (
+	"errors"
+	"net"
+)
+
+// poller is Linux only: elsewhere every connection reads with a goroutine of
+// its own.
+type poller struct{}
+
+func newPoller() (*poller, error) { return nil, errors.ErrUnsupported }
+
+func (p *poller) add(*session) error   { return errors.ErrUnsupported }
+func (p *poller) rearm(*session) error { return errors.ErrUnsupported }
+func (p *poller) remove(*session)      {}
+func (p *poller) run()                 {}
+func (p *poller) close()               {}
+func (p *poller) release()             {}
+
+func socketFD(net.Conn) int32 { return -1 }
+
+func shutdownConn(c net.Conn) { c.Close() }

@@ -1,0 +1,66 @@
+package herald
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// readBufferSize holds a burst of small frames; larger payloads are read
+// straight into the message.
+const readBufferSize = 4 << 10
+
+var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+
+// readBuffer reads a connection through a pooled buffer that it takes while
+// the connection has something to read and returns when it is empty, so an
+// idle connection holds no buffer. Without a buffer, reads go straight to
+// the connection.
+type readBuffer struct {
+	conn net.Conn
+	dead *atomic.Bool // once set, reads fail: the connection was ended
+	buf  []byte
+	r, w int
+	pool *[readBufferSize]byte // buf's array when it came from the pool
+}
+
+func (b *readBuffer) Read(p []byte) (int, error) {
+	if b.dead.Load() {
+		return 0, net.ErrClosed
+	}
+	if b.r == b.w {
+		if b.buf == nil || len(p) >= len(b.buf) {
+			return b.conn.Read(p)
+		}
+		n, err := b.conn.Read(b.buf)
+		if n == 0 {
+			return 0, err
+		}
+		b.r, b.w = 0, n
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.r += n
+	return n, nil
+}
+
+// empty reports whether everything read from the connection was consumed.
+func (b *readBuffer) empty() bool { return b.r == b.w }
+
+// acquire takes a buffer from the pool, unless one holds unread bytes.
+func (b *readBuffer) acquire() {
+	if b.buf == nil {
+		b.pool = readBuffers.Get().(*[readBufferSize]byte)
+		b.buf = b.pool[:]
+	}
+}
+
+// release gives the buffer back once it is empty.
+func (b *readBuffer) release() {
+	if !b.empty() {
+		return
+	}
+	if b.pool != nil {
+		readBuffers.Put(b.pool)
+	}
+	b.buf, b.pool, b.r, b.w = nil, nil, 0, 0
+}
