@@ -4,6 +4,9 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,18 +52,41 @@ func newPoller() (*poller, error) {
 
 // socketFD returns the descriptor of a plain TCP connection, which can be
 // parked in epoll, or -1 (TLS and other connections keep a goroutine).
-func socketFD(c net.Conn) int32 {
+func socketFD(c net.Conn) (int32, syscall.RawConn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return -1
+		return -1, nil
 	}
 	raw, err := tc.SyscallConn()
 	if err != nil {
-		return -1
+		return -1, nil
 	}
 	fd := int32(-1)
 	raw.Control(func(f uintptr) { fd = int32(f) })
-	return fd
+	return fd, raw
+}
+
+// linger is how long a goroutine that has read a connection waits for more,
+// in Go's runtime poller, before it parks the connection in epoll and ends:
+// a busy connection, such as a publisher's, keeps its goroutine and is read
+// as promptly as with one of its own, and only connections idle for longer
+// are parked.
+const linger = time.Second
+
+// awaitMore waits up to linger for the connection to be readable again, with
+// no read buffer.
+func (s *session) awaitMore() bool {
+	s.conn.SetReadDeadline(time.Now().Add(linger))
+	err := s.raw.Read(s.peekFn)
+	s.conn.SetReadDeadline(time.Time{})
+	return err == nil
+}
+
+// readable reports whether fd has a byte to read, its end of stream or an
+// error, without consuming anything; false makes RawConn.Read wait.
+func (s *session) readable(fd uintptr) bool {
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.peek[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	return errno != unix.EAGAIN
 }
 
 // add registers s, armed for its first read. It fails for a connection that

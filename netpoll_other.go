@@ -5,6 +5,7 @@ package herald
 import (
 	"errors"
 	"net"
+	"syscall"
 )
 
 // poller is Linux only: elsewhere every connection reads with a goroutine of
@@ -20,6 +21,9 @@ func (p *poller) run()                 {}
 func (p *poller) close()               {}
 func (p *poller) release()             {}
 
-func socketFD(net.Conn) int32 { return -1 }
+func socketFD(net.Conn) (int32, syscall.RawConn) { return -1, nil }
+
+func (s *session) awaitMore() bool       { return false }
+func (s *session) readable(uintptr) bool { return true }
 
 func shutdownConn(c net.Conn) { c.Close() }

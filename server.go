@@ -172,7 +172,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess.fd >= 0 {
 		sess.open()
-		sess.readFn = sess.readReady
 		early := !sess.br.empty() // bytes that came with the handshake
 		sess.reading.Store(early)
 		err := s.poller.add(sess)
@@ -212,8 +211,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, addr string) (*s
 	}
 	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
 	sess.addr = addr
-	if fd := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
-		sess.fd = fd
+	if fd, raw := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
+		sess.fd, sess.raw = fd, raw
+		sess.readFn, sess.peekFn = sess.readReady, sess.readable
 	}
 	if !s.track(sess) {
 		conn.Close()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/heraldhq/herald/auth"
@@ -38,10 +39,13 @@ type session struct {
 	// connection is parked in the poller between reads and ended with a
 	// shutdown; -1 otherwise. Set before the session is shared.
 	fd      int32
-	pollGen uint32      // owned by the poller
-	reading atomic.Bool // a goroutine is reading; guards against a second
-	dead    atomic.Bool // kill was called: what is still unread is ignored
-	readFn  func()      // readReady, bound once
+	pollGen uint32 // owned by the poller
+	raw     syscall.RawConn
+	peek    [1]byte
+	peekFn  func(fd uintptr) bool // readable, bound once
+	reading atomic.Bool           // a goroutine is reading; guards against a second
+	dead    atomic.Bool           // kill was called: what is still unread is ignored
+	readFn  func()                // readReady, bound once
 
 	mu sync.Mutex
 	sendQueue
@@ -198,17 +202,22 @@ func (s *session) readLoop() (err error) {
 }
 
 // readReady runs when the poller found the connection readable: it handles
-// every frame that has arrived, then parks the connection again, or ends it.
+// every frame that has arrived, and what follows within linger, then parks
+// the connection again, or ends it.
 func (s *session) readReady() {
-	err := s.readBuffered()
-	if err == nil {
-		s.reading.Store(false)
-		err = s.srv.poller.rearm(s)
-		if err == nil {
+	for {
+		if err := s.readBuffered(); err != nil {
+			s.end(err)
 			return
 		}
+		if !s.awaitMore() {
+			break
+		}
 	}
-	s.end(err)
+	s.reading.Store(false)
+	if err := s.srv.poller.rearm(s); err != nil {
+		s.end(err)
+	}
 }
 
 // readBuffered reads frames until none is left in the read buffer. A frame
