@@ -61,9 +61,20 @@ func benchFanout(b *testing.B, n int, newConn func(*testing.B) net.Conn) {
 		sessions[i] = s
 		defer conn.Close()
 	}
+	var last uint64
 	publish := func() {
-		if _, err := srv.broker.Publish(ctx, "bench", benchData, broker.PublishOptions{}); err != nil {
+		pos, err := srv.broker.Publish(ctx, "bench", benchData, broker.PublishOptions{})
+		if err != nil {
 			b.Fatal(err)
+		}
+		last = pos.Offset
+	}
+	// The broker delivers once the server's broker loop has attached to
+	// it; publish until a publication reaches every session.
+	for {
+		publish()
+		if delivered(sessions, last, 10*time.Millisecond) {
+			break
 		}
 	}
 	// Warm up: the queues grow to their working size once, as on a
@@ -71,33 +82,47 @@ func benchFanout(b *testing.B, n int, newConn func(*testing.B) net.Conn) {
 	for range 100 {
 		publish()
 	}
-	waitFlushed(b, sessions)
+	waitDelivered(b, sessions, last)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		publish()
 	}
-	waitFlushed(b, sessions)
+	waitDelivered(b, sessions, last)
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
 }
 
-// waitFlushed waits until every session wrote everything queued for it.
-func waitFlushed(b *testing.B, sessions []*session) {
+// waitDelivered waits until every session was handed the publication at
+// offset and wrote everything queued for it.
+func waitDelivered(b *testing.B, sessions []*session, offset uint64) {
+	if !delivered(sessions, offset, time.Minute) {
+		b.Fatalf("publication %d not delivered to every session within a minute", offset)
+	}
+}
+
+func delivered(sessions []*session, offset uint64, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
 	for _, s := range sessions {
 		for {
 			s.mu.Lock()
-			busy, closing := s.flushing || len(s.queue) > 0, s.closing
+			sub := s.subs["bench"]
+			done := sub != nil && sub.last >= offset && !s.flushing && len(s.queue) == 0
+			closing := s.closing
 			s.mu.Unlock()
 			if closing {
-				b.Fatalf("session closed: %s", s.reason)
+				panic("session closed: " + s.reason)
 			}
-			if !busy {
+			if done {
 				break
+			}
+			if time.Now().After(deadline) {
+				return false
 			}
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
+	return true
 }
 
 // drainedPair returns the server end of a loopback TCP connection whose

@@ -71,7 +71,7 @@ func socketFD(c net.Conn) (int32, syscall.RawConn) {
 // a busy connection, such as a publisher's, keeps its goroutine and is read
 // as promptly as with one of its own, and only connections idle for longer
 // are parked.
-const linger = time.Second
+const linger = 20 * time.Millisecond
 
 // awaitMore waits up to linger for the connection to be readable again, with
 // no read buffer.
