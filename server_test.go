@@ -234,21 +234,6 @@ func TestFragmentedOversizeCloses1009(t *testing.T) {
 	}
 }
 
-func TestFragmentedMessageIsReassembled(t *testing.T) {
-	srv := startServer(t, nil)
-	c := dialWelcome(t, srv.url)
-	c.writeFrame(ws.OpText, false, []byte(`{"type":"pi`))
-	c.writeFrame(ws.OpPing, true, []byte("mid")) // control frames may interleave
-	c.writeFrame(ws.OpContinuation, true, []byte(`ng","id":12}`))
-	h, payload, err := c.readFrame(5 * time.Second)
-	if err != nil || h.OpCode != ws.OpPong || string(payload) != "mid" {
-		t.Fatalf("got %v %q %v, want pong mid", h.OpCode, payload, err)
-	}
-	if p := c.expect("pong"); p["id"] != 12.0 {
-		t.Fatalf("pong = %v", p)
-	}
-}
-
 func TestInvalidUTF8Closes1007(t *testing.T) {
 	srv := startServer(t, nil)
 	c := dialWelcome(t, srv.url)
