@@ -167,15 +167,9 @@ func (p *poller) release() {
 	unix.Close(p.wake)
 }
 
-// shutdownConn ends both directions of a connection without closing its
+// shutdown ends both directions of a connection without closing its
 // descriptor: the socket turns readable, so the session's reader sees the
 // end wherever it is, parked in epoll or reading, and closes it.
-func shutdownConn(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
-			return
-		}
-	}
-	c.Close()
+func shutdown(raw syscall.RawConn) {
+	raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
 }

@@ -157,7 +157,7 @@ func (s *session) end(err error) {
 func (s *session) kill() {
 	s.dead.Store(true)
 	if s.fd >= 0 {
-		shutdownConn(s.conn)
+		shutdown(s.raw)
 		return
 	}
 	s.conn.Close()
