@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,6 +151,12 @@ func TestBenchStorm(t *testing.T) {
 	}
 	if got := summaryValue(t, out, "recovered"); got != "true 10, false 0" {
 		t.Errorf("recovered %q\n%s", got, out)
+	}
+	// The last client back: it lost its connection, tried again and
+	// recovered, in that order.
+	last := summaryValue(t, out, "the client back last")
+	if !regexp.MustCompile(`^disconnected \+[0-9.]+ ms, .*connected \+[0-9.]+ ms, recovered \+[0-9.]+ ms$`).MatchString(last) {
+		t.Errorf("the client back last: %q\n%s", last, out)
 	}
 }
 

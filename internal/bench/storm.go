@@ -54,17 +54,28 @@ type StormResult struct {
 	AllBackAfterUp Millis `json:"all_back_after_server_back_ms"`
 	// BackAfterUp is when the clients were back, from when the server
 	// answered again: p50, p99, p99.9, max.
-	BackAfterUp     Latency        `json:"back_after_server_back"`
-	Failures        map[string]int `json:"disconnect_reasons"`
-	Attempts        int            `json:"attempts"`
-	PeakAttempts    int            `json:"peak_attempts_per_100ms"`
-	AttemptsPer100  []int          `json:"attempts_per_100ms"`
-	Lost            uint64         `json:"lost"`
-	Duplicated      uint64         `json:"duplicated"`
-	RecoveredTrue   int            `json:"recovered_true"`
-	RecoveredFalse  int            `json:"recovered_false"`
-	DisruptionError string         `json:"disruption_error,omitempty"`
-	LoadCPU         CPUUse         `json:"load_cpu"`
+	BackAfterUp    Latency        `json:"back_after_server_back"`
+	Failures       map[string]int `json:"disconnect_reasons"`
+	Attempts       int            `json:"attempts"`
+	PeakAttempts   int            `json:"peak_attempts_per_100ms"`
+	AttemptsPer100 []int          `json:"attempts_per_100ms"`
+	Lost           uint64         `json:"lost"`
+	Duplicated     uint64         `json:"duplicated"`
+	RecoveredTrue  int            `json:"recovered_true"`
+	RecoveredFalse int            `json:"recovered_false"`
+	// Slowest is what happened to the client that was back last, after
+	// the disruption.
+	Slowest         []StormEvent `json:"slowest_client,omitempty"`
+	DisruptionError string       `json:"disruption_error,omitempty"`
+	LoadCPU         CPUUse       `json:"load_cpu"`
+}
+
+// StormEvent is a client's state change ("connecting", "connected",
+// "disconnected") or its recovery ("recovered"), at a time from the
+// disruption.
+type StormEvent struct {
+	Event string `json:"event"`
+	At    Millis `json:"at_ms"`
 }
 
 func (c *StormConfig) defaults() {
@@ -110,6 +121,7 @@ type stormSub struct {
 	back           time.Time // the first recovery after the disconnect
 	recovered      int
 	notRecovered   int
+	events         []StormEvent
 }
 
 // Storm runs the storm scenario.
@@ -215,9 +227,13 @@ func (st *storm) after() (time.Time, bool) {
 }
 
 func (s *stormSub) stateChanged(ch client.StateChange) {
-	if _, ok := s.st.after(); !ok {
+	t0, ok := s.st.after()
+	if !ok {
 		return
 	}
+	s.mu.Lock()
+	s.events = append(s.events, StormEvent{ch.State.String(), Millis(time.Since(t0))})
+	s.mu.Unlock()
 	switch ch.State {
 	case client.StateConnecting:
 		s.st.mu.Lock()
@@ -243,6 +259,8 @@ func (s *stormSub) recovery(r client.Recovery) {
 	}
 	if s.back.IsZero() {
 		s.back = time.Now()
+		t0, _ := s.st.after()
+		s.events = append(s.events, StormEvent{"recovered", Millis(s.back.Sub(t0))})
 	}
 	if r.Recovered {
 		s.recovered++
@@ -419,7 +437,7 @@ func (st *storm) result(published, failed uint64, h *healthPoller) *StormResult 
 			r.Back++
 			back.Record(s.back.Sub(up))
 			if s.back.After(lastBack) {
-				lastBack = s.back
+				lastBack, r.Slowest = s.back, slices.Clone(s.events)
 			}
 		}
 		r.RecoveredTrue += s.recovered
@@ -476,6 +494,7 @@ func (r *StormResult) Table() []Row {
 		{"lost", count(r.Lost)},
 		{"duplicated", count(r.Duplicated)},
 		{"recovered", fmt.Sprintf("true %s, false %s", count(r.RecoveredTrue), count(r.RecoveredFalse))},
+		{"the client back last", r.slowestLine()},
 		cpuRow("load CPU", r.LoadCPU),
 	}
 	reasons := slices.SortedFunc(maps.Keys(r.Failures), func(a, b string) int { return r.Failures[b] - r.Failures[a] })
@@ -490,6 +509,17 @@ func (r *StormResult) Table() []Row {
 		rows = append(rows, Row{"disruption command", r.DisruptionError})
 	}
 	return rows
+}
+
+func (r *StormResult) slowestLine() string {
+	var b strings.Builder
+	for i, e := range r.Slowest {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s +%s", e.Event, e.At)
+	}
+	return b.String()
 }
 
 // failureReason is err's text without what varies between connections
