@@ -26,9 +26,10 @@ func main() {
 	gap := flag.Duration("gap", 50*time.Millisecond, "pause between rounds")
 	readerCPU := flag.String("reader-cpu", "1", "CPU list for the reader process (taskset -c)")
 	reader := flag.String("reader", "", "run as the reader process, dialing this address")
+	unread := flag.Bool("unread", false, "the reader holds its connections without reading them, so no write wakes it")
 	flag.Parse()
 	if *reader != "" {
-		read(*reader, *n)
+		read(*reader, *n, *unread)
 		return
 	}
 
@@ -36,7 +37,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cmd := exec.Command("taskset", "-c", *readerCPU, os.Args[0], "-n", fmt.Sprint(*n), "-reader", ln.Addr().String())
+	cmd := exec.Command("taskset", "-c", *readerCPU, os.Args[0], "-n", fmt.Sprint(*n), "-reader", ln.Addr().String(), fmt.Sprintf("-unread=%t", *unread))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
@@ -76,12 +77,20 @@ func main() {
 		float64(wall.Milliseconds())/float64(*rounds))
 }
 
-// read dials n connections and discards what arrives on them.
-func read(addr string, n int) {
+// held keeps the reader's unread connections from the collector.
+var held []net.Conn
+
+// read dials n connections and discards what arrives on them, or, when
+// unread, only holds them.
+func read(addr string, n int, unread bool) {
 	for range n {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			log.Fatal(err)
+		}
+		if unread {
+			held = append(held, c)
+			continue
 		}
 		go func() {
 			b := make([]byte, 4096)
