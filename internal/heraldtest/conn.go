@@ -157,6 +157,15 @@ func (c *Conn) WriteFrame(op ws.OpCode, fin bool, payload []byte) error {
 	return ws.WriteFrame(c.nc, ws.MaskFrame(ws.NewFrame(op, fin, payload)))
 }
 
+// MustWriteFrame sends one masked frame like WriteFrame, failing the test on
+// error.
+func (c *Conn) MustWriteFrame(t testing.TB, op ws.OpCode, fin bool, payload []byte) {
+	t.Helper()
+	if err := c.WriteFrame(op, fin, payload); err != nil {
+		t.Fatalf("write frame (opcode %d): %v", op, err)
+	}
+}
+
 // SendText sends text as one text message, whether or not it is JSON.
 func (c *Conn) SendText(text string) error {
 	return c.WriteFrame(ws.OpText, true, []byte(text))

@@ -94,6 +94,16 @@ func TestConnFrames(t *testing.T) {
 	}
 }
 
+func TestConnFragments(t *testing.T) {
+	url := script(t, map[string]func(net.Conn){
+		"whole": func(c net.Conn) { wsutil.WriteServerText(c, []byte(`{"type":"joined"}`)) },
+	})
+	c := heraldtest.DialWelcome(t, url, nil)
+	c.MustWriteFrame(t, ws.OpText, false, []byte("wh"))
+	c.MustWriteFrame(t, ws.OpContinuation, true, []byte("ole"))
+	c.Expect(t, "joined") // the script answers only the reassembled message
+}
+
 func TestConnDropped(t *testing.T) {
 	url := script(t, map[string]func(net.Conn){
 		"drop": func(c net.Conn) { c.Close() },
