@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // apiServer serves the WebSocket and the API of one server.
@@ -60,21 +61,21 @@ func call(t *testing.T, method, url, key, body string) (int, map[string]any) {
 
 func TestAPIPublish(t *testing.T) {
 	srv := startAPIServer(t, herald.Options{APIKey: "k3y", MaxMessageBytes: 1024})
-	sub := dialWelcome(t, srv.url)
-	sub.send(`{"type":"subscribe","id":1,"channel":"chat"}`)
-	sub.expect("subscribed")
+	sub := heraldtest.DialWelcome(t, srv.url, nil)
+	sub.Send(t, `{"type":"subscribe","id":1,"channel":"chat"}`)
+	sub.Expect(t, "subscribed")
 
 	status, body := call(t, "POST", srv.api+"/api/publish", "k3y", `{"channel":"chat","data":{"text":"from the backend"},"key":"b-1"}`)
 	if status != 200 || body["offset"] != 1.0 {
 		t.Fatalf("publish: %d %v", status, body)
 	}
-	if m := sub.expect("message"); m["offset"] != 1.0 || m["data"].(map[string]any)["text"] != "from the backend" {
+	if m := sub.Expect(t, "message").Fields(); m["offset"] != 1.0 || m["data"].(map[string]any)["text"] != "from the backend" {
 		t.Fatalf("message = %v", m)
 	}
 	// The key space is shared with WebSocket publishes.
-	pub := dialWelcome(t, srv.url)
-	pub.send(`{"type":"publish","id":1,"channel":"chat","data":"dup","key":"b-1"}`)
-	if p := pub.expect("published"); p["offset"] != 1.0 {
+	pub := heraldtest.DialWelcome(t, srv.url, nil)
+	pub.Send(t, `{"type":"publish","id":1,"channel":"chat","data":"dup","key":"b-1"}`)
+	if p := pub.Expect(t, "published").Fields(); p["offset"] != 1.0 {
 		t.Fatalf("WebSocket publish with the API's key: %v", p)
 	}
 
@@ -102,8 +103,8 @@ func TestAPIPublish(t *testing.T) {
 		})
 	}
 	// Nothing the refused calls sent was published.
-	sub.send(`{"type":"ping","id":2}`)
-	sub.expect("pong")
+	sub.Send(t, `{"type":"ping","id":2}`)
+	sub.Expect(t, "pong")
 }
 
 func TestAPIOffWithoutKey(t *testing.T) {
@@ -116,14 +117,10 @@ func TestAPIOffWithoutKey(t *testing.T) {
 
 func TestAPIBroadcastChannelsDisconnect(t *testing.T) {
 	srv := startAPIServer(t, herald.Options{APIKey: "k", Tokens: mustJWT(t)})
-	alice, err := dialHeader(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "alice"})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice.expect("welcome")
+	alice := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "alice"})))
 	for i, ch := range []string{"a", "b"} {
-		alice.send(fmt.Sprintf(`{"type":"subscribe","id":%d,"channel":%q}`, i+1, ch))
-		alice.expect("subscribed")
+		alice.Send(t, fmt.Sprintf(`{"type":"subscribe","id":%d,"channel":%q}`, i+1, ch))
+		alice.Expect(t, "subscribed")
 	}
 
 	status, body := call(t, "POST", srv.api+"/api/broadcast", "k", `{"channels":["a","b"],"data":"all"}`)
@@ -132,7 +129,7 @@ func TestAPIBroadcastChannelsDisconnect(t *testing.T) {
 		t.Fatalf("broadcast: %d %v", status, body)
 	}
 	for range 2 {
-		if m := alice.expect("message"); m["data"] != "all" {
+		if m := alice.Expect(t, "message").Fields(); m["data"] != "all" {
 			t.Fatalf("message = %v", m)
 		}
 	}
@@ -151,7 +148,7 @@ func TestAPIBroadcastChannelsDisconnect(t *testing.T) {
 	if status != 200 || body["disconnected"] != 1.0 {
 		t.Fatalf("disconnect: %d %v", status, body)
 	}
-	if code := alice.expectClose(5 * time.Second); code != 4403 {
+	if code := alice.ExpectClose(t, 5*time.Second); code != 4403 {
 		t.Fatalf("close %d, want 4403", code)
 	}
 	status, body = call(t, "POST", srv.api+"/api/disconnect", "k", `{"user":"alice","code":1006}`)
@@ -202,7 +199,7 @@ func TestReadinessFollowsBroker(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	c := dialWelcome(t, srv.url)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
 	if s := ready(); s != 200 {
 		t.Fatalf("readyz %d with the broker up", s)
 	}
@@ -210,8 +207,8 @@ func TestReadinessFollowsBroker(t *testing.T) {
 	if s := ready(); s != 503 {
 		t.Fatalf("readyz %d with the broker down", s)
 	}
-	c.send(`{"type":"publish","id":1,"channel":"x","data":1}`)
-	c.expectError("unavailable", 1)
+	c.Send(t, `{"type":"publish","id":1,"channel":"x","data":1}`)
+	c.ExpectError(t, "unavailable", 1)
 	if status, body := call(t, "POST", srv.api+"/api/publish", "k", `{"channel":"x","data":1}`); status != 503 || body["code"] != "unavailable" {
 		t.Fatalf("API publish with the broker down: %d %v", status, body)
 	}
@@ -219,8 +216,8 @@ func TestReadinessFollowsBroker(t *testing.T) {
 	if s := ready(); s != 200 {
 		t.Fatalf("readyz %d once the broker is back", s)
 	}
-	c.send(`{"type":"publish","id":2,"channel":"x","data":1}`)
-	c.expect("published") // the connection stayed open throughout
+	c.Send(t, `{"type":"publish","id":2,"channel":"x","data":1}`)
+	c.Expect(t, "published") // the connection stayed open throughout
 	srv.Shutdown(t.Context())
 	if s := ready(); s != 503 {
 		t.Fatalf("readyz %d while shutting down", s)
@@ -266,31 +263,32 @@ func TestMetricsAfterScriptedSession(t *testing.T) {
 
 	// A peer that never answers is terminated by the heartbeat; the rest of
 	// the session runs well within one heartbeat period.
-	dead := dialWelcome(t, srv.url)
-	dead.autoPong = false
-	dead.expectDropped(5 * time.Second)
+	dead := heraldtest.DialWelcome(t, srv.url, nil)
+	dead.IgnorePings = true
+	dead.ExpectDropped(t, 5*time.Second)
 
-	subs := []*wsConn{dialWelcome(t, srv.url), dialWelcome(t, srv.url), dialWelcome(t, srv.url)}
-	for _, c := range subs {
-		c.send(`{"type":"subscribe","id":1,"channel":"m"}`)
-		c.expect("subscribed")
+	subs := make([]*heraldtest.Conn, 3)
+	for i := range subs {
+		subs[i] = heraldtest.DialWelcome(t, srv.url, nil)
+		subs[i].Send(t, `{"type":"subscribe","id":1,"channel":"m"}`)
+		subs[i].Expect(t, "subscribed")
 	}
-	pub := dialWelcome(t, srv.url)
+	pub := heraldtest.DialWelcome(t, srv.url, nil)
 	for range 4 {
-		pub.send(`{"type":"publish","id":1,"channel":"m","data":1}`)
-		pub.expect("published")
+		pub.Send(t, `{"type":"publish","id":1,"channel":"m","data":1}`)
+		pub.Expect(t, "published")
 	}
 	for _, c := range subs {
 		for range 4 {
-			c.expect("message")
+			c.Expect(t, "message")
 		}
 	}
-	pub.send(`not json`)
-	pub.expectError("bad_request", 0)
-	subs[0].send(`{"type":"subscribe","id":2,"channel":"m","since":{"epoch":"wrong","offset":1}}`)
-	subs[0].expect("subscribed")
-	subs[2].writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(1000, ""))
-	subs[2].expectClose(5 * time.Second)
+	pub.Send(t, `not json`)
+	pub.ExpectError(t, "bad_request", 0)
+	subs[0].Send(t, `{"type":"subscribe","id":2,"channel":"m","since":{"epoch":"wrong","offset":1}}`)
+	subs[0].Expect(t, "subscribed")
+	subs[2].MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(1000, ""))
+	subs[2].ExpectClose(t, 5*time.Second)
 	waitFor(t, "connections to settle", func() bool { return value("herald_connections") == 3 })
 
 	checks := []struct {
@@ -318,12 +316,12 @@ func TestMetricsAfterScriptedSession(t *testing.T) {
 	}
 	// Answer the next server ping: its round trip is recorded.
 	for value("herald_ping_rtt_seconds") == 0 {
-		h, payload, err := subs[0].readFrame(5 * time.Second)
+		h, payload, err := subs[0].ReadFrame(5 * time.Second)
 		if err != nil {
 			t.Fatalf("waiting for a ping: %v", err)
 		}
 		if h.OpCode == ws.OpPing {
-			subs[0].writeFrame(ws.OpPong, true, payload)
+			subs[0].MustWriteFrame(t, ws.OpPong, true, payload)
 			waitFor(t, "the round trip to be recorded", func() bool { return value("herald_ping_rtt_seconds") == 1 })
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 var testSecret = []byte("test-secret")
@@ -41,10 +42,23 @@ func jwtServer(t *testing.T, o herald.Options) *testServer {
 	return startServer(t, &o)
 }
 
-func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+// bearer dials with tok in the Authorization header.
+func bearer(tok string) *heraldtest.DialOptions {
+	return &heraldtest.DialOptions{Header: http.Header{"Authorization": {"Bearer " + tok}}}
+}
 
-func refusedWith(t *testing.T, err error, status int) {
+// cookie dials with a session cookie.
+func cookie(session string) *heraldtest.DialOptions {
+	return &heraldtest.DialOptions{Header: http.Header{"Cookie": {"session=" + session}}}
+}
+
+// refused checks that the server refuses the upgrade with HTTP status.
+func refused(t *testing.T, url string, o *heraldtest.DialOptions, status int) {
 	t.Helper()
+	c, err := heraldtest.Dial(t.Context(), url, o)
+	if err == nil {
+		c.Close()
+	}
 	var se ws.StatusError
 	if !errors.As(err, &se) || int(se) != status {
 		t.Fatalf("upgrade: %v, want HTTP %d", err, status)
@@ -56,17 +70,14 @@ func TestTokenAtUpgrade(t *testing.T) {
 	good := token(t, jwt.MapClaims{"sub": "alice", "aud": "herald"})
 
 	t.Run("header", func(t *testing.T) {
-		c, err := dialHeader(t, srv.url, bearer(good))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w := c.expect("welcome"); w["user"] != "alice" {
+		c := heraldtest.MustDial(t, srv.url, bearer(good))
+		if w := c.Expect(t, "welcome").Fields(); w["user"] != "alice" {
 			t.Fatalf("welcome = %v", w)
 		}
 	})
 	t.Run("query parameter", func(t *testing.T) {
-		c := dial(t, srv.url+"?token="+good)
-		if w := c.expect("welcome"); w["user"] != "alice" {
+		c := heraldtest.MustDial(t, srv.url+"?token="+good, nil)
+		if w := c.Expect(t, "welcome").Fields(); w["user"] != "alice" {
 			t.Fatalf("welcome = %v", w)
 		}
 	})
@@ -78,8 +89,7 @@ func TestTokenAtUpgrade(t *testing.T) {
 	}
 	for name, tok := range bad {
 		t.Run(name, func(t *testing.T) {
-			_, err := dialHeader(t, srv.url, bearer(tok))
-			refusedWith(t, err, 401)
+			refused(t, srv.url, bearer(tok), 401)
 		})
 	}
 }
@@ -89,20 +99,20 @@ func TestTokenInHello(t *testing.T) {
 	good := token(t, jwt.MapClaims{"sub": "bob", "aud": "herald"})
 
 	t.Run("welcome answers hello", func(t *testing.T) {
-		c := dial(t, srv.url)
-		c.send(`{"type":"subscribe","id":1,"channel":"x"}`)
-		c.expectError("unauthorized", 1)
-		c.send(fmt.Sprintf(`{"type":"hello","id":2,"token":%q,"client":"test/1"}`, good))
-		if w := c.expect("welcome"); w["user"] != "bob" || w["id"] != 2.0 {
+		c := heraldtest.MustDial(t, srv.url, nil)
+		c.Send(t, `{"type":"subscribe","id":1,"channel":"x"}`)
+		c.ExpectError(t, "unauthorized", 1)
+		c.Send(t, fmt.Sprintf(`{"type":"hello","id":2,"token":%q,"client":"test/1"}`, good))
+		if w := c.Expect(t, "welcome").Fields(); w["user"] != "bob" || w["id"] != 2.0 {
 			t.Fatalf("welcome = %v", w)
 		}
-		c.send(`{"type":"subscribe","id":3,"channel":"x"}`)
-		c.expect("subscribed")
+		c.Send(t, `{"type":"subscribe","id":3,"channel":"x"}`)
+		c.Expect(t, "subscribed")
 	})
 	t.Run("no hello closes 4001", func(t *testing.T) {
-		c := dial(t, srv.url)
+		c := heraldtest.MustDial(t, srv.url, nil)
 		start := time.Now()
-		if code := c.expectClose(5 * time.Second); code != 4001 {
+		if code := c.ExpectClose(t, 5*time.Second); code != 4001 {
 			t.Fatalf("close %d, want 4001", code)
 		}
 		if d := time.Since(start); d < 250*time.Millisecond {
@@ -110,9 +120,9 @@ func TestTokenInHello(t *testing.T) {
 		}
 	})
 	t.Run("invalid hello token closes 4001", func(t *testing.T) {
-		c := dial(t, srv.url)
-		c.send(`{"type":"hello","id":1,"token":"nope"}`)
-		if code := c.expectClose(5 * time.Second); code != 4001 {
+		c := heraldtest.MustDial(t, srv.url, nil)
+		c.Send(t, `{"type":"hello","id":1,"token":"nope"}`)
+		if code := c.ExpectClose(t, 5*time.Second); code != 4001 {
 			t.Fatalf("close %d, want 4001", code)
 		}
 	})
@@ -120,22 +130,21 @@ func TestTokenInHello(t *testing.T) {
 
 func TestAnonymousCanAuthenticateLater(t *testing.T) {
 	srv := jwtServer(t, herald.Options{Anonymous: herald.AnonymousAllow})
-	c := dial(t, srv.url)
-	if w := c.expect("welcome"); w["user"] != nil {
+	c := heraldtest.MustDial(t, srv.url, nil)
+	if w := c.Expect(t, "welcome").Fields(); w["user"] != nil {
 		t.Fatalf("anonymous welcome = %v", w)
 	}
-	c.send(fmt.Sprintf(`{"type":"hello","id":7,"token":%q}`, token(t, jwt.MapClaims{"sub": "carol", "aud": "herald"})))
-	if w := c.expect("welcome"); w["user"] != "carol" || w["id"] != 7.0 {
+	c.Send(t, fmt.Sprintf(`{"type":"hello","id":7,"token":%q}`, token(t, jwt.MapClaims{"sub": "carol", "aud": "herald"})))
+	if w := c.Expect(t, "welcome").Fields(); w["user"] != "carol" || w["id"] != 7.0 {
 		t.Fatalf("welcome = %v", w)
 	}
-	c.send(`{"type":"hello","id":8,"token":"x"}`)
-	c.expectError("bad_request", 8)
+	c.Send(t, `{"type":"hello","id":8,"token":"x"}`)
+	c.ExpectError(t, "bad_request", 8)
 }
 
 func TestRequiredCredentialsWithoutTokens(t *testing.T) {
 	srv := startServer(t, &herald.Options{Anonymous: herald.AnonymousDeny})
-	_, err := dialHeader(t, srv.url, nil)
-	refusedWith(t, err, 401)
+	refused(t, srv.url, nil, 401)
 }
 
 func TestExpiryAndRefresh(t *testing.T) {
@@ -145,34 +154,26 @@ func TestExpiryAndRefresh(t *testing.T) {
 	}
 	t.Run("expiry closes 4001", func(t *testing.T) {
 		t.Parallel()
-		c, err := dialHeader(t, srv.url, bearer(short("dave")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.expect("welcome")
-		if code := c.expectClose(5 * time.Second); code != 4001 {
+		c := heraldtest.DialWelcome(t, srv.url, bearer(short("dave")))
+		if code := c.ExpectClose(t, 5*time.Second); code != 4001 {
 			t.Fatalf("close %d, want 4001", code)
 		}
 	})
 	t.Run("refresh extends the connection", func(t *testing.T) {
 		t.Parallel()
-		c, err := dialHeader(t, srv.url, bearer(short("erin")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.expect("welcome")
+		c := heraldtest.DialWelcome(t, srv.url, bearer(short("erin")))
 		later := time.Now().Add(time.Hour).Unix()
-		c.send(fmt.Sprintf(`{"type":"refresh","id":1,"token":%q}`, token(t, jwt.MapClaims{"sub": "erin", "aud": "herald", "exp": later})))
-		if r := c.expect("refreshed"); r["id"] != 1.0 || r["expires_at"] != float64(later) {
+		c.Send(t, fmt.Sprintf(`{"type":"refresh","id":1,"token":%q}`, token(t, jwt.MapClaims{"sub": "erin", "aud": "herald", "exp": later})))
+		if r := c.Expect(t, "refreshed").Fields(); r["id"] != 1.0 || r["expires_at"] != float64(later) {
 			t.Fatalf("refreshed = %v", r)
 		}
-		c.send(fmt.Sprintf(`{"type":"refresh","id":2,"token":%q}`, token(t, jwt.MapClaims{"sub": "mallory", "aud": "herald"})))
-		c.expectError("forbidden", 2)
-		c.send(`{"type":"refresh","id":3,"token":"garbage"}`)
-		c.expectError("unauthorized", 3)
+		c.Send(t, fmt.Sprintf(`{"type":"refresh","id":2,"token":%q}`, token(t, jwt.MapClaims{"sub": "mallory", "aud": "herald"})))
+		c.ExpectError(t, "forbidden", 2)
+		c.Send(t, `{"type":"refresh","id":3,"token":"garbage"}`)
+		c.ExpectError(t, "unauthorized", 3)
 		time.Sleep(3 * time.Second) // past the first token's expiry
-		c.send(`{"type":"ping","id":4}`)
-		c.expect("pong")
+		c.Send(t, `{"type":"ping","id":4}`)
+		c.Expect(t, "pong")
 	})
 }
 
@@ -185,29 +186,25 @@ func TestChannelPermissions(t *testing.T) {
 		},
 		Authorize: func(id auth.Identity, a herald.Action, ch string) bool { return ch != "chat:secret" },
 	})
-	limited, err := dialHeader(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "frank", "aud": "herald", "channels": []string{"chat:*"}})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	limited.expect("welcome")
-	limited.send(`{"type":"subscribe","id":1,"channel":"chat:lobby"}`)
-	limited.expect("subscribed")
-	limited.send(`{"type":"subscribe","id":2,"channel":"other"}`)
-	limited.expectError("forbidden", 2)
-	limited.send(`{"type":"publish","id":3,"channel":"other","data":1}`)
-	limited.expectError("forbidden", 3)
-	limited.send(`{"type":"subscribe","id":4,"channel":"chat:secret"}`)
-	limited.expectError("forbidden", 4) // the Authorize hook
+	limited := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "frank", "aud": "herald", "channels": []string{"chat:*"}})))
+	limited.Send(t, `{"type":"subscribe","id":1,"channel":"chat:lobby"}`)
+	limited.Expect(t, "subscribed")
+	limited.Send(t, `{"type":"subscribe","id":2,"channel":"other"}`)
+	limited.ExpectError(t, "forbidden", 2)
+	limited.Send(t, `{"type":"publish","id":3,"channel":"other","data":1}`)
+	limited.ExpectError(t, "forbidden", 3)
+	limited.Send(t, `{"type":"subscribe","id":4,"channel":"chat:secret"}`)
+	limited.ExpectError(t, "forbidden", 4) // the Authorize hook
 
-	anon := dialWelcome(t, srv.url)
-	anon.send(`{"type":"publish","id":1,"channel":"news:today","data":1}`)
-	anon.expectError("forbidden", 1)
-	anon.send(`{"type":"subscribe","id":2,"channel":"news:today"}`)
-	anon.expect("subscribed")
-	anon.send(`{"type":"subscribe","id":3,"channel":"users:x"}`)
-	anon.expectError("unauthorized", 3)
-	anon.send(`{"type":"publish","id":4,"channel":"users:x","data":1}`)
-	anon.expectError("unauthorized", 4)
+	anon := heraldtest.DialWelcome(t, srv.url, nil)
+	anon.Send(t, `{"type":"publish","id":1,"channel":"news:today","data":1}`)
+	anon.ExpectError(t, "forbidden", 1)
+	anon.Send(t, `{"type":"subscribe","id":2,"channel":"news:today"}`)
+	anon.Expect(t, "subscribed")
+	anon.Send(t, `{"type":"subscribe","id":3,"channel":"users:x"}`)
+	anon.ExpectError(t, "unauthorized", 3)
+	anon.Send(t, `{"type":"publish","id":4,"channel":"users:x","data":1}`)
+	anon.ExpectError(t, "unauthorized", 4)
 }
 
 func TestAuthenticateHook(t *testing.T) {
@@ -223,28 +220,23 @@ func TestAuthenticateHook(t *testing.T) {
 			return &auth.Identity{User: "gina"}, nil
 		},
 	})
-	c, err := dialHeader(t, srv.url, http.Header{"Cookie": {"session=valid"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := c.expect("welcome"); w["user"] != "gina" {
+	c := heraldtest.MustDial(t, srv.url, cookie("valid"))
+	if w := c.Expect(t, "welcome").Fields(); w["user"] != "gina" {
 		t.Fatalf("welcome = %v", w)
 	}
-	_, err = dialHeader(t, srv.url, http.Header{"Cookie": {"session=stale"}})
-	refusedWith(t, err, 401)
-	_, err = dialHeader(t, srv.url, nil) // no credentials, no anonymous
-	refusedWith(t, err, 401)
+	refused(t, srv.url, cookie("stale"), 401)
+	refused(t, srv.url, nil, 401) // no credentials, no anonymous
 }
 
 func TestRateLimit(t *testing.T) {
 	srv := startServer(t, &herald.Options{Rate: 2, Burst: 3})
-	c := dialWelcome(t, srv.url)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
 	for i := range 3 {
-		c.send(fmt.Sprintf(`{"type":"ping","id":%d}`, i+1))
-		c.expect("pong")
+		c.Send(t, fmt.Sprintf(`{"type":"ping","id":%d}`, i+1))
+		c.Expect(t, "pong")
 	}
-	c.send(`{"type":"ping","id":4}`)
-	e := c.expect("error")
+	c.Send(t, `{"type":"ping","id":4}`)
+	e := c.Expect(t, "error").Fields()
 	if e["code"] != "rate_limited" {
 		t.Fatalf("error = %v", e)
 	}
@@ -253,33 +245,26 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("retry_after_ms = %v, want (0, 500]", e["retry_after_ms"])
 	}
 	time.Sleep(time.Duration(wait) * time.Millisecond)
-	c.send(`{"type":"ping","id":5}`)
-	c.expect("pong")
+	c.Send(t, `{"type":"ping","id":5}`)
+	c.Expect(t, "pong")
 }
 
 func TestConnectionsPerAddress(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxConnectionsPerAddr: 2})
-	first := dialWelcome(t, srv.url)
-	dialWelcome(t, srv.url)
-	_, err := dialHeader(t, srv.url, nil)
-	refusedWith(t, err, 503)
-	first.conn.Close()
+	first := heraldtest.DialWelcome(t, srv.url, nil)
+	heraldtest.DialWelcome(t, srv.url, nil)
+	refused(t, srv.url, nil, 503)
+	first.Close()
 	waitFor(t, "a slot to free", func() bool { return srv.Connections() == 1 })
-	dialWelcome(t, srv.url)
+	heraldtest.DialWelcome(t, srv.url, nil)
 }
 
 func TestTLS(t *testing.T) {
 	srv := herald.New(nil)
 	hs := httptest.NewTLSServer(srv)
 	defer func() { hs.Close(); srv.Close() }()
-	d := ws.Dialer{Protocols: []string{"herald.v1"}, TLSConfig: &tls.Config{RootCAs: hs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}}
-	conn, _, _, err := d.Dial(t.Context(), "wss"+strings.TrimPrefix(hs.URL, "https")+"/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := &wsConn{t: t, conn: conn, r: conn, autoPong: true}
-	c.expect("welcome")
-	c.send(`{"type":"ping","id":1}`)
-	c.expect("pong")
+	tlsConfig := &tls.Config{RootCAs: hs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+	c := heraldtest.DialWelcome(t, "wss"+strings.TrimPrefix(hs.URL, "https")+"/ws", &heraldtest.DialOptions{TLSConfig: tlsConfig})
+	c.Send(t, `{"type":"ping","id":1}`)
+	c.Expect(t, "pong")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
@@ -16,16 +17,16 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 	// its queue, not for a stalled write. Fast clients may lag by the queue
 	// and their socket buffers without being mistaken for slow.
 	srv := startServer(t, &herald.Options{SendQueueBytes: 256 << 10, WriteTimeout: time.Minute, Rate: 1e6, Burst: 1e6})
-	slow := dialWelcome(t, srv.url)
-	slow.send(`{"type":"subscribe","id":1,"channel":"feed"}`)
-	slow.expect("subscribed")
+	slow := heraldtest.DialWelcome(t, srv.url, nil)
+	slow.Send(t, `{"type":"subscribe","id":1,"channel":"feed"}`)
+	slow.Expect(t, "subscribed")
 
 	const fastN, total = 3, 4000
-	fast := make([]*wsConn, fastN)
+	fast := make([]*heraldtest.Conn, fastN)
 	for i := range fast {
-		fast[i] = dialWelcome(t, srv.url)
-		fast[i].send(`{"type":"subscribe","id":1,"channel":"feed"}`)
-		fast[i].expect("subscribed")
+		fast[i] = heraldtest.DialWelcome(t, srv.url, nil)
+		fast[i].Send(t, `{"type":"subscribe","id":1,"channel":"feed"}`)
+		fast[i].Expect(t, "subscribed")
 	}
 	// Fast subscribers read everything while a publisher floods the channel
 	// with ~8 MB, well over the slow client's queue and socket buffers; the
@@ -35,7 +36,7 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 	for _, c := range fast {
 		wg.Go(func() {
 			for want := 1.0; want <= total; want++ {
-				h, payload, err := c.readFrame(20 * time.Second)
+				h, payload, err := c.ReadFrame(20 * time.Second)
 				if err != nil {
 					errs <- err
 					return
@@ -51,18 +52,18 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 			}
 		})
 	}
-	pub := dialWelcome(t, srv.url)
+	pub := heraldtest.DialWelcome(t, srv.url, nil)
 	data := `"` + strings.Repeat("x", 2000) + `"`
 	for i := range total {
-		pub.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"feed","data":%s}`, i+1, data))
-		pub.expect("published")
+		pub.Send(t, fmt.Sprintf(`{"type":"publish","id":%d,"channel":"feed","data":%s}`, i+1, data))
+		pub.Expect(t, "published")
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if code := slow.expectClose(30 * time.Second); code != 4008 {
+	if code := slow.ExpectClose(t, 30*time.Second); code != 4008 {
 		t.Fatalf("slow consumer closed with %d, want 4008", code)
 	}
 }
@@ -70,15 +71,15 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 func TestHeartbeatOverRealSockets(t *testing.T) {
 	srv := startServer(t, &herald.Options{PingInterval: 100 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
 	start := time.Now()
-	alive := dialWelcome(t, srv.url) // answers pings while it reads
-	dead := dialWelcome(t, srv.url)
-	dead.autoPong = false
+	alive := heraldtest.DialWelcome(t, srv.url, nil) // answers pings while it reads
+	dead := heraldtest.DialWelcome(t, srv.url, nil)
+	dead.IgnorePings = true
 	// Over ten intervals the answering peer is kept and served, while the
 	// silent one is dropped once interval+timeout passed.
 	var droppedAfter time.Duration
 	for time.Since(start) < time.Second {
-		alive.send(`{"type":"ping","id":1}`)
-		alive.expect("pong")
+		alive.Send(t, `{"type":"ping","id":1}`)
+		alive.Expect(t, "pong")
 		if droppedAfter == 0 && srv.Connections() == 1 {
 			droppedAfter = time.Since(start)
 		}
@@ -87,27 +88,27 @@ func TestHeartbeatOverRealSockets(t *testing.T) {
 	if droppedAfter == 0 || droppedAfter < 200*time.Millisecond {
 		t.Fatalf("silent peer dropped after %v, want after interval+timeout (200ms) and within 1s", droppedAfter)
 	}
-	dead.expectDropped(time.Second)
+	dead.ExpectDropped(t, time.Second)
 }
 
 func TestThousandConnectionsLeaveNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	srv := startServer(t, &herald.Options{PingInterval: time.Second})
-	conns := make([]*wsConn, 0, 1000)
+	conns := make([]*heraldtest.Conn, 0, 1000)
 	for range 1000 {
-		c := dialWelcome(t, srv.url)
-		c.send(`{"type":"subscribe","id":1,"channel":"all"}`)
+		c := heraldtest.DialWelcome(t, srv.url, nil)
+		c.Send(t, `{"type":"subscribe","id":1,"channel":"all"}`)
 		conns = append(conns, c)
 	}
 	for _, c := range conns {
-		c.expect("subscribed")
+		c.Expect(t, "subscribed")
 	}
 	waitFor(t, "1000 connections", func() bool { return srv.Connections() == 1000 })
 	for i, c := range conns {
 		if i%2 == 0 {
-			c.conn.Close() // abrupt
+			c.Close() // abrupt
 		} else {
-			c.writeFrame(8, true, []byte{0x03, 0xe8}) // close handshake
+			c.MustWriteFrame(t, 8, true, []byte{0x03, 0xe8}) // close handshake
 		}
 	}
 	waitFor(t, "all connections to end", func() bool { return srv.Connections() == 0 })

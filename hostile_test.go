@@ -2,7 +2,6 @@ package herald_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // hostileDuration is how long the hostile clients attack; HERALD_HOSTILE_DURATION
@@ -116,10 +116,10 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	baseHeap := heapInUse()
 	baseGoroutines := runtime.NumGoroutine()
 
-	sub := dialWelcome(t, ts.url)
-	sub.send(`{"type":"subscribe","id":1,"channel":"calm"}`)
-	sub.expect("subscribed")
-	pub := dialWelcome(t, ts.url)
+	sub := heraldtest.DialWelcome(t, ts.url, nil)
+	sub.Send(t, `{"type":"subscribe","id":1,"channel":"calm"}`)
+	sub.Expect(t, "subscribed")
+	pub := heraldtest.DialWelcome(t, ts.url, nil)
 
 	// The attackers run in a process of their own, as they would in life,
 	// so they compete with the server for the machine, not for this
@@ -147,25 +147,18 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	go func() {
 		defer close(received)
 		for {
-			h, payload, err := sub.readFrame(time.Minute)
-			switch {
-			case err != nil:
+			f, err := sub.Next(time.Minute) // answers the server's pings
+			if err != nil {
 				return
-			case h.OpCode == ws.OpPing:
-				sub.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				ws.WriteFrame(sub.conn, ws.MaskFrame(ws.NewPongFrame(payload)))
-			case h.OpCode == ws.OpText:
-				var m map[string]any
-				json.Unmarshal(payload, &m)
-				received <- m
 			}
+			received <- f.Fields()
 		}
 	}()
 	sent := 0
 	for ctx.Err() == nil {
 		sent++
-		pub.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"calm","data":%d}`, sent, sent))
-		pub.expect("published")
+		pub.Send(t, fmt.Sprintf(`{"type":"publish","id":%d,"channel":"calm","data":%d}`, sent, sent))
+		pub.Expect(t, "published")
 		time.Sleep(20 * time.Millisecond)
 	}
 	for i := 1; i <= sent; i++ {
@@ -189,8 +182,8 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 		t.Fatalf("only %d messages got through", sent)
 	}
 
-	sub.conn.Close()
-	pub.conn.Close()
+	sub.Close()
+	pub.Close()
 	waitFor(t, "every connection to end", func() bool { return srv.Connections() == 0 })
 	waitFor(t, "goroutines to return to baseline", func() bool { return runtime.NumGoroutine() <= baseGoroutines+5 })
 	var after uint64

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // readModes are the two ways the server reads connections: parked in epoll
@@ -32,27 +33,27 @@ func TestReadPaths(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			opts := mode.opts
 			srv := startServer(t, &opts)
-			sub := dialWelcome(t, srv.url)
-			sub.send(`{"type":"subscribe","id":1,"channel":"room"}`)
-			sub.expect("subscribed")
+			sub := heraldtest.DialWelcome(t, srv.url, nil)
+			sub.Send(t, `{"type":"subscribe","id":1,"channel":"room"}`)
+			sub.Expect(t, "subscribed")
 
 			// 80 publishes in one write (under the default burst of 100): the reader must handle every frame
 			// that is already buffered, not only the first.
-			pub := dialWelcome(t, srv.url)
+			pub := heraldtest.DialWelcome(t, srv.url, nil)
 			var burst bytes.Buffer
 			for i := 1; i <= 80; i++ {
 				f := ws.MaskFrame(ws.NewTextFrame(fmt.Appendf(nil, `{"type":"publish","id":%d,"channel":"room","data":%d}`, i, i)))
 				ws.WriteFrame(&burst, f)
 			}
-			pub.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := pub.conn.Write(burst.Bytes()); err != nil {
+			pub.NetConn().SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := pub.NetConn().Write(burst.Bytes()); err != nil {
 				t.Fatal(err)
 			}
 			for i := 1; i <= 80; i++ {
-				if m := pub.expect("published"); m["id"] != float64(i) {
+				if m := pub.Expect(t, "published").Fields(); m["id"] != float64(i) {
 					t.Fatalf("reply %d: %v", i, m)
 				}
-				if m := sub.expect("message"); m["data"] != float64(i) {
+				if m := sub.Expect(t, "message").Fields(); m["data"] != float64(i) {
 					t.Fatalf("message %d: %v", i, m)
 				}
 			}
@@ -61,32 +62,32 @@ func TestReadPaths(t *testing.T) {
 			var one bytes.Buffer
 			ws.WriteFrame(&one, ws.MaskFrame(ws.NewTextFrame([]byte(`{"type":"ping","id":77}`))))
 			for b := range bytes.SplitSeq(one.Bytes(), nil) {
-				pub.conn.Write(b)
+				pub.NetConn().Write(b)
 				time.Sleep(2 * time.Millisecond)
 			}
-			if m := pub.expect("pong"); m["id"] != 77.0 {
+			if m := pub.Expect(t, "pong").Fields(); m["id"] != 77.0 {
 				t.Fatalf("pong = %v", m)
 			}
 
 			// A fragmented message with a ping between its fragments, the
 			// second fragment after a pause.
-			pub.writeFrame(ws.OpText, false, []byte(`{"type":"pi`))
-			pub.writeFrame(ws.OpPing, true, []byte("mid"))
+			pub.MustWriteFrame(t, ws.OpText, false, []byte(`{"type":"pi`))
+			pub.MustWriteFrame(t, ws.OpPing, true, []byte("mid"))
 			time.Sleep(20 * time.Millisecond)
-			pub.writeFrame(ws.OpContinuation, true, []byte(`ng","id":78}`))
-			h, payload, err := pub.readFrame(5 * time.Second)
+			pub.MustWriteFrame(t, ws.OpContinuation, true, []byte(`ng","id":78}`))
+			h, payload, err := pub.ReadFrame(5 * time.Second)
 			if err != nil || h.OpCode != ws.OpPong || string(payload) != "mid" {
 				t.Fatalf("got %v %q %v, want pong mid", h.OpCode, payload, err)
 			}
-			if m := pub.expect("pong"); m["id"] != 78.0 {
+			if m := pub.Expect(t, "pong").Fields(); m["id"] != 78.0 {
 				t.Fatalf("pong = %v", m)
 			}
 
-			pub.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
-			if code := pub.expectClose(5 * time.Second); code != 1000 {
+			pub.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
+			if code := pub.ExpectClose(t, 5*time.Second); code != 1000 {
 				t.Fatalf("echoed close code %d, want 1000", code)
 			}
-			pub.expectDropped(5 * time.Second)
+			pub.ExpectDropped(t, 5*time.Second)
 			waitFor(t, "the publisher's connection to end", func() bool { return srv.Connections() == 1 })
 		})
 	}
@@ -102,14 +103,14 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 			srv := startServer(t, &opts)
 			// Warm up: the first connection starts the poller, the HTTP
 			// server's goroutines and the writers' first runs.
-			dialWelcome(t, srv.url).send(`{"type":"ping","id":1}`)
+			heraldtest.DialWelcome(t, srv.url, nil).Send(t, `{"type":"ping","id":1}`)
 			time.Sleep(50 * time.Millisecond)
 			before := runtime.NumGoroutine()
-			conns := make([]*wsConn, n)
+			conns := make([]*heraldtest.Conn, n)
 			for i := range conns {
-				conns[i] = dialWelcome(t, srv.url)
-				conns[i].send(`{"type":"subscribe","id":1,"channel":"idle"}`)
-				conns[i].expect("subscribed")
+				conns[i] = heraldtest.DialWelcome(t, srv.url, nil)
+				conns[i].Send(t, `{"type":"subscribe","id":1,"channel":"idle"}`)
+				conns[i].Expect(t, "subscribed")
 			}
 			var grown int
 			// Goroutines that wrote the replies, served the upgrades or
@@ -131,9 +132,9 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 				t.Fatalf("%d more goroutines for %d parked connections, want almost none", grown, n)
 			}
 			// Parked connections still deliver.
-			conns[0].send(`{"type":"publish","channel":"idle","data":"wake"}`)
+			conns[0].Send(t, `{"type":"publish","channel":"idle","data":"wake"}`)
 			for _, c := range conns {
-				if m := c.expect("message"); m["data"] != "wake" {
+				if m := c.Expect(t, "message").Fields(); m["data"] != "wake" {
 					t.Fatalf("got %v", m)
 				}
 			}
@@ -149,8 +150,8 @@ func TestParkedConnectionsAreEnded(t *testing.T) {
 			opts := mode.opts
 			opts.PingInterval, opts.PongTimeout = 200*time.Millisecond, 200*time.Millisecond
 			srv := startServer(t, &opts)
-			silent := dialWelcome(t, srv.url) // never answers pings
-			silent.expectDropped(3 * time.Second)
+			silent := heraldtest.DialWelcome(t, srv.url, nil) // never answers pings
+			silent.ExpectDropped(t, 3*time.Second)
 			waitFor(t, "the silent connection to end", func() bool { return srv.Connections() == 0 })
 
 			// A 1001 close that the client never answers: the server gives
@@ -158,8 +159,8 @@ func TestParkedConnectionsAreEnded(t *testing.T) {
 			opts = mode.opts
 			opts.WriteTimeout = 300 * time.Millisecond
 			srv = startServer(t, &opts)
-			deaf := dialWelcome(t, srv.url)
-			live := dialWelcome(t, srv.url)
+			deaf := heraldtest.DialWelcome(t, srv.url, nil)
+			live := heraldtest.DialWelcome(t, srv.url, nil)
 			waitFor(t, "two connections", func() bool { return srv.Connections() == 2 })
 			done := make(chan error, 1)
 			go func() {
@@ -167,13 +168,13 @@ func TestParkedConnectionsAreEnded(t *testing.T) {
 				defer cancel()
 				done <- srv.Shutdown(ctx)
 			}()
-			if code := deaf.expectClose(3 * time.Second); code != 1001 {
+			if code := deaf.ExpectClose(t, 3*time.Second); code != 1001 {
 				t.Fatalf("close code %d, want 1001", code)
 			}
-			live.expectClose(3 * time.Second)
-			live.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
+			live.ExpectClose(t, 3*time.Second)
+			live.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
 			start := time.Now()
-			deaf.expectDropped(5 * time.Second)
+			deaf.ExpectDropped(t, 5*time.Second)
 			if err := <-done; err != nil {
 				t.Fatalf("Shutdown: %v", err)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // fastOpts lifts the per-connection rate limit so tests can publish quickly.
@@ -21,13 +22,40 @@ func fastOpts(o herald.Options) *herald.Options {
 // connections at once and returns when all were acknowledged.
 func publishConcurrently(t *testing.T, url, channel string, publishers, n int) {
 	t.Helper()
+	publishFrom(t, dialPublishers(t, url, publishers), channel, n)
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// dialPublishers dials n connections to publish from.
+func dialPublishers(t *testing.T, url string, n int) []*heraldtest.Conn {
+	t.Helper()
+	conns := make([]*heraldtest.Conn, n)
+	for i := range conns {
+		conns[i] = heraldtest.DialWelcome(t, url, nil)
+	}
+	return conns
+}
+
+// publishFrom publishes n messages on channel from all conns at once and
+// returns when every publisher has its messages acknowledged or has stopped
+// at its first failure. It reports failures with t.Errorf, so it may run in
+// any goroutine.
+func publishFrom(t *testing.T, conns []*heraldtest.Conn, channel string, n int) {
 	var wg sync.WaitGroup
-	for p := range publishers {
-		c := dialWelcome(t, url)
+	for p, c := range conns {
 		wg.Go(func() {
-			for i := range n / publishers {
-				c.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":%q,"data":"p%d-%d"}`, i+1, channel, p, i))
-				c.expect("published")
+			for i := range n / len(conns) {
+				err := c.SendText(fmt.Sprintf(`{"type":"publish","id":%d,"channel":%q,"data":"p%d-%d"}`, i+1, channel, p, i))
+				var f heraldtest.Frame
+				if err == nil {
+					f, err = c.Next(heraldtest.Timeout)
+				}
+				if err != nil || f.Type != "published" {
+					t.Errorf("publisher %d, message %d: got %s %v, want published", p, i+1, f, err)
+					return
+				}
 			}
 		})
 	}
@@ -36,34 +64,36 @@ func publishConcurrently(t *testing.T, url, channel string, publishers, n int) {
 
 // expectOffsets reads message frames and checks they carry exactly the
 // offsets from, from+1, ..., to, in order.
-func expectOffsets(t *testing.T, c *wsConn, channel string, from, to int) {
+func expectOffsets(t *testing.T, c *heraldtest.Conn, channel string, from, to int) {
 	t.Helper()
 	for want := from; want <= to; want++ {
-		m := c.expect("message")
+		m := c.Expect(t, "message").Fields()
 		if m["channel"] != channel || int(m["offset"].(float64)) != want {
 			t.Fatalf("got %v, want offset %d", m, want)
 		}
 	}
 }
 
-func subscribeSince(c *wsConn, channel, epoch string, offset int) map[string]any {
-	c.send(fmt.Sprintf(`{"type":"subscribe","id":99,"channel":%q,"since":{"epoch":%q,"offset":%d}}`, channel, epoch, offset))
-	return c.expect("subscribed")
+// subscribeSince subscribes c to channel since epoch and offset and returns
+// the fields of the reply.
+func subscribeSince(t *testing.T, c *heraldtest.Conn, channel, epoch string, offset int) map[string]any {
+	t.Helper()
+	return c.Subscribe(t, 99, channel, &heraldtest.Frame{Epoch: epoch, Offset: uint64(offset)}).Fields()
 }
 
 func TestRecoveryAfterDisconnect(t *testing.T) {
 	srv := startServer(t, fastOpts(herald.Options{}))
-	a := dialWelcome(t, srv.url)
-	a.send(`{"type":"subscribe","id":1,"channel":"room"}`)
-	epoch := a.expect("subscribed")["epoch"].(string)
+	a := heraldtest.DialWelcome(t, srv.url, nil)
+	a.Send(t, `{"type":"subscribe","id":1,"channel":"room"}`)
+	epoch := a.Expect(t, "subscribed").Fields()["epoch"].(string)
 	publishConcurrently(t, srv.url, "room", 1, 20)
 	expectOffsets(t, a, "room", 1, 20)
-	a.conn.Close()
+	a.Close()
 
 	publishConcurrently(t, srv.url, "room", 5, 500)
 
-	b := dialWelcome(t, srv.url)
-	sub := subscribeSince(b, "room", epoch, 20)
+	b := heraldtest.DialWelcome(t, srv.url, nil)
+	sub := subscribeSince(t, b, "room", epoch, 20)
 	if sub["recovered"] != true || sub["offset"] != 520.0 || sub["epoch"] != epoch {
 		t.Fatalf("subscribed = %v", sub)
 	}
@@ -75,37 +105,38 @@ func TestRecoveryAfterDisconnect(t *testing.T) {
 
 func TestRecoveryRacingPublishers(t *testing.T) {
 	srv := startServer(t, fastOpts(herald.Options{}))
-	a := dialWelcome(t, srv.url)
-	a.send(`{"type":"subscribe","id":1,"channel":"race"}`)
-	epoch := a.expect("subscribed")["epoch"].(string)
-	a.conn.Close()
+	a := heraldtest.DialWelcome(t, srv.url, nil)
+	a.Send(t, `{"type":"subscribe","id":1,"channel":"race"}`)
+	epoch := a.Expect(t, "subscribed").Fields()["epoch"].(string)
+	a.Close()
 
 	publishConcurrently(t, srv.url, "race", 2, 100)
+	racers := dialPublishers(t, srv.url, 4)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		publishConcurrently(t, srv.url, "race", 4, 400)
+		publishFrom(t, racers, "race", 400)
 	}()
 	// Resubscribe while the publishers run: replay and live traffic must
 	// meet with no gap and no duplicate.
 	time.Sleep(10 * time.Millisecond)
-	b := dialWelcome(t, srv.url)
-	if sub := subscribeSince(b, "race", epoch, 0); sub["recovered"] != true {
+	b := heraldtest.DialWelcome(t, srv.url, nil)
+	if sub := subscribeSince(t, b, "race", epoch, 0); sub["recovered"] != true {
 		t.Fatalf("subscribed = %v", sub)
 	}
 	<-done
 	expectOffsets(t, b, "race", 1, 500)
-	b.send(`{"type":"ping","id":1}`)
-	b.expect("pong") // nothing after 500
+	b.Send(t, `{"type":"ping","id":1}`)
+	b.Expect(t, "pong") // nothing after 500
 }
 
 func TestUnrecoverable(t *testing.T) {
 	mem := broker.NewMemory(&broker.MemoryOptions{History: broker.HistoryOptions{Size: 10}})
 	defer mem.Close()
 	srv := startServer(t, fastOpts(herald.Options{Broker: mem}))
-	a := dialWelcome(t, srv.url)
-	a.send(`{"type":"subscribe","id":1,"channel":"c"}`)
-	epoch := a.expect("subscribed")["epoch"].(string)
+	a := heraldtest.DialWelcome(t, srv.url, nil)
+	a.Send(t, `{"type":"subscribe","id":1,"channel":"c"}`)
+	epoch := a.Expect(t, "subscribed").Fields()["epoch"].(string)
 	publishConcurrently(t, srv.url, "c", 1, 50)
 	expectOffsets(t, a, "c", 1, 50)
 
@@ -120,60 +151,60 @@ func TestUnrecoverable(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialWelcome(t, srv.url)
-			sub := subscribeSince(c, "c", tc.epoch, tc.since)
+			c := heraldtest.DialWelcome(t, srv.url, nil)
+			sub := subscribeSince(t, c, "c", tc.epoch, tc.since)
 			newest := float64(50 + i) // each case publishes one live message
 			if sub["recovered"] != false || sub["offset"] != newest || sub["epoch"] != epoch {
 				t.Fatalf("subscribed = %v, want recovered:false at %s/%v", sub, epoch, newest)
 			}
 			// No replay: the next message is the next live one.
-			c.send(`{"type":"publish","id":1,"channel":"c","data":"live"}`)
-			m := c.next()
-			if m["type"] == "published" {
-				m = c.next()
+			c.Send(t, `{"type":"publish","id":1,"channel":"c","data":"live"}`)
+			f, err := c.Next(heraldtest.Timeout)
+			if err == nil && f.Type == "published" {
+				f, err = c.Next(heraldtest.Timeout)
 			}
-			if m["type"] != "message" || m["data"] != "live" {
-				t.Fatalf("after recovered:false got %v, want the live message", m)
+			if m := f.Fields(); err != nil || m["type"] != "message" || m["data"] != "live" {
+				t.Fatalf("after recovered:false got %s %v, want the live message", f, err)
 			}
 		})
 	}
 	// Recoverable within the last ten.
-	c := dialWelcome(t, srv.url)
-	if sub := subscribeSince(c, "c", epoch, 53); sub["recovered"] != true {
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	if sub := subscribeSince(t, c, "c", epoch, 53); sub["recovered"] != true {
 		t.Fatalf("subscribe at the newest offset: %v", sub)
 	}
 }
 
 func TestIdempotentPublish(t *testing.T) {
 	srv := startServer(t, nil)
-	sub := dialWelcome(t, srv.url)
-	sub.send(`{"type":"subscribe","id":1,"channel":"orders"}`)
-	sub.expect("subscribed")
-	pub := dialWelcome(t, srv.url)
+	sub := heraldtest.DialWelcome(t, srv.url, nil)
+	sub.Send(t, `{"type":"subscribe","id":1,"channel":"orders"}`)
+	sub.Expect(t, "subscribed")
+	pub := heraldtest.DialWelcome(t, srv.url, nil)
 	for i := range 3 {
-		pub.send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"orders","data":"once","key":"order-17"}`, i+1))
-		if p := pub.expect("published"); p["offset"] != 1.0 {
+		pub.Send(t, fmt.Sprintf(`{"type":"publish","id":%d,"channel":"orders","data":"once","key":"order-17"}`, i+1))
+		if p := pub.Expect(t, "published").Fields(); p["offset"] != 1.0 {
 			t.Fatalf("attempt %d: published = %v, want the first offset", i+1, p)
 		}
 	}
 	// Another key is a new publication.
-	pub.send(`{"type":"publish","id":9,"channel":"orders","data":"twice","key":"order-18"}`)
-	pub.expect("published")
+	pub.Send(t, `{"type":"publish","id":9,"channel":"orders","data":"twice","key":"order-18"}`)
+	pub.Expect(t, "published")
 	expectOffsets(t, sub, "orders", 1, 2)
-	sub.send(`{"type":"ping","id":2}`)
-	sub.expect("pong")
+	sub.Send(t, `{"type":"ping","id":2}`)
+	sub.Expect(t, "pong")
 }
 
 func TestResubscribeRepairsAGap(t *testing.T) {
 	srv := startServer(t, fastOpts(herald.Options{}))
-	c := dialWelcome(t, srv.url)
-	c.send(`{"type":"subscribe","id":1,"channel":"g"}`)
-	epoch := c.expect("subscribed")["epoch"].(string)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	c.Send(t, `{"type":"subscribe","id":1,"channel":"g"}`)
+	epoch := c.Expect(t, "subscribed").Fields()["epoch"].(string)
 	publishConcurrently(t, srv.url, "g", 1, 10)
 	expectOffsets(t, c, "g", 1, 10)
 	// A client that lost 6..10 (say, a bug of its own) subscribes again with
 	// since 5 on the channel it still holds: it gets 6..10 once more.
-	if sub := subscribeSince(c, "g", epoch, 5); sub["recovered"] != true {
+	if sub := subscribeSince(t, c, "g", epoch, 5); sub["recovered"] != true {
 		t.Fatalf("subscribed = %v", sub)
 	}
 	expectOffsets(t, c, "g", 6, 10)
@@ -198,14 +229,14 @@ func TestStreamResetClosesWith1012(t *testing.T) {
 	defer b.Close()
 	srv := startServer(t, &herald.Options{Broker: b})
 	deliver := <-b.deliver
-	c := dialWelcome(t, srv.url)
-	c.send(`{"type":"subscribe","id":1,"channel":"r"}`)
-	epoch := c.expect("subscribed")["epoch"].(string)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	c.Send(t, `{"type":"subscribe","id":1,"channel":"r"}`)
+	epoch := c.Expect(t, "subscribed").Fields()["epoch"].(string)
 	publishConcurrently(t, srv.url, "r", 1, 3)
 	expectOffsets(t, c, "r", 1, 3)
 
 	deliver(broker.Publication{Channel: "r", Epoch: epoch + "-new", Offset: 1, Data: []byte(`"after the reset"`)})
-	if code := c.expectClose(5 * time.Second); code != 1012 {
+	if code := c.ExpectClose(t, 5*time.Second); code != 1012 {
 		t.Fatalf("close %d, want 1012 when the stream's epoch changes", code)
 	}
 }

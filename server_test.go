@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 func TestMain(m *testing.M) {
@@ -25,8 +26,8 @@ func TestMain(m *testing.M) {
 
 func TestWelcome(t *testing.T) {
 	srv := startServer(t, &herald.Options{PingInterval: 20 * time.Second, PongTimeout: 7 * time.Second, MaxMessageBytes: 1000})
-	c := dial(t, srv.url)
-	w := c.expect("welcome")
+	c := heraldtest.MustDial(t, srv.url, nil)
+	w := c.Expect(t, "welcome").Fields()
 	if s, _ := w["session"].(string); !strings.HasPrefix(s, "s_") {
 		t.Errorf("session = %v", w["session"])
 	}
@@ -44,11 +45,11 @@ func TestWelcome(t *testing.T) {
 
 func TestRequestTable(t *testing.T) {
 	srv := startServer(t, nil)
-	a := dialWelcome(t, srv.url)
-	b := dialWelcome(t, srv.url)
+	a := heraldtest.DialWelcome(t, srv.url, nil)
+	b := heraldtest.DialWelcome(t, srv.url, nil)
 
-	a.send(`{"type":"subscribe","id":2,"channel":"chat"}`)
-	sub := a.expect("subscribed")
+	a.Send(t, `{"type":"subscribe","id":2,"channel":"chat"}`)
+	sub := a.Expect(t, "subscribed").Fields()
 	if sub["id"] != 2.0 || sub["channel"] != "chat" || sub["offset"] != 0.0 || sub["epoch"] == "" {
 		t.Fatalf("subscribed = %v", sub)
 	}
@@ -56,49 +57,53 @@ func TestRequestTable(t *testing.T) {
 		t.Errorf("subscribe without since answered with recovered: %v", sub)
 	}
 
-	b.send(`{"type":"publish","id":4,"channel":"chat","data":{"text":"hi"},"key":"k-01J9"}`)
-	if p := b.expect("published"); p["id"] != 4.0 || p["channel"] != "chat" || p["offset"] != 1.0 {
+	b.Send(t, `{"type":"publish","id":4,"channel":"chat","data":{"text":"hi"},"key":"k-01J9"}`)
+	if p := b.Expect(t, "published").Fields(); p["id"] != 4.0 || p["channel"] != "chat" || p["offset"] != 1.0 {
 		t.Fatalf("published = %v", p)
 	}
-	msg := a.expect("message")
+	msg := a.Expect(t, "message").Fields()
 	if msg["channel"] != "chat" || msg["offset"] != 1.0 || fmt.Sprint(msg["data"]) != "map[text:hi]" {
 		t.Fatalf("message = %v", msg)
 	}
 
 	// A second subscriber sees the newest offset at subscribe time.
-	b.send(`{"type":"subscribe","id":7,"channel":"chat"}`)
-	if s := b.expect("subscribed"); s["offset"] != 1.0 || s["epoch"] != sub["epoch"] {
+	b.Send(t, `{"type":"subscribe","id":7,"channel":"chat"}`)
+	if s := b.Expect(t, "subscribed").Fields(); s["offset"] != 1.0 || s["epoch"] != sub["epoch"] {
 		t.Fatalf("subscribed = %v, first epoch %v", s, sub["epoch"])
 	}
 
-	a.send(`{"type":"ping","id":5}`)
-	if p := a.expect("pong"); p["id"] != 5.0 {
+	a.Send(t, `{"type":"ping","id":5}`)
+	if p := a.Expect(t, "pong").Fields(); p["id"] != 5.0 {
 		t.Fatalf("pong = %v", p)
 	}
 
-	a.send(`{"type":"unsubscribe","id":3,"channel":"chat"}`)
-	if u := a.expect("unsubscribed"); u["id"] != 3.0 || u["channel"] != "chat" {
+	a.Send(t, `{"type":"unsubscribe","id":3,"channel":"chat"}`)
+	if u := a.Expect(t, "unsubscribed").Fields(); u["id"] != 3.0 || u["channel"] != "chat" {
 		t.Fatalf("unsubscribed = %v", u)
 	}
 	// Unsubscribed: the next publication reaches b only.
-	b.send(`{"type":"publish","id":8,"channel":"chat","data":"two"}`)
-	if m := b.expect("message"); m["offset"] != 2.0 || m["data"] != "two" {
+	b.Send(t, `{"type":"publish","id":8,"channel":"chat","data":"two"}`)
+	if m := b.Expect(t, "message").Fields(); m["offset"] != 2.0 || m["data"] != "two" {
 		t.Fatalf("b got %v", m)
 	}
-	b.expect("published")
-	a.send(`{"type":"ping","id":9}`)
-	a.expect("pong") // not a message: a left the channel
+	b.Expect(t, "published")
+	a.Send(t, `{"type":"ping","id":9}`)
+	a.Expect(t, "pong") // not a message: a left the channel
 }
 
 func TestPublisherSubscribedReceivesOwnMessage(t *testing.T) {
 	srv := startServer(t, nil)
-	a := dialWelcome(t, srv.url)
-	a.send(`{"type":"subscribe","id":1,"channel":"room"}`)
-	a.expect("subscribed")
-	a.send(`{"type":"publish","id":2,"channel":"room","data":[1,2,3]}`)
+	a := heraldtest.DialWelcome(t, srv.url, nil)
+	a.Send(t, `{"type":"subscribe","id":1,"channel":"room"}`)
+	a.Expect(t, "subscribed")
+	a.Send(t, `{"type":"publish","id":2,"channel":"room","data":[1,2,3]}`)
 	got := map[string]bool{}
 	for range 2 {
-		got[a.next()["type"].(string)] = true
+		f, err := a.Next(heraldtest.Timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[f.Type] = true
 	}
 	if !got["message"] || !got["published"] {
 		t.Fatalf("got %v, want message and published", got)
@@ -107,24 +112,24 @@ func TestPublisherSubscribedReceivesOwnMessage(t *testing.T) {
 
 func TestFireAndForgetGetsNoReply(t *testing.T) {
 	srv := startServer(t, nil)
-	a := dialWelcome(t, srv.url)
-	a.send(`{"type":"subscribe","channel":"news"}`)
-	a.send(`{"type":"publish","channel":"news","data":1}`)
-	a.send(`{"type":"ping","id":1}`)
+	a := heraldtest.DialWelcome(t, srv.url, nil)
+	a.Send(t, `{"type":"subscribe","channel":"news"}`)
+	a.Send(t, `{"type":"publish","channel":"news","data":1}`)
+	a.Send(t, `{"type":"ping","id":1}`)
 	// Neither the subscribe nor the publish is confirmed; the message is the
 	// first frame.
-	if m := a.expect("message"); m["data"] != 1.0 {
+	if m := a.Expect(t, "message").Fields(); m["data"] != 1.0 {
 		t.Fatalf("message = %v", m)
 	}
-	a.expect("pong")
+	a.Expect(t, "pong")
 }
 
 func TestErrors(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxSubscriptions: 2})
-	c := dialWelcome(t, srv.url)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
 	cases := []struct {
 		name, frame, code string
-		id                float64
+		id                uint64
 	}{
 		{"not JSON", `{"type":`, "bad_request", 0},
 		{"not an object", `[1,2]`, "bad_request", 0},
@@ -141,116 +146,112 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c.t = t
-			c.send(tc.frame)
-			c.expectError(tc.code, tc.id)
+			c.Send(t, tc.frame)
+			c.ExpectError(t, tc.code, tc.id)
 		})
 	}
-	c.t = t
 
 	t.Run("binary frame", func(t *testing.T) {
-		c.t = t
-		c.writeFrame(ws.OpBinary, true, []byte(`{"type":"ping","id":1}`))
-		c.expectError("bad_request", 0)
+		c.MustWriteFrame(t, ws.OpBinary, true, []byte(`{"type":"ping","id":1}`))
+		c.ExpectError(t, "bad_request", 0)
 	})
-	c.t = t
 }
 
 func TestTooManySubscriptions(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxSubscriptions: 2})
-	c := dialWelcome(t, srv.url)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
 	for i := range 2 {
-		c.send(fmt.Sprintf(`{"type":"subscribe","id":%d,"channel":"c%d"}`, i+1, i))
-		c.expect("subscribed")
+		c.Send(t, fmt.Sprintf(`{"type":"subscribe","id":%d,"channel":"c%d"}`, i+1, i))
+		c.Expect(t, "subscribed")
 	}
-	c.send(`{"type":"subscribe","id":3,"channel":"c2"}`)
-	c.expectError("limit_exceeded", 3)
+	c.Send(t, `{"type":"subscribe","id":3,"channel":"c2"}`)
+	c.ExpectError(t, "limit_exceeded", 3)
 	// Subscribing again to a held channel is not a new subscription.
-	c.send(`{"type":"subscribe","id":4,"channel":"c1"}`)
-	c.expect("subscribed")
+	c.Send(t, `{"type":"subscribe","id":4,"channel":"c1"}`)
+	c.Expect(t, "subscribed")
 	// The connection and its subscriptions are unharmed.
-	c.send(`{"type":"publish","id":5,"channel":"c0","data":true}`)
-	c.expect("message")
-	c.expect("published")
+	c.Send(t, `{"type":"publish","id":5,"channel":"c0","data":true}`)
+	c.Expect(t, "message")
+	c.Expect(t, "published")
 }
 
 func TestBadInputLeavesOthersAlone(t *testing.T) {
 	srv := startServer(t, nil)
-	good := dialWelcome(t, srv.url)
-	good.send(`{"type":"subscribe","id":1,"channel":"chat"}`)
-	good.expect("subscribed")
+	good := heraldtest.DialWelcome(t, srv.url, nil)
+	good.Send(t, `{"type":"subscribe","id":1,"channel":"chat"}`)
+	good.Expect(t, "subscribed")
 
-	bad := dialWelcome(t, srv.url)
+	bad := heraldtest.DialWelcome(t, srv.url, nil)
 	for range 30 {
-		bad.send(`not json`)
+		bad.Send(t, `not json`)
 	}
-	if code := bad.expectClose(5 * time.Second); code != 4029 {
+	if code := bad.ExpectClose(t, 5*time.Second); code != 4029 {
 		t.Fatalf("close code %d, want 4029", code)
 	}
 
-	pub := dialWelcome(t, srv.url)
-	pub.send(`{"type":"publish","id":1,"channel":"chat","data":"still here"}`)
-	pub.expect("published")
-	if m := good.expect("message"); m["data"] != "still here" || m["offset"] != 1.0 {
+	pub := heraldtest.DialWelcome(t, srv.url, nil)
+	pub.Send(t, `{"type":"publish","id":1,"channel":"chat","data":"still here"}`)
+	pub.Expect(t, "published")
+	if m := good.Expect(t, "message").Fields(); m["data"] != "still here" || m["offset"] != 1.0 {
 		t.Fatalf("message = %v", m)
 	}
 }
 
 func TestTooManyErrorsCloses4029(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxErrors: 5})
-	c := dialWelcome(t, srv.url)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
 	for range 4 {
-		c.send(`{"type":"nope"}`)
-		c.expectError("unknown_type", 0)
+		c.Send(t, `{"type":"nope"}`)
+		c.ExpectError(t, "unknown_type", 0)
 	}
-	c.send(`{"type":"nope"}`)
-	c.expectError("unknown_type", 0)
-	if code := c.expectClose(5 * time.Second); code != 4029 {
+	c.Send(t, `{"type":"nope"}`)
+	c.ExpectError(t, "unknown_type", 0)
+	if code := c.ExpectClose(t, 5*time.Second); code != 4029 {
 		t.Fatalf("close code %d, want 4029", code)
 	}
 }
 
 func TestOversizeMessageCloses1009(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxMessageBytes: 1024})
-	c := dialWelcome(t, srv.url)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
 	// Only the header of a 1 GiB frame is sent: the server must refuse it
 	// from the header, without waiting for (or allocating) the payload.
 	h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Length: 1 << 30}
-	if err := ws.WriteHeader(c.conn, h); err != nil {
+	if err := ws.WriteHeader(c.NetConn(), h); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.expectClose(5 * time.Second); code != 1009 {
+	if code := c.ExpectClose(t, 5*time.Second); code != 1009 {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 }
 
 func TestFragmentedOversizeCloses1009(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxMessageBytes: 100})
-	c := dialWelcome(t, srv.url)
-	c.writeFrame(ws.OpText, false, []byte(strings.Repeat(" ", 60)))
-	c.writeFrame(ws.OpContinuation, true, []byte(strings.Repeat(" ", 60)))
-	if code := c.expectClose(5 * time.Second); code != 1009 {
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	c.MustWriteFrame(t, ws.OpText, false, []byte(strings.Repeat(" ", 60)))
+	c.MustWriteFrame(t, ws.OpContinuation, true, []byte(strings.Repeat(" ", 60)))
+	if code := c.ExpectClose(t, 5*time.Second); code != 1009 {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 }
 
 func TestInvalidUTF8Closes1007(t *testing.T) {
 	srv := startServer(t, nil)
-	c := dialWelcome(t, srv.url)
-	c.writeFrame(ws.OpText, true, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
-	if code := c.expectClose(5 * time.Second); code != 1007 {
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	c.MustWriteFrame(t, ws.OpText, true, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
+	if code := c.ExpectClose(t, 5*time.Second); code != 1007 {
 		t.Fatalf("close code %d, want 1007", code)
 	}
 }
 
 func TestClientCloseIsEchoed(t *testing.T) {
 	srv := startServer(t, nil)
-	c := dialWelcome(t, srv.url)
-	c.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
-	if code := c.expectClose(5 * time.Second); code != 1000 {
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	c.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
+	if code := c.ExpectClose(t, 5*time.Second); code != 1000 {
 		t.Fatalf("echoed close code %d, want 1000", code)
 	}
-	c.expectDropped(5 * time.Second)
+	c.ExpectDropped(t, 5*time.Second)
 	waitFor(t, "connection count to drop", func() bool { return srv.Connections() == 0 })
 }
 
@@ -294,8 +295,8 @@ func TestUpgradeChecks(t *testing.T) {
 
 func TestMaxConnections(t *testing.T) {
 	srv := startServer(t, &herald.Options{MaxConnections: 2})
-	dialWelcome(t, srv.url)
-	dialWelcome(t, srv.url)
+	heraldtest.DialWelcome(t, srv.url, nil)
+	heraldtest.DialWelcome(t, srv.url, nil)
 	resp := upgradeRequest(t, srv.http.URL+"/ws", nil)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third connection: status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -335,16 +336,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestShutdownClosesWith1001AfterFlushing(t *testing.T) {
 	srv := startServer(t, &herald.Options{DrainWindow: 200 * time.Millisecond})
-	var subs []*wsConn
+	var subs []*heraldtest.Conn
 	for range 5 {
-		c := dialWelcome(t, srv.url)
-		c.send(`{"type":"subscribe","id":1,"channel":"news"}`)
-		c.expect("subscribed")
+		c := heraldtest.DialWelcome(t, srv.url, nil)
+		c.Send(t, `{"type":"subscribe","id":1,"channel":"news"}`)
+		c.Expect(t, "subscribed")
 		subs = append(subs, c)
 	}
-	pub := dialWelcome(t, srv.url)
-	pub.send(`{"type":"publish","id":1,"channel":"news","data":"last words"}`)
-	pub.expect("published")
+	pub := heraldtest.DialWelcome(t, srv.url, nil)
+	pub.Send(t, `{"type":"publish","id":1,"channel":"news","data":"last words"}`)
+	pub.Expect(t, "published")
 
 	done := make(chan error, 1)
 	go func() {
@@ -353,16 +354,16 @@ func TestShutdownClosesWith1001AfterFlushing(t *testing.T) {
 		done <- srv.Shutdown(ctx)
 	}()
 	for _, c := range subs {
-		if m := c.expect("message"); m["data"] != "last words" {
+		if m := c.Expect(t, "message").Fields(); m["data"] != "last words" {
 			t.Fatalf("message = %v", m)
 		}
-		if code := c.expectClose(5 * time.Second); code != 1001 {
+		if code := c.ExpectClose(t, 5*time.Second); code != 1001 {
 			t.Fatalf("close code %d, want 1001", code)
 		}
-		c.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
+		c.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
 	}
-	pub.expectClose(5 * time.Second)
-	pub.writeFrame(ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
+	pub.ExpectClose(t, 5*time.Second)
+	pub.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
