@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command writefloor measures what one small socket write costs on this
 // machine, outside Herald: it opens N loopback TCP connections to a reader
 // process of its own, writes one frame-sized message to each of them in
