@@ -64,7 +64,7 @@ func (s *session) start() {
 		s.welcome(0)
 		return
 	}
-	s.srv.heartbeat.setExpiry(s, time.Now().Add(s.srv.opts.HelloTimeout), "no valid hello within hello_timeout")
+	s.srv.heartbeat.setExpiry(s, time.Now().Add(s.srv.opts.HelloTimeout), true)
 }
 
 func (s *session) welcome(id uint64) {
@@ -81,7 +81,7 @@ func (s *session) welcome(id uint64) {
 		MaxMessageBytes: o.MaxMessageBytes,
 		User:            s.identity.User,
 	})
-	s.srv.heartbeat.setExpiry(s, s.identity.ExpiresAt, "token expired")
+	s.srv.heartbeat.setExpiry(s, s.identity.ExpiresAt, false)
 }
 
 // user returns the connection's user, "" when anonymous.
@@ -131,7 +131,7 @@ func (s *session) refresh(req *protocol.Refresh) {
 		return
 	}
 	s.identity = id
-	s.srv.heartbeat.setExpiry(s, id.ExpiresAt, "token expired")
+	s.srv.heartbeat.setExpiry(s, id.ExpiresAt, false)
 	var exp int64
 	if !id.ExpiresAt.IsZero() {
 		exp = id.ExpiresAt.Unix()

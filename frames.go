@@ -33,7 +33,7 @@ type frameReader struct {
 // A protocol violation queues the matching close frame and returns a
 // *closeErr; a close frame from the client returns errClosed.
 func (fr *frameReader) next(s *session) (message, error) {
-	h, err := ws.ReadHeader(s.r)
+	h, err := ws.ReadHeader(&s.br)
 	if err != nil {
 		return message{}, err
 	}
@@ -56,7 +56,7 @@ func (fr *frameReader) next(s *session) (message, error) {
 	}
 	n := len(fr.buf)
 	fr.buf = append(fr.buf, make([]byte, h.Length)...)
-	if _, err := io.ReadFull(s.r, fr.buf[n:]); err != nil {
+	if _, err := io.ReadFull(&s.br, fr.buf[n:]); err != nil {
 		return message{}, err
 	}
 	ws.Cipher(fr.buf[n:], h.Mask, 0)
@@ -75,7 +75,7 @@ func (fr *frameReader) next(s *session) (message, error) {
 // control handles a ping, pong or close frame.
 func (fr *frameReader) control(s *session, h ws.Header) error {
 	payload := make([]byte, h.Length)
-	if _, err := io.ReadFull(s.r, payload); err != nil {
+	if _, err := io.ReadFull(&s.br, payload); err != nil {
 		return err
 	}
 	ws.Cipher(payload, h.Mask, 0)

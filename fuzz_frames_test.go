@@ -85,7 +85,7 @@ func FuzzFrameReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		client, server := net.Pipe()
 		sess := newSession(srv, server, bufio.NewReader(server), "fuzz", auth.Identity{}, false)
-		if !srv.reserve(sess.addr) || !srv.track(sess) {
+		if !srv.reserve(remoteIP(sess.remote)) || !srv.track(sess) {
 			t.Skip("server closed")
 		}
 		done := make(chan struct{})

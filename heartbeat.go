@@ -28,11 +28,11 @@ type heartbeat struct {
 // hbEntry is a session's place in the heartbeat queue, guarded by
 // heartbeat.mu.
 type hbEntry struct {
-	index    int // in the heap; -1 when not in it
+	index    int32 // in the heap; -1 when not in it
+	hello    bool  // expiry is the hello timeout, not the token's
 	due      time.Duration
 	nextPing time.Duration
 	expiry   time.Duration // when credentials expire (close 4001); 0: never
-	reason   string        // the close reason at expiry
 }
 
 // hbActions are what one tick found due, done outside the lock.
@@ -70,7 +70,7 @@ func (hb *heartbeat) remove(s *session) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	if s.hb.index >= 0 {
-		heap.Remove(&hb.queue, s.hb.index)
+		heap.Remove(&hb.queue, int(s.hb.index))
 	}
 }
 
@@ -87,18 +87,18 @@ func (hb *heartbeat) dueOf(s *session) time.Duration {
 	return due
 }
 
-// setExpiry makes the scheduler close s with 4001 and reason at the wall
-// clock time at; a zero at clears it.
-func (hb *heartbeat) setExpiry(s *session, at time.Time, reason string) {
+// setExpiry makes the scheduler close s with 4001 at the wall clock time at,
+// when its hello is due (hello) or its token expires; a zero at clears it.
+func (hb *heartbeat) setExpiry(s *session, at time.Time, hello bool) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
-	s.hb.expiry, s.hb.reason = 0, reason
+	s.hb.expiry, s.hb.hello = 0, hello
 	if !at.IsZero() {
 		s.hb.expiry = max(hb.now()+time.Until(at), 1)
 	}
 	if s.hb.index >= 0 {
 		s.hb.due = hb.dueOf(s)
-		heap.Fix(&hb.queue, s.hb.index)
+		heap.Fix(&hb.queue, int(s.hb.index))
 		if s.hb.index == 0 {
 			select {
 			case hb.wake <- struct{}{}:
@@ -171,7 +171,10 @@ func (s *session) expiryReason() string {
 	hb := s.srv.heartbeat
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
-	return s.hb.reason
+	if s.hb.hello {
+		return "no valid hello within hello_timeout"
+	}
+	return "token expired"
 }
 
 func (hb *heartbeat) untilNext() time.Duration {
@@ -190,11 +193,11 @@ func (q hbQueue) Len() int           { return len(q) }
 func (q hbQueue) Less(i, j int) bool { return q[i].hb.due < q[j].hb.due }
 func (q hbQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].hb.index, q[j].hb.index = i, j
+	q[i].hb.index, q[j].hb.index = int32(i), int32(j)
 }
 func (q *hbQueue) Push(x any) {
 	s := x.(*session)
-	s.hb.index = len(*q)
+	s.hb.index = int32(len(*q))
 	*q = append(*q, s)
 }
 func (q *hbQueue) Pop() any {

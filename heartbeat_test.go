@@ -26,7 +26,7 @@ type frameEvent struct {
 func pipeClient(t *testing.T, srv *Server, start time.Time, pongAfter time.Duration) (<-chan frameEvent, <-chan time.Duration) {
 	clientEnd, serverEnd := net.Pipe()
 	sess := newSession(srv, serverEnd, bufio.NewReader(serverEnd), "pipe", auth.Identity{}, false)
-	srv.reserve(sess.addr)
+	srv.reserve(remoteIP(sess.remote))
 	srv.track(sess)
 	go sess.serve()
 

@@ -77,15 +77,16 @@ const linger = 20 * time.Millisecond
 // no read buffer.
 func (s *session) awaitMore() bool {
 	s.conn.SetReadDeadline(time.Now().Add(linger))
-	err := s.raw.Read(s.peekFn)
+	err := s.raw.Read(readable)
 	s.conn.SetReadDeadline(time.Time{})
 	return err == nil
 }
 
 // readable reports whether fd has a byte to read, its end of stream or an
 // error, without consuming anything; false makes RawConn.Read wait.
-func (s *session) readable(fd uintptr) bool {
-	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.peek[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+func readable(fd uintptr) bool {
+	var b [1]byte
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	return errno != unix.EAGAIN
 }
 

@@ -23,7 +23,6 @@ func (p *poller) release()             {}
 
 func socketFD(net.Conn) (int32, syscall.RawConn) { return -1, nil }
 
-func (s *session) awaitMore() bool       { return false }
-func (s *session) readable(uintptr) bool { return true }
+func (s *session) awaitMore() bool { return false }
 
 func shutdown(syscall.RawConn) {}

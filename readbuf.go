@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,14 +15,13 @@ var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }
 
 // readBuffer reads a connection through a pooled buffer that it takes while
 // the connection has something to read and returns when it is empty, so an
-// idle connection holds no buffer. Without a buffer, reads go straight to
-// the connection.
+// idle connection holds none. Without a buffer, reads go straight to the
+// connection.
 type readBuffer struct {
 	conn net.Conn
 	dead *atomic.Bool // once set, reads fail: the connection was ended
-	buf  []byte
-	r, w int
-	pool *[readBufferSize]byte // buf's array when it came from the pool
+	buf  []byte       // a pooled array, or nil
+	r, w int32
 }
 
 func (b *readBuffer) Read(p []byte) (int, error) {
@@ -36,11 +36,22 @@ func (b *readBuffer) Read(p []byte) (int, error) {
 		if n == 0 {
 			return 0, err
 		}
-		b.r, b.w = 0, n
+		b.r, b.w = 0, int32(n)
 	}
 	n := copy(p, b.buf[b.r:b.w])
-	b.r += n
+	b.r += int32(n)
 	return n, nil
+}
+
+// fill makes p, bytes that were read from the connection with the
+// handshake, the first to be read.
+func (b *readBuffer) fill(p []byte) {
+	if len(p) > readBufferSize {
+		b.buf = bytes.Clone(p) // not pooled: release drops it
+	} else {
+		b.acquire()
+	}
+	b.r, b.w = 0, int32(copy(b.buf, p))
 }
 
 // empty reports whether everything read from the connection was consumed.
@@ -49,18 +60,17 @@ func (b *readBuffer) empty() bool { return b.r == b.w }
 // acquire takes a buffer from the pool, unless one holds unread bytes.
 func (b *readBuffer) acquire() {
 	if b.buf == nil {
-		b.pool = readBuffers.Get().(*[readBufferSize]byte)
-		b.buf = b.pool[:]
+		b.buf = readBuffers.Get().(*[readBufferSize]byte)[:]
 	}
 }
 
 // release gives the buffer back once it is empty.
 func (b *readBuffer) release() {
-	if !b.empty() {
+	if !b.empty() || b.buf == nil {
 		return
 	}
-	if b.pool != nil {
-		readBuffers.Put(b.pool)
+	if len(b.buf) == readBufferSize {
+		readBuffers.Put((*[readBufferSize]byte)(b.buf))
 	}
-	b.buf, b.pool, b.r, b.w = nil, nil, 0, 0
+	b.buf, b.r, b.w = nil, 0, 0
 }

@@ -18,15 +18,14 @@ import (
 // sendQueue is a session's send path. The queue fields are guarded by
 // session.mu; the writer's fields are owned by the writer goroutine.
 type sendQueue struct {
-	queue    [][]byte // frames waiting for the writer
-	spare    [][]byte // the writer's last batch, reused
-	queued   int      // bytes in queue
-	flushing bool     // a writer goroutine is running
-	flushFn  func()   // the session's flush, bound once
+	queue    net.Buffers // frames waiting for the writer
+	queued   int         // bytes in queue
+	flushing bool        // a writer goroutine is running
+	flushFn  func()      // the session's flush, bound once
 
 	// Owned by the writer.
-	bufs     net.Buffers // the batch being written
-	deadline time.Time   // the write deadline last set
+	batch    net.Buffers   // the frames being written; its array is the next queue's
+	deadline time.Duration // the write deadline last set, on the heartbeat clock
 }
 
 // enqueueLocked queues a frame for the writer. A full queue closes the
@@ -64,21 +63,19 @@ func (s *session) flush() {
 			return
 		}
 		batch := s.queue
-		s.queue, s.spare = s.spare[:0], nil
+		s.queue, s.batch = s.batch[:0], batch
 		s.queued = 0
 		closing := s.closing
 		s.mu.Unlock()
 
 		s.setWriteDeadline()
-		s.bufs = batch
-		n, err := s.bufs.WriteTo(s.conn)
-		s.bufs = nil
+		n, err := s.batch.WriteTo(s.conn) // consumes s.batch
 		s.srv.metrics.framesSent.Add(float64(len(batch)))
 		s.srv.metrics.sentBytes.Add(float64(n))
 		clear(batch)
+		s.batch = batch[:0]
 
 		s.mu.Lock()
-		s.spare = batch[:0]
 		if err != nil {
 			s.flushing = false
 			s.queue, s.queued = nil, 0
@@ -88,8 +85,8 @@ func (s *session) flush() {
 		}
 		if closing && len(s.queue) == 0 {
 			s.flushing = false
+			s.signalSentLocked()
 			s.mu.Unlock()
-			s.signalSent()
 			return
 		}
 		s.mu.Unlock()
@@ -102,12 +99,12 @@ func (s *session) flush() {
 // eighth of WriteTimeout longer than that.
 func (s *session) setWriteDeadline() {
 	wt := s.srv.opts.WriteTimeout
-	now := time.Now()
-	if s.deadline.Sub(now) >= wt {
+	now := s.srv.heartbeat.now()
+	if s.deadline-now >= wt {
 		return
 	}
-	s.deadline = now.Add(wt + wt/8)
-	s.conn.SetWriteDeadline(s.deadline)
+	s.deadline = now + wt + wt/8
+	s.conn.SetWriteDeadline(time.Now().Add(wt + wt/8))
 }
 
 // terminate ends the connection at once, without a close handshake: the
@@ -118,13 +115,26 @@ func (s *session) terminate(reason string) {
 		s.closing = true
 		s.code, s.reason = protocol.CloseAbnormal, reason
 	}
+	s.signalSentLocked()
 	s.mu.Unlock()
-	s.signalSent()
 	s.kill()
 }
 
-// signalSent marks the close frame as written or abandoned.
-func (s *session) signalSent() { s.sentOnce.Do(func() { close(s.sent) }) }
+// closedChan is a session's sent once it has been signalled.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// signalSentLocked marks the close frame as written or abandoned. s.mu must
+// be held.
+func (s *session) signalSentLocked() {
+	if s.sent != nil && s.sent != closedChan {
+		close(s.sent)
+	}
+	s.sent = closedChan
+}
 
 // close queues a close frame with code and reason; nothing is queued after
 // it. dropQueue discards frames still waiting (used when the queue itself is
@@ -141,6 +151,7 @@ func (s *session) closeLocked(code protocol.CloseCode, reason string, dropQueue 
 	}
 	s.closing = true
 	s.code, s.reason = code, reason
+	s.sent = make(chan struct{})
 	if code == protocol.CloseSlowConsumer {
 		s.srv.metrics.slowConsumers.Inc()
 	}

@@ -210,10 +210,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, addr string) (*s
 		return nil, 0, ""
 	}
 	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
-	sess.addr = addr
 	if fd, raw := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
 		sess.fd, sess.raw = fd, raw
-		sess.readFn, sess.peekFn = sess.readReady, sess.readable
+		sess.readFn = sess.readReady
 	}
 	if !s.track(sess) {
 		conn.Close()
@@ -270,7 +269,7 @@ func (s *Server) untrack(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
-	s.release(sess.addr)
+	s.release(remoteIP(sess.remote))
 	s.conns.Done()
 }
 

@@ -2,7 +2,6 @@ package herald
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -27,9 +26,7 @@ type session struct {
 	srv    *Server
 	id     string
 	conn   net.Conn
-	r      io.Reader
 	remote string
-	addr   string // remote IP, for the per-address limit
 
 	lastRead atomic.Int64 // heartbeat clock at the last frame received
 	pingSent atomic.Int64 // UnixNano of the unanswered ping, 0 when none
@@ -41,28 +38,27 @@ type session struct {
 	fd      int32
 	pollGen uint32 // owned by the poller
 	raw     syscall.RawConn
-	peek    [1]byte
-	peekFn  func(fd uintptr) bool // readable, bound once
-	reading atomic.Bool           // a goroutine is reading; guards against a second
-	dead    atomic.Bool           // kill was called: what is still unread is ignored
-	readFn  func()                // readReady, bound once
+	reading atomic.Bool // a goroutine is reading; guards against a second
+	dead    atomic.Bool // kill was called: what is still unread is ignored
+	readFn  func()      // readReady, bound once
 
 	mu sync.Mutex
 	sendQueue
 	closing    bool // a close frame is queued; nothing more is accepted
+	authed     bool // welcome was sent; owned by the reading goroutine
 	code       protocol.CloseCode
 	reason     string
-	closeTimer *time.Timer   // ends a parked connection whose peer does not answer the close
-	sent       chan struct{} // closed once the close frame was written (or failed)
-	sentOnce   sync.Once
-	subs       map[string]*subscription
-	userName   string // the identity's user, readable outside the reader
+	closeTimer *time.Timer // ends a parked connection whose peer does not answer the close
+	// sent is made when closing starts and closed once the close frame was
+	// written or abandoned (it is then closedChan).
+	sent     chan struct{}
+	subs     map[string]*subscription // made with the first subscription
+	userName string                   // the identity's user, readable outside the reader
 
 	// Owned by the reading goroutine.
 	fr       frameReader
 	br       readBuffer
 	identity auth.Identity
-	authed   bool // welcome was sent
 	limiter  bucket
 	errTimes []time.Time // recent bad requests
 }
@@ -76,8 +72,6 @@ func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id 
 		conn:     conn,
 		remote:   remote,
 		fd:       -1,
-		sent:     make(chan struct{}),
-		subs:     make(map[string]*subscription),
 		hb:       hbEntry{index: -1},
 	}
 	// Reads go through a buffer that exists only while there is something to
@@ -87,10 +81,8 @@ func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id 
 	s.br.conn, s.br.dead = conn, &s.dead
 	if n := br.Buffered(); n > 0 {
 		early, _ := br.Peek(n)
-		s.br.buf = bytes.Clone(early)
-		s.br.w = n
+		s.br.fill(early)
 	}
-	s.r = &s.br
 	s.touch()
 	return s
 }
@@ -170,21 +162,21 @@ var errClosed = errors.New("closed")
 // written, lets the peer answer it for a moment, and closes the socket.
 func (s *session) finish(err error) {
 	s.mu.Lock()
-	closing := s.closing
+	closing, sent := s.closing, s.sent
 	s.mu.Unlock()
 	if !closing {
 		s.conn.Close()
 		return
 	}
 	select {
-	case <-s.sent:
+	case <-sent:
 	case <-time.After(s.srv.opts.WriteTimeout):
 	}
 	if !errors.Is(err, errClosed) {
 		// Drain what the peer still sends so closing does not reset the
 		// connection before it has read our close frame.
 		s.conn.SetReadDeadline(time.Now().Add(time.Second))
-		io.Copy(io.Discard, s.r)
+		io.Copy(io.Discard, &s.br)
 	}
 	s.conn.Close()
 }

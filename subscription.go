@@ -68,6 +68,9 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	}
 	if !held {
 		sub = &subscription{}
+		if s.subs == nil {
+			s.subs = make(map[string]*subscription)
+		}
 		s.subs[ch] = sub
 		s.srv.metrics.subscriptions.Inc()
 	}
