@@ -106,7 +106,7 @@ func delivered(sessions []*session, offset uint64, timeout time.Duration) bool {
 	for _, s := range sessions {
 		for {
 			s.mu.Lock()
-			sub := s.subs["bench"]
+			sub := s.subscriptionLocked("bench")
 			done := sub != nil && sub.last >= offset && !s.flushing && len(s.queue) == 0
 			closing := s.closing
 			s.mu.Unlock()

@@ -52,8 +52,8 @@ type session struct {
 	// sent is made when closing starts and closed once the close frame was
 	// written or abandoned (it is then closedChan).
 	sent     chan struct{}
-	subs     map[string]*subscription // made with the first subscription
-	userName string                   // the identity's user, readable outside the reader
+	subs     []*subscription // one per channel, found by a scan: they are few
+	userName string          // the identity's user, readable outside the reader
 
 	// Owned by the reading goroutine.
 	fr       frameReader

@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/heraldhq/herald/broker"
@@ -14,6 +15,7 @@ import (
 // queued directly. last is the newest offset queued for the client, so a
 // publication is never sent twice.
 type subscription struct {
+	channel      string
 	recovering   bool
 	pending      []broker.Publication
 	pendingBytes int
@@ -60,18 +62,16 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 		return
 	}
 	s.mu.Lock()
-	sub, held := s.subs[ch]
+	sub := s.subscriptionLocked(ch)
+	held := sub != nil
 	if !held && len(s.subs) >= s.srv.opts.MaxSubscriptions {
 		s.mu.Unlock()
 		s.replyError(req.ID, protocol.CodeLimitExceeded, "too many subscriptions on this connection")
 		return
 	}
 	if !held {
-		sub = &subscription{}
-		if s.subs == nil {
-			s.subs = make(map[string]*subscription)
-		}
-		s.subs[ch] = sub
+		sub = &subscription{channel: ch}
+		s.subs = append(s.subs, sub)
 		s.srv.metrics.subscriptions.Inc()
 	}
 	sub.recovering, sub.pending, sub.pendingBytes = true, nil, 0
@@ -120,6 +120,17 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	sub.recovering, sub.pending, sub.pendingBytes = false, nil, 0
 }
 
+// subscriptionLocked returns the connection's subscription to ch, or nil.
+// s.mu must be held.
+func (s *session) subscriptionLocked(ch string) *subscription {
+	for _, sub := range s.subs {
+		if sub.channel == ch {
+			return sub
+		}
+	}
+	return nil
+}
+
 // catchUp returns the publications a subscribe must replay and the stream
 // position. recovered is nil without since.
 func (s *session) catchUp(ctx context.Context, ch string, since *protocol.StreamPosition) ([]broker.Publication, broker.StreamPosition, *bool, error) {
@@ -137,7 +148,7 @@ func (s *session) catchUp(ctx context.Context, ch string, since *protocol.Stream
 
 func (s *session) unsubscribe(ctx context.Context, req *protocol.Unsubscribe) {
 	s.mu.Lock()
-	_, held := s.subs[req.Channel]
+	held := s.subscriptionLocked(req.Channel) != nil
 	s.mu.Unlock()
 	if !held {
 		s.replyError(req.ID, protocol.CodeNotSubscribed, "not subscribed to "+req.Channel)
@@ -153,8 +164,8 @@ func (s *session) unsubscribe(ctx context.Context, req *protocol.Unsubscribe) {
 // tells the broker when no local subscriber is left.
 func (s *session) dropSubscription(ch string) {
 	s.mu.Lock()
-	if _, held := s.subs[ch]; held {
-		delete(s.subs, ch)
+	if i := slices.IndexFunc(s.subs, func(sub *subscription) bool { return sub.channel == ch }); i >= 0 {
+		s.subs = slices.Delete(s.subs, i, i+1)
 		s.srv.metrics.subscriptions.Dec()
 	}
 	s.mu.Unlock()
@@ -183,8 +194,8 @@ func (srv *Server) brokerUnsubscribe(ch string) {
 func (s *session) unsubscribeAll() {
 	s.mu.Lock()
 	chans := make([]string, 0, len(s.subs))
-	for ch := range s.subs {
-		chans = append(chans, ch)
+	for _, sub := range s.subs {
+		chans = append(chans, sub.channel)
 	}
 	s.mu.Unlock()
 	for _, ch := range chans {
