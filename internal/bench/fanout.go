@@ -193,7 +193,7 @@ func (r *FanoutResult) Table() []Row {
 			Row{"server CPU/delivered", fmt.Sprintf("%.2f µs", *r.ServerCPUPerMsg)},
 			Row{"server RSS", fmt.Sprintf("%.1f MiB", float64(r.ServerRSS)/(1<<20))})
 	}
-	rows = append(rows, cpuRow("load CPU", r.LoadCPU), Row{"load CPU/delivered", fmt.Sprintf("%.2f µs", r.LoadCPUPerMsg)})
+	rows = append(rows, loadCPURow(r.LoadCPU), Row{"load CPU/delivered", fmt.Sprintf("%.2f µs", r.LoadCPUPerMsg)})
 	if r.FirstError != "" {
 		rows = append(rows, Row{"first error", r.FirstError})
 	}

@@ -157,7 +157,7 @@ func (r *IdleResult) Table() []Row {
 		rows = append(rows, Row{"server Go/connection", fmt.Sprintf("%.2f goroutines, heap %s, stacks %s",
 			*r.GoroutinesPerConn, kib(*r.HeapPerConn), kib(*r.StackPerConn))})
 	}
-	rows = append(rows, Row{"load RSS", fmt.Sprintf("%.1f MiB", float64(r.LoadRSS)/(1<<20))}, cpuRow("load CPU", r.LoadCPU))
+	rows = append(rows, Row{"load RSS", fmt.Sprintf("%.1f MiB", float64(r.LoadRSS)/(1<<20))}, loadCPURow(r.LoadCPU))
 	if r.FirstError != "" {
 		rows = append(rows, Row{"first error", r.FirstError})
 	}

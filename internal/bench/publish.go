@@ -138,7 +138,7 @@ func (r *PublishResult) Table() []Row {
 	if r.ServerCPU != nil {
 		rows = append(rows, cpuRow("server CPU", *r.ServerCPU), Row{"server CPU/publish", fmt.Sprintf("%.2f µs", *r.ServerCPUPerMsg)})
 	}
-	rows = append(rows, cpuRow("load CPU", r.LoadCPU))
+	rows = append(rows, loadCPURow(r.LoadCPU))
 	if r.LastError != "" {
 		rows = append(rows, Row{"last error", r.LastError})
 	}

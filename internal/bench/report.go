@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -53,6 +54,16 @@ func latencyRow(name string, l Latency) Row {
 
 func cpuRow(name string, c CPUUse) Row {
 	return Row{name, fmt.Sprintf("%s ms (%.0f%% of a core)", formatMillis(time.Duration(c.CPU)), 100*c.CoreUsed)}
+}
+
+// loadCPURow is the load side's own CPU use, flagged when it used nearly
+// all the cores it may run on: the figures then measure the load side too.
+func loadCPURow(c CPUUse) Row {
+	row := cpuRow("load CPU", c)
+	if cores := runtime.GOMAXPROCS(0); c.CoreUsed >= 0.9*float64(cores) {
+		row.Value += fmt.Sprintf("; near all of the %d core(s) it may use, so the load side may limit what was measured", cores)
+	}
+	return row
 }
 
 // kib formats bytes in KiB.

@@ -495,7 +495,7 @@ func (r *StormResult) Table() []Row {
 		{"duplicated", count(r.Duplicated)},
 		{"recovered", fmt.Sprintf("true %s, false %s", count(r.RecoveredTrue), count(r.RecoveredFalse))},
 		{"the client back last", r.slowestLine()},
-		cpuRow("load CPU", r.LoadCPU),
+		loadCPURow(r.LoadCPU),
 	}
 	reasons := slices.SortedFunc(maps.Keys(r.Failures), func(a, b string) int { return r.Failures[b] - r.Failures[a] })
 	for i, why := range reasons {
