@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
 )
 
 // frameSpec says how to make an empty frame of a type and which fields it
@@ -14,6 +16,35 @@ type frameSpec struct {
 	new      func() Frame
 	required []string
 	request  bool // sent by clients
+}
+
+// wireField is a field of a frame struct, by its exact name on the wire.
+type wireField struct {
+	name  string
+	index int
+	raw   bool // a json.RawMessage, taken as it is
+}
+
+// frameFields holds each frame type's fields.
+var frameFields = func() map[string][]wireField {
+	m := make(map[string][]wireField, len(specs))
+	for t, spec := range specs {
+		m[t] = wireFields(reflect.TypeOf(spec.new()).Elem())
+	}
+	return m
+}()
+
+func wireFields(t reflect.Type) []wireField {
+	var fields []wireField
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if !sf.IsExported() || name == "-" || name == "" {
+			continue
+		}
+		fields = append(fields, wireField{name: name, index: i, raw: sf.Type == reflect.TypeFor[json.RawMessage]()})
+	}
+	return fields
 }
 
 var specs = map[string]frameSpec{
@@ -39,7 +70,7 @@ func IsRequest(t string) bool { return specs[t].request }
 // Decode parses and validates one frame of either direction. On failure the
 // error is an *Error carrying the code PROTOCOL.md names (bad_request,
 // unknown_type or invalid_channel) and the frame's id when it had a valid
-// one. Unknown fields are ignored.
+// one. Field names are exact; unknown fields are ignored.
 func Decode(data []byte) (Frame, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
@@ -74,8 +105,8 @@ func Decode(data []byte) (Frame, error) {
 		}
 	}
 	f := spec.new()
-	if err := json.Unmarshal(data, f); err != nil {
-		return nil, badRequest(id, t+": "+fieldError(err))
+	if err := fill(f, frameFields[t], fields); err != nil {
+		return nil, badRequest(id, t+": "+err.Error())
 	}
 	if err := validate(f); err != nil {
 		err.ID = id
@@ -99,12 +130,37 @@ func decodeID(raw json.RawMessage) (uint64, error) {
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(raw, []byte("null")) }
 
-func fieldError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Sprintf("field %q has the wrong type (got a JSON %s)", te.Field, te.Value)
+// fill sets the fields of the frame f from the raw values of the frame's
+// top-level fields, each decoded on its own. The raw values are f's from then
+// on.
+func fill(f Frame, fields []wireField, values map[string]json.RawMessage) error {
+	v := reflect.ValueOf(f).Elem()
+	for _, wf := range fields {
+		raw, ok := values[wf.name]
+		if !ok {
+			continue
+		}
+		field := v.Field(wf.index)
+		if wf.raw {
+			field.SetBytes(raw)
+			continue
+		}
+		if err := json.Unmarshal(raw, field.Addr().Interface()); err != nil {
+			return fieldError(wf.name, err)
+		}
 	}
-	return "malformed frame"
+	return nil
+}
+
+func fieldError(name string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			name += "." + te.Field
+		}
+		return fmt.Errorf("field %q has the wrong type (got a JSON %s)", name, te.Value)
+	}
+	return fmt.Errorf("field %q: %v", name, err)
 }
 
 // validate checks the rules a frame's fields must keep beyond their types.

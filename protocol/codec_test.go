@@ -72,6 +72,10 @@ func TestDecodeValid(t *testing.T) {
 			&protocol.Unsubscribe{ID: 8, Channel: "chat"}},
 		{"surrounding whitespace", " \n\t{ \"type\" : \"ping\" } \r\n", &protocol.Ping{}},
 		{"escaped channel", `{"type":"subscribe","channel":"ch\u0061t"}`, &protocol.Subscribe{Channel: "chat"}},
+		{"field names exact", `{"type":"subscribe","channel":"chat","Channel":"a b","SINCE":{"epoch":"e","offset":1}}`,
+			&protocol.Subscribe{Channel: "chat"}},
+		{"optional field name exact", `{"type":"publish","channel":"c","data":1,"Key":"k"}`,
+			&protocol.Publish{Channel: "c", Data: json.RawMessage(`1`)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +204,22 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("Decode(%s) error has no message", tt.in)
 			}
 		})
+	}
+}
+
+// TestDecodeErrorMessages names the field whose value has the wrong type,
+// nested fields by their path.
+func TestDecodeErrorMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"subscribe","channel":5}`:                                      `subscribe: field "channel" has the wrong type (got a JSON number)`,
+		`{"type":"subscribe","channel":"c","since":{"epoch":"e","offset":"1"}}`: `subscribe: field "since.offset" has the wrong type (got a JSON string)`,
+		`{"type":"publish","channel":"c","data":1,"key":[]}`:                    `publish: field "key" has the wrong type (got a JSON array)`,
+	} {
+		_, err := protocol.Decode([]byte(in))
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Message != want {
+			t.Errorf("Decode(%s) = %v, want message %q", in, err, want)
+		}
 	}
 }
 
