@@ -20,7 +20,7 @@ var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }
 type readBuffer struct {
 	conn net.Conn
 	dead *atomic.Bool // once set, reads fail: the connection was ended
-	buf  []byte       // a pooled array, or nil
+	buf  []byte       // a pooled array, a larger copy of handshake bytes, or nil
 	r, w int32
 }
 

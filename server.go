@@ -162,7 +162,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "herald: too many connections", 1)
 		return
 	}
-	sess, status, msg := s.accept(w, r, addr)
+	sess, status, msg := s.accept(w, r)
 	if sess == nil {
 		s.release(addr)
 		if status != 0 {
@@ -192,7 +192,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // accept runs the checks after the connection limits and upgrades. It
 // returns nil and the HTTP status to answer (0 when the upgrade itself
 // failed and answered) when the connection is refused.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, addr string) (*session, int, string) {
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, string) {
 	if !offersProtocol(r) {
 		return nil, http.StatusBadRequest, "herald: subprotocol herald.v1 required"
 	}
