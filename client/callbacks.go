@@ -36,6 +36,13 @@ func (q *callbackQueue) stop() {
 	q.fns = nil
 }
 
+// len returns the number of callbacks waiting.
+func (q *callbackQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.fns)
+}
+
 // seal refuses new callbacks; those already queued still run.
 func (q *callbackQueue) seal() {
 	q.mu.Lock()

@@ -295,3 +295,46 @@ func TestServerErrorIsProtocolError(t *testing.T) {
 		t.Errorf("Subscribe to a bad channel: %v, want invalid_channel", err)
 	}
 }
+
+// TestSlowHandlerAgainstServer stops a handler while 200 messages are
+// published to its channel, with HandlerQueue 10: the client holds few of
+// them, and once the handler runs again the server's history fills in the
+// rest, so the handler sees all 200 once, in order, after a successful
+// recovery.
+func TestSlowHandlerAgainstServer(t *testing.T) {
+	srv := testnode.Start(t, herald.Options{Rate: 1000, Burst: 1000})
+	c := dialClient(t, srv.URL(), &client.Options{HandlerQueue: 10})
+	var got seen
+	release := make(chan struct{})
+	handler := func(m client.Message) {
+		got.handle(m)
+		if m.Offset == 1 {
+			<-release
+		}
+	}
+	if _, err := c.Subscribe(t.Context(), "chat", handler, client.OnRecovery(got.recovery)); err != nil {
+		t.Fatal(err)
+	}
+	pub := dialClient(t, srv.URL(), nil)
+	for i := 1; i <= 200; i++ {
+		if _, err := pub.Publish(t.Context(), "chat", numbered{i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // what the client takes arrives
+	seenStopped := got.count()
+	close(release)
+	eventually(t, 5*time.Second, "all 200 messages", func() bool { return got.count() >= 200 })
+	time.Sleep(100 * time.Millisecond)
+	got.checkExactlyOnce(t, 200)
+	if seenStopped != 1 {
+		t.Errorf("the stopped handler saw %d messages, want 1", seenStopped)
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	// The replay starts after the last message the client took: the one
+	// running and at most 10 waiting.
+	if len(got.recs) == 0 || !got.recs[0].Recovered || got.recs[0].Since.Offset > 11 {
+		t.Errorf("recoveries %+v, want a successful one from offset 11 or lower", got.recs)
+	}
+}

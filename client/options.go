@@ -67,6 +67,15 @@ type Options struct {
 	// before it fails with ErrQueueTimeout. Default 60 s.
 	QueueTimeout time.Duration
 
+	// HandlerQueue bounds the messages waiting for one subscription's
+	// handler. When a handler falls that far behind, the client stops taking
+	// the channel's messages; once the handler has worked through half of
+	// those waiting, it asks the server to replay from the last message it
+	// took, and OnRecovery reports whether the server still had them (a
+	// herald server keeps 1,000 messages for 2 minutes unless configured
+	// otherwise). Default 10,000.
+	HandlerQueue int
+
 	// Header holds extra HTTP headers for the upgrade request.
 	Header http.Header
 	// TLSConfig configures wss:// connections; nil means the defaults, which
@@ -88,6 +97,7 @@ const (
 	DefaultQueueMessages = 100
 	DefaultQueueBytes    = 1 << 20
 	DefaultQueueTimeout  = 60 * time.Second
+	DefaultHandlerQueue  = 10000
 	// defaultMaxMessageBytes is assumed until the first welcome says better.
 	defaultMaxMessageBytes = 64 << 10
 )
@@ -105,6 +115,7 @@ func (o *Options) withDefaults() Options {
 	}
 	setDefault(&c.QueueBytes, DefaultQueueBytes)
 	setDefault(&c.QueueTimeout, DefaultQueueTimeout)
+	setDefault(&c.HandlerQueue, DefaultHandlerQueue)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

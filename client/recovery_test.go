@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -164,3 +165,79 @@ func TestResubscribeRefusedEndsSubscription(t *testing.T) {
 }
 
 func asProtocolError(err error, pe **protocol.Error) bool { return errors.As(err, pe) }
+
+// TestSlowHandlerBounded: a handler that stops while ten messages arrive
+// holds at most HandlerQueue of them waiting; the client lets the rest go,
+// and once the handler has caught up it asks for a replay from the last one
+// it took, so the handler still sees every message once, in order.
+func TestSlowHandlerBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 4
+		var rec recorder
+		release := make(chan struct{})
+		var released atomic.Bool
+		since := make(chan uint64, 1)
+		f := &fakeServer{t: t, script: func(n int, s *fakeSession) {
+			s.setSilent(true)
+			sub := s.next(t, protocol.TypeSubscribe).(*protocol.Subscribe)
+			s.send(&protocol.Subscribed{ID: sub.ID, Channel: "chat", Epoch: "e1"})
+			for off := uint64(1); off <= 10; off++ {
+				s.send(message(off))
+			}
+			again := s.next(t, protocol.TypeSubscribe).(*protocol.Subscribe)
+			if !released.Load() {
+				t.Errorf("resubscribed while the handler was still stopped")
+			}
+			if again.Since == nil || again.Since.Epoch != "e1" {
+				t.Fatalf("resubscribe asked since %+v, want e1/...", again.Since)
+			}
+			since <- again.Since.Offset
+			yes := true
+			s.send(&protocol.Subscribed{ID: again.ID, Channel: "chat", Epoch: "e1", Offset: 10, Recovered: &yes})
+			for off := again.Since.Offset + 1; off <= 10; off++ {
+				s.send(message(off))
+			}
+		}}
+		c, err := client.Dial(t.Context(), "ws://herald.test/ws", f.options(&client.Options{HandlerQueue: limit}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		handler := func(m client.Message) {
+			rec.handler(m)
+			if m.Offset == 1 {
+				<-release
+			}
+		}
+		if _, err := c.Subscribe(t.Context(), "chat", handler, client.OnRecovery(rec.recovery)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := rec.String(); got != "[1]" {
+			t.Fatalf("while stopped, the handler saw %s, want [1]", got)
+		}
+		released.Store(true)
+		close(release)
+		synctest.Wait()
+		var k uint64
+		select {
+		case k = <-since:
+		case <-time.After(time.Minute):
+			t.Fatal("no replay asked for after the handler caught up")
+		}
+		if k < 2 || k > 1+limit {
+			t.Errorf("replay asked from %d: the client took more than 1 running + %d waiting", k, limit)
+		}
+		want := []string{}
+		for off := uint64(1); off <= k; off++ {
+			want = append(want, fmt.Sprint(off))
+		}
+		want = append(want, fmt.Sprintf("recovered=true since=e1/%d at=e1/10", k))
+		for off := k + 1; off <= 10; off++ {
+			want = append(want, fmt.Sprint(off))
+		}
+		if got := rec.String(); got != fmt.Sprint(want) {
+			t.Errorf("handler saw %s, want %s", got, fmt.Sprint(want))
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald/protocol"
@@ -68,8 +69,11 @@ type Subscription struct {
 	onRecovery func(Recovery)
 	onError    func(error)
 	q          callbackQueue // the handler's calls, in offset order
-	first      chan struct{} // closed at the first subscribed or refusal
-	done       chan struct{} // closed when the subscription ends
+	// behind is set when q held Options.HandlerQueue messages: the channel's
+	// messages are let go until the handler has caught up (resume).
+	behind atomic.Bool
+	first  chan struct{} // closed at the first subscribed or refusal
+	done   chan struct{} // closed when the subscription ends
 
 	// Guarded by c.mu.
 	pos       protocol.StreamPosition // of the last message handed to handler
@@ -86,8 +90,10 @@ type Subscription struct {
 // while the client is disconnected it waits for the next connection. handler
 // is called with every message of the channel, in offset order, each once,
 // also across reconnects (see Recovery), never concurrently with itself and
-// never after Unsubscribe or Close returned. Messages queue for a slow
-// handler without bound. A client holds one subscription per channel.
+// never after Unsubscribe or Close returned. Up to Options.HandlerQueue
+// messages wait for a slow handler; beyond that the client lets them go and
+// has the server replay them once the handler has caught up. A client holds
+// one subscription per channel.
 func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Message), opts ...SubscribeOption) (*Subscription, error) {
 	if handler == nil {
 		panic("client: Subscribe with a nil handler")
@@ -356,16 +362,37 @@ func retryableCode(code protocol.Code) bool {
 // the last offset handed over, so the server replays what is missing.
 func (c *Client) onMessageLocked(m *protocol.Message) {
 	s := c.subs[m.Channel]
-	if s == nil || !s.active {
+	if s == nil || !s.active || s.behind.Load() {
 		return
 	}
 	switch {
 	case m.Offset <= s.pos.Offset:
 	case m.Offset > s.pos.Offset+1:
 		c.sendSubscribeLocked(s, false)
+	case s.q.len() >= c.opts.HandlerQueue:
+		s.behind.Store(true) // resume asks for it again
 	default:
 		s.pos.Offset = m.Offset
 		msg := Message{Channel: m.Channel, Offset: m.Offset, Data: m.Data}
-		s.q.push(func() { s.handler(msg) })
+		s.q.push(func() {
+			s.handler(msg)
+			if s.behind.Load() && s.q.len() <= c.opts.HandlerQueue/2 {
+				c.resume(s)
+			}
+		})
+	}
+}
+
+// resume takes the messages of a subscription whose handler has caught up
+// again: the server replays from the last message handed over, which a
+// subscribe already on its way, or the next connection's, asks for anyway.
+func (c *Client) resume(s *Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ended || !s.behind.Swap(false) {
+		return
+	}
+	if s.active && s.reqID == 0 && c.conn != nil {
+		c.sendSubscribeLocked(s, false)
 	}
 }
