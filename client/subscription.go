@@ -359,7 +359,9 @@ func retryableCode(code protocol.Code) bool {
 
 // onMessageLocked hands m to its subscription's handler when it is the next
 // offset; it drops duplicates, and a gap makes the client resubscribe from
-// the last offset handed over, so the server replays what is missing.
+// the last offset handed over, so the server replays what is missing. While
+// Options.HandlerQueue messages wait for the handler it lets m go, and
+// resume asks for those again once the handler has caught up.
 func (c *Client) onMessageLocked(m *protocol.Message) {
 	s := c.subs[m.Channel]
 	if s == nil || !s.active || s.behind.Load() {
