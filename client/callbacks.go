@@ -14,17 +14,25 @@ type callbackQueue struct {
 }
 
 // push queues f. It does nothing after stop.
-func (q *callbackQueue) push(f func()) {
+func (q *callbackQueue) push(f func()) { q.pushBounded(f, -1) }
+
+// pushBounded queues f unless limit callbacks (limit >= 0) are waiting, and
+// reports whether it did. After stop it queues nothing and reports true.
+func (q *callbackQueue) pushBounded(f func(), limit int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.stopped {
-		return
+		return true
+	}
+	if limit >= 0 && len(q.fns) >= limit {
+		return false
 	}
 	q.fns = append(q.fns, f)
 	if !q.running {
 		q.running = true
 		go q.run()
 	}
+	return true
 }
 
 // stop discards the callbacks not yet started and refuses new ones. A

@@ -371,17 +371,19 @@ func (c *Client) onMessageLocked(m *protocol.Message) {
 	case m.Offset <= s.pos.Offset:
 	case m.Offset > s.pos.Offset+1:
 		c.sendSubscribeLocked(s, false)
-	case s.q.len() >= c.opts.HandlerQueue:
-		s.behind.Store(true) // resume asks for it again
 	default:
-		s.pos.Offset = m.Offset
 		msg := Message{Channel: m.Channel, Offset: m.Offset, Data: m.Data}
-		s.q.push(func() {
+		taken := s.q.pushBounded(func() {
 			s.handler(msg)
 			if s.behind.Load() && s.q.len() <= c.opts.HandlerQueue/2 {
 				c.resume(s)
 			}
-		})
+		}, c.opts.HandlerQueue)
+		if !taken {
+			s.behind.Store(true) // resume asks for it again
+			return
+		}
+		s.pos.Offset = m.Offset
 	}
 }
 
