@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/heraldhq/herald/broker"
@@ -133,12 +132,7 @@ func (s *Server) apiPublishOne(ctx context.Context, channel string, data []byte,
 	if err == nil {
 		return pos, nil
 	}
-	s.metrics.brokerErrors.WithLabelValues("publish").Inc()
-	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		return pos, &protocol.Error{Code: protocol.CodeUnavailable, Message: "broker unavailable; retry later"}
-	}
-	s.log.Error("API publish failed", "channel", channel, "err", err)
-	return pos, &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
+	return pos, s.brokerProblem("publish", err, "channel", channel)
 }
 
 // channelInfo is one channel of /api/channels.
@@ -176,7 +170,7 @@ func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	for _, sess := range s.snapshot() {
 		if sess.user() == *req.User {
-			sess.close(code, req.Reason, false)
+			sess.close(code, req.Reason)
 			n++
 		}
 	}
@@ -217,40 +211,4 @@ func apiError(w http.ResponseWriter, status int, code protocol.Code, msg string)
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
-}
-
-// channelList returns the channels with local subscribers, sorted by name.
-func (h *hub) channelList() []channelInfo {
-	h.mu.RLock()
-	list := make([]channelInfo, 0, len(h.channels))
-	for ch, subs := range h.channels {
-		list = append(list, channelInfo{ch, len(subs)})
-	}
-	h.mu.RUnlock()
-	slices.SortFunc(list, func(a, b channelInfo) int { return strings.Compare(a.Channel, b.Channel) })
-	return list
-}
-
-// Ready reports whether the server can serve: it is not shutting down and
-// its broker, when it can tell, is reachable.
-func (s *Server) Ready(ctx context.Context) error {
-	if s.stopping.Load() {
-		return errors.New("herald: shutting down")
-	}
-	if c, ok := s.broker.(broker.Checker); ok {
-		return c.Check(ctx)
-	}
-	return nil
-}
-
-// ReadyHandler answers 200 while Ready reports no error, else 503 with the
-// reason; use it for /readyz.
-func (s *Server) ReadyHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Ready(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
 }

@@ -2,7 +2,6 @@ package herald
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -105,7 +104,7 @@ func (s *session) hello(req *protocol.Hello) {
 	id, err := s.srv.opts.Tokens.Verify(req.Token)
 	if err != nil {
 		if !s.authed {
-			s.close(protocol.CloseUnauthorized, "invalid token", false)
+			s.close(protocol.CloseUnauthorized, "invalid token")
 			return
 		}
 		s.replyError(req.ID, protocol.CodeUnauthorized, tokenProblem(err))
@@ -147,47 +146,6 @@ func tokenProblem(err error) string {
 		return strings.TrimPrefix(err.Error(), "herald: ")
 	}
 	return "invalid token"
-}
-
-// authorize applies the rules for action on channel: the token's channel
-// list, the namespace's access, then the Authorize hook.
-func (s *session) authorize(action Action, channel string) *protocol.Error {
-	id := s.identity
-	if !id.Allows(channel) {
-		return &protocol.Error{Code: protocol.CodeForbidden, Message: fmt.Sprintf("token does not allow %s to %s", action, channel)}
-	}
-	ns := s.srv.opts.Namespaces[protocol.Namespace(channel)]
-	access := ns.Subscribe
-	if action == ActionPublish {
-		access = ns.Publish
-	}
-	switch access {
-	case AccessNone:
-		return &protocol.Error{Code: protocol.CodeForbidden, Message: fmt.Sprintf("%s to %s is not allowed", action, channel)}
-	case AccessUsers:
-		if id.Anonymous() {
-			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: fmt.Sprintf("%s to %s needs an authenticated connection", action, channel)}
-		}
-	}
-	if s.srv.opts.Authorize != nil && !s.srv.opts.Authorize(id, action, channel) {
-		return &protocol.Error{Code: protocol.CodeForbidden, Message: fmt.Sprintf("%s to %s is not allowed", action, channel)}
-	}
-	return nil
-}
-
-// throttlePing counts a client's ping frame against the request rate and,
-// past it, pauses reading until the rate allows more: pings must be
-// answered, but a ping flood gets no more of the server than the rate.
-func (s *session) throttlePing() {
-	if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
-		time.Sleep(wait)
-	}
-}
-
-// bucket is a token bucket rate limiter, used by the reader goroutine only.
-type bucket struct {
-	tokens float64
-	last   time.Time
 }
 
 // take spends one token, or reports how long until one is available.

@@ -124,7 +124,7 @@ func (hb *heartbeat) run(ctx context.Context) {
 		}
 		hb.metrics.heartbeatKills.Add(float64(len(a.dead)))
 		for _, s := range a.expired {
-			s.close(protocol.CloseUnauthorized, s.expiryReason(), false)
+			s.close(protocol.CloseUnauthorized, s.expiryReason())
 		}
 		clear(a.ping)
 		clear(a.dead)

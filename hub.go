@@ -2,13 +2,12 @@ package herald
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/heraldhq/herald/broker"
-	"github.com/heraldhq/herald/protocol"
 )
 
 // hub maps channels to their local subscribers and fans publications out.
@@ -115,9 +114,21 @@ func (h *hub) deliver(p broker.Publication) {
 	observeSince(h.metrics.fanoutSeconds, start)
 }
 
-// messageFrame encodes p's message frame in one allocation.
-func messageFrame(p broker.Publication) []byte {
-	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"data":null}`)
-	b := make([]byte, maxHeaderSize, maxHeaderSize+fields+len(p.Channel)+len(p.Data))
-	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Data))
+// count returns the number of channels with local subscribers.
+func (h *hub) count() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.channels)
+}
+
+// channelList returns the channels with local subscribers, sorted by name.
+func (h *hub) channelList() []channelInfo {
+	h.mu.RLock()
+	list := make([]channelInfo, 0, len(h.channels))
+	for ch, subs := range h.channels {
+		list = append(list, channelInfo{ch, len(subs)})
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(list, func(a, b channelInfo) int { return strings.Compare(a.Channel, b.Channel) })
+	return list
 }

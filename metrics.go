@@ -101,14 +101,11 @@ type Stats struct {
 
 // Stats returns the server's current counters.
 func (s *Server) Stats() Stats {
-	s.hub.mu.RLock()
-	channels := len(s.hub.channels)
-	s.hub.mu.RUnlock()
 	m := s.metrics
 	return Stats{
 		Time:                  time.Now().UnixMilli(),
 		Connections:           int(value(m.connections)),
-		Channels:              channels,
+		Channels:              s.hub.count(),
 		Subscriptions:         int(value(m.subscriptions)),
 		MessagesReceived:      uint64(value(m.received)),
 		MessagesDelivered:     uint64(value(m.delivered)),

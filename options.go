@@ -156,32 +156,3 @@ const (
 	// arrives within HelloTimeout.
 	AnonymousDeny
 )
-
-// Access says who may perform an action in a namespace.
-type Access string
-
-const (
-	AccessAll   Access = "all"   // every connection, anonymous included (the default)
-	AccessUsers Access = "users" // authenticated connections only
-	AccessNone  Access = "none"  // no connection; the HTTP API still may publish
-)
-
-// Action is what a connection asks to do on a channel.
-type Action string
-
-const (
-	ActionSubscribe Action = "subscribe"
-	ActionPublish   Action = "publish"
-)
-
-// NamespaceOptions are the rules of the channels of one namespace (the part
-// of a channel name before its first ':').
-type NamespaceOptions struct {
-	// Subscribe and Publish say who may subscribe and publish. Empty means
-	// AccessAll. A token's channels claim, when present, narrows this further.
-	Subscribe Access
-	Publish   Access
-	// History bounds the namespace's history in the memory broker the server
-	// creates when Options.Broker is nil. Zero fields take the defaults.
-	History broker.HistoryOptions
-}

@@ -77,16 +77,11 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 	}
 }
 
-// brokerError answers a request the broker could not serve: unavailable when
-// it cannot be reached, internal (details in the log only) otherwise.
+// brokerError answers a request the broker could not serve.
 func (s *session) brokerError(id uint64, op string, err error) {
-	s.srv.metrics.brokerErrors.WithLabelValues(op).Inc()
-	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		s.replyError(id, protocol.CodeUnavailable, "broker unavailable; retry later")
-		return
-	}
-	s.srv.log.Error("broker "+op+" failed", "session", s.id, "err", err)
-	s.replyError(id, protocol.CodeInternal, "internal error")
+	e := s.srv.brokerProblem(op, err, "session", s.id)
+	e.ID = id
+	s.reply(e)
 }
 
 func (s *session) replyError(id uint64, code protocol.Code, msg string) {
@@ -101,16 +96,7 @@ func (s *session) reply(e *protocol.Error) {
 	if e.Code == protocol.CodeUnavailable || e.Code == protocol.CodeInternal {
 		return // not the client's fault
 	}
-	now := time.Now()
-	window := s.srv.opts.ErrorWindow
-	kept := s.errTimes[:0]
-	for _, t := range s.errTimes {
-		if now.Sub(t) < window {
-			kept = append(kept, t)
-		}
-	}
-	s.errTimes = append(kept, now)
-	if len(s.errTimes) >= s.srv.opts.MaxErrors {
-		s.close(protocol.CloseTooManyErrors, "too many bad requests", false)
+	if s.tooManyErrors(time.Now()) {
+		s.close(protocol.CloseTooManyErrors, "too many bad requests")
 	}
 }

@@ -35,7 +35,7 @@ func (s *session) enqueueLocked(frame []byte) {
 		return
 	}
 	if s.queued+len(frame) > s.srv.opts.SendQueueBytes {
-		s.closeLocked(protocol.CloseSlowConsumer, "send queue overflow", true)
+		s.dropAndCloseLocked(protocol.CloseSlowConsumer, "send queue overflow")
 		return
 	}
 	s.pushLocked(frame)
@@ -105,71 +105,6 @@ func (s *session) setWriteDeadline() {
 	}
 	s.deadline = now + wt + wt/8
 	s.conn.SetWriteDeadline(time.Now().Add(wt + wt/8))
-}
-
-// terminate ends the connection at once, without a close handshake: the
-// peer is dead, gone, or too slow to be written to.
-func (s *session) terminate(reason string) {
-	s.mu.Lock()
-	if !s.closing {
-		s.closing = true
-		s.code, s.reason = protocol.CloseAbnormal, reason
-	}
-	s.signalSentLocked()
-	s.mu.Unlock()
-	s.kill()
-}
-
-// closedChan is a session's sent once it has been signalled.
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
-// signalSentLocked marks the close frame as written or abandoned. s.mu must
-// be held.
-func (s *session) signalSentLocked() {
-	if s.sent != nil && s.sent != closedChan {
-		close(s.sent)
-	}
-	s.sent = closedChan
-}
-
-// close queues a close frame with code and reason; nothing is queued after
-// it. dropQueue discards frames still waiting (used when the queue itself is
-// the problem). The read loop then ends with the handshake.
-func (s *session) close(code protocol.CloseCode, reason string, dropQueue bool) {
-	s.mu.Lock()
-	s.closeLocked(code, reason, dropQueue)
-	s.mu.Unlock()
-}
-
-func (s *session) closeLocked(code protocol.CloseCode, reason string, dropQueue bool) {
-	if s.closing {
-		return
-	}
-	s.closing = true
-	s.code, s.reason = code, reason
-	s.sent = make(chan struct{})
-	if code == protocol.CloseSlowConsumer {
-		s.srv.metrics.slowConsumers.Inc()
-	}
-	if dropQueue {
-		s.srv.metrics.queueDropped.Add(float64(len(s.queue)))
-		clear(s.queue)
-		s.queue, s.queued = s.queue[:0], 0
-	}
-	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
-	s.pushLocked(buildFrame(ws.OpClose, body))
-	// Give the peer until then to answer: a reader waiting for frames that
-	// will not come fails, a parked connection is ended. A client that
-	// answers the close frame ends the connection sooner.
-	wait := s.srv.opts.WriteTimeout + time.Second
-	s.conn.SetReadDeadline(time.Now().Add(wait))
-	if s.fd >= 0 {
-		s.closeTimer = time.AfterFunc(wait, s.kill)
-	}
 }
 
 // sendControl queues a ping or pong frame. They count against the queue

@@ -1,12 +1,3 @@
-// Package herald is an embeddable real-time messaging server over WebSocket.
-//
-// A Server is an http.Handler: mount it on your own mux (conventionally at
-// /ws) next to your HTTP routes, and the WebSocket shares their port. The wire
-// protocol is herald.v1, described in docs/PROTOCOL.md.
-//
-// http.Server.Shutdown does not touch hijacked connections, so WebSocket
-// connections outlive it: call Server.Shutdown as well (after the HTTP
-// server's) to close them with 1001 and drain their queues.
 package herald
 
 import (
@@ -26,6 +17,9 @@ import (
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/protocol"
 )
+
+// ErrShuttingDown is what Ready reports once Shutdown or Close was called.
+var ErrShuttingDown = errors.New("herald: shutting down")
 
 // Server serves herald.v1 WebSocket connections. Its methods are safe for
 // concurrent use. Create it with New.
@@ -189,38 +183,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go sess.serve()
 }
 
-// accept runs the checks after the connection limits and upgrades. It
-// returns nil and the HTTP status to answer (0 when the upgrade itself
-// failed and answered) when the connection is refused.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, string) {
-	if !offersProtocol(r) {
-		return nil, http.StatusBadRequest, "herald: subprotocol herald.v1 required"
-	}
-	id, authed, err := s.authenticateUpgrade(r)
-	if err != nil {
-		s.log.Info("upgrade refused: bad credentials", "remote", r.RemoteAddr, "err", err)
-		return nil, http.StatusUnauthorized, "herald: invalid credentials"
-	}
-	if !authed && !s.anonymousAllowed() && s.opts.Tokens == nil {
-		return nil, http.StatusUnauthorized, "herald: credentials required"
-	}
-	conn, rw, _, err := s.upgrader.Upgrade(r, w)
-	if err != nil {
-		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return nil, 0, ""
-	}
-	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
-	if fd, raw := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
-		sess.fd, sess.raw = fd, raw
-		sess.readFn = sess.readReady
-	}
-	if !s.track(sess) {
-		conn.Close()
-		return nil, 0, ""
-	}
-	return sess, 0, ""
-}
-
 // reserve counts a new connection from addr, unless MaxConnections, or
 // MaxConnectionsPerAddr from addr, are open.
 func (s *Server) reserve(addr string) bool {
@@ -317,7 +279,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			case <-timer.C:
 			}
 		}
-		sess.close(protocol.CloseGoingAway, "server shutting down", false)
+		sess.close(protocol.CloseGoingAway, "server shutting down")
 	}
 	done := make(chan struct{})
 	go func() {
@@ -360,6 +322,18 @@ func (s *Server) Close() error {
 		return s.broker.Close()
 	}
 	return nil
+}
+
+// brokerProblem counts a broker operation that failed and says what the
+// client is told: unavailable when the broker cannot be reached or did not
+// answer in time, internal otherwise, with the details in the log only.
+func (s *Server) brokerProblem(op string, err error, logAttrs ...any) *protocol.Error {
+	s.metrics.brokerErrors.WithLabelValues(op).Inc()
+	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return &protocol.Error{Code: protocol.CodeUnavailable, Message: "broker unavailable; retry later"}
+	}
+	s.log.Error("broker "+op+" failed", append(logAttrs, "err", err)...)
+	return &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
 }
 
 func unavailable(w http.ResponseWriter, msg string, retryAfter int) {

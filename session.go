@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base32"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -113,145 +111,14 @@ func (s *session) serve() {
 	s.end(s.readLoop())
 }
 
-// end closes the connection after its reading ended with err, and releases
-// everything it held.
-func (s *session) end(err error) {
-	if s.fd >= 0 {
-		s.srv.poller.remove(s)
-	}
-	s.finish(err)
-	s.srv.heartbeat.remove(s)
-	s.unsubscribeAll()
-	s.srv.untrack(s)
-	s.mu.Lock()
-	code, reason := s.code, s.reason
-	if s.closeTimer != nil {
-		s.closeTimer.Stop()
-	}
-	s.mu.Unlock()
-	if code == 0 {
-		code = protocol.CloseAbnormal
-	}
-	s.srv.metrics.connClosed(code)
-	attrs := []any{"session", s.id, "remote", s.remote, "code", int(code), "reason", reason}
-	if err != nil && !errors.Is(err, errClosed) {
-		attrs = append(attrs, "err", err)
-	}
-	if code == protocol.CloseNormal || code == protocol.CloseGoingAway {
-		s.srv.log.Info("connection closed", attrs...)
-	} else {
-		s.srv.log.Warn("connection closed", attrs...)
-	}
-}
-
-// kill ends the connection at once. The goroutine reading it, or the next
-// one the poller starts, sees the end and closes it.
-func (s *session) kill() {
-	s.dead.Store(true)
-	if s.fd >= 0 {
-		shutdown(s.raw)
-		return
-	}
-	s.conn.Close()
-}
-
-// errClosed ends the read loop after a close handshake.
-var errClosed = errors.New("closed")
-
-// finish ends the connection: it waits for a queued close frame to be
-// written, lets the peer answer it for a moment, and closes the socket.
-func (s *session) finish(err error) {
-	s.mu.Lock()
-	closing, sent := s.closing, s.sent
-	s.mu.Unlock()
-	if !closing {
-		s.conn.Close()
-		return
-	}
-	select {
-	case <-sent:
-	case <-time.After(s.srv.opts.WriteTimeout):
-	}
-	if !errors.Is(err, errClosed) {
-		// Drain what the peer still sends so closing does not reset the
-		// connection before it has read our close frame.
-		s.conn.SetReadDeadline(time.Now().Add(time.Second))
-		io.Copy(io.Discard, &s.br)
-	}
-	s.conn.Close()
-}
-
-// readLoop reads frames until the connection ends.
-func (s *session) readLoop() (err error) {
-	defer s.recoverPanic(&err)
-	for {
-		msg, err := s.fr.next(s)
-		if err != nil {
-			return err
-		}
-		s.dispatch(msg)
-	}
-}
-
-// readReady runs when the poller found the connection readable: it handles
-// every frame that has arrived, and what follows within linger, then parks
-// the connection again, or ends it.
-func (s *session) readReady() {
-	for {
-		if err := s.readBuffered(); err != nil {
-			s.end(err)
-			return
-		}
-		if !s.awaitMore() {
-			break
-		}
-	}
-	s.reading.Store(false)
-	if err := s.srv.poller.rearm(s); err != nil {
-		s.end(err)
-	}
-}
-
-// readBuffered reads frames until none is left in the read buffer. A frame
-// that has only partly arrived is waited for.
-func (s *session) readBuffered() (err error) {
-	defer s.recoverPanic(&err)
-	s.br.acquire()
-	defer s.br.release()
-	for {
-		msg, err := s.fr.next(s)
-		if err != nil {
-			return err
-		}
-		s.dispatch(msg)
-		if s.br.empty() {
-			return nil
-		}
-	}
-}
-
 // recoverPanic turns a panic while handling a frame into an error that
 // closes only this connection, with 1011, and logs it.
 func (s *session) recoverPanic(err *error) {
 	if p := recover(); p != nil {
 		s.srv.log.Error("panic in connection handler", "session", s.id, "panic", p)
-		s.close(protocol.CloseInternal, "internal error", true)
+		s.dropAndClose(protocol.CloseInternal, "internal error")
 		*err = fmt.Errorf("panic: %v", p)
 	}
-}
-
-// dispatch handles one complete message.
-func (s *session) dispatch(msg message) {
-	if !msg.complete || s.isClosing() {
-		return // only the peer's close frame matters once closing
-	}
-	s.srv.metrics.received.Inc()
-	s.srv.metrics.receivedBytes.Add(float64(len(msg.data)))
-	if msg.binary {
-		s.reply(&protocol.Error{Code: protocol.CodeBadRequest, Message: "binary frames are not supported; send JSON text"})
-		return
-	}
-	s.handle(msg.data)
 }
 
 func (s *session) isClosing() bool {
@@ -259,11 +126,3 @@ func (s *session) isClosing() bool {
 	defer s.mu.Unlock()
 	return s.closing
 }
-
-// Protocol violations of the framing layer; each closes the connection.
-type closeErr struct {
-	code   protocol.CloseCode
-	reason string
-}
-
-func (e *closeErr) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }

@@ -33,7 +33,7 @@ func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte)
 		sub.pending = append(sub.pending, p)
 		sub.pendingBytes += len(frame)
 		if sub.pendingBytes > s.srv.opts.SendQueueBytes {
-			s.closeLocked(protocol.CloseSlowConsumer, "send queue overflow during recovery", true)
+			s.dropAndCloseLocked(protocol.CloseSlowConsumer, "send queue overflow during recovery")
 		}
 	case sub.epoch != "" && p.Epoch != sub.epoch:
 		// The broker lost the stream and started it anew (a Redis restart
@@ -41,7 +41,7 @@ func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte)
 		// on would look like duplicates to the client. Closing makes it
 		// reconnect and resubscribe with since, which answers
 		// recovered:false and tells the application to reload.
-		s.closeLocked(protocol.CloseServiceRestart, "stream of "+p.Channel+" was reset", false)
+		s.closeLocked(protocol.CloseServiceRestart, "stream of "+p.Channel+" was reset")
 	case p.Offset <= sub.last:
 	default:
 		sub.epoch, sub.last = p.Epoch, p.Offset

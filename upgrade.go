@@ -77,3 +77,35 @@ func matchOrigin(pattern, origin string) bool {
 	}
 	return !strings.Contains(origin[len(prefix):len(origin)-len(suffix)], "/")
 }
+
+// accept runs the checks after the connection limits and upgrades. It
+// returns nil and the HTTP status to answer (0 when the upgrade itself
+// failed and answered) when the connection is refused.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, string) {
+	if !offersProtocol(r) {
+		return nil, http.StatusBadRequest, "herald: subprotocol herald.v1 required"
+	}
+	id, authed, err := s.authenticateUpgrade(r)
+	if err != nil {
+		s.log.Info("upgrade refused: bad credentials", "remote", r.RemoteAddr, "err", err)
+		return nil, http.StatusUnauthorized, "herald: invalid credentials"
+	}
+	if !authed && !s.anonymousAllowed() && s.opts.Tokens == nil {
+		return nil, http.StatusUnauthorized, "herald: credentials required"
+	}
+	conn, rw, _, err := s.upgrader.Upgrade(r, w)
+	if err != nil {
+		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return nil, 0, ""
+	}
+	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
+	if fd, raw := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
+		sess.fd, sess.raw = fd, raw
+		sess.readFn = sess.readReady
+	}
+	if !s.track(sess) {
+		conn.Close()
+		return nil, 0, ""
+	}
+	return sess, 0, ""
+}

@@ -46,6 +46,7 @@ type CloseCode uint16
 const (
 	CloseNormal         CloseCode = 1000
 	CloseGoingAway      CloseCode = 1001
+	CloseProtocolError  CloseCode = 1002 // a framing violation by the peer
 	CloseAbnormal       CloseCode = 1006 // never sent: the peer vanished without a close frame
 	CloseInvalidPayload CloseCode = 1007
 	CloseMessageTooBig  CloseCode = 1009

@@ -1,7 +1,6 @@
 package herald
 
 import (
-	"encoding/binary"
 	"io"
 	"unicode/utf8"
 
@@ -43,7 +42,7 @@ func (fr *frameReader) next(s *session) (message, error) {
 		state |= ws.StateFragmented
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
-		return message{}, s.fail(1002, err.Error())
+		return message{}, s.fail(protocol.CloseProtocolError, err.Error())
 	}
 	if h.OpCode.IsControl() {
 		return message{}, fr.control(s, h)
@@ -91,55 +90,65 @@ func (fr *frameReader) control(s *session, h ws.Header) error {
 	return nil
 }
 
-// peerClosed answers the client's close frame by echoing its code, unless the
-// server started the close handshake itself.
-func (s *session) peerClosed(payload []byte) error {
-	code, reason := ws.ParseCloseFrameData(payload)
-	switch {
-	case len(payload) == 1:
-		return s.fail(1002, "malformed close frame")
-	case len(payload) == 0:
-		code = ws.StatusNormalClosure
-	case ws.CheckCloseFrameData(code, reason) != nil:
-		return s.fail(1002, "invalid close code or reason")
+// readLoop reads frames until the connection ends.
+func (s *session) readLoop() (err error) {
+	defer s.recoverPanic(&err)
+	for {
+		msg, err := s.fr.next(s)
+		if err != nil {
+			return err
+		}
+		s.dispatch(msg)
 	}
-	s.close(protocol.CloseCode(code), "closed by client", false)
-	return errClosed
 }
 
-// fail queues a close frame for a protocol violation and returns the error
-// that ends the read loop.
-func (s *session) fail(code protocol.CloseCode, reason string) error {
-	s.close(code, reason, false)
-	return &closeErr{code: code, reason: reason}
-}
-
-// maxHeaderSize is the largest header of a server frame (no mask).
-const maxHeaderSize = 10
-
-// buildFrame returns an unmasked server frame holding payload.
-func buildFrame(op ws.OpCode, payload []byte) []byte {
-	b := appendHeader(make([]byte, 0, maxHeaderSize+len(payload)), op, len(payload))
-	return append(b, payload...)
-}
-
-// appendHeader appends the header of a final, unmasked frame of n bytes.
-func appendHeader(b []byte, op ws.OpCode, n int) []byte {
-	switch {
-	case n < 126:
-		return append(b, 0x80|byte(op), byte(n))
-	case n <= 0xffff:
-		return append(b, 0x80|byte(op), 126, byte(n>>8), byte(n))
+// readReady runs when the poller found the connection readable: it handles
+// every frame that has arrived, and what follows within linger, then parks
+// the connection again, or ends it.
+func (s *session) readReady() {
+	for {
+		if err := s.readBuffered(); err != nil {
+			s.end(err)
+			return
+		}
+		if !s.awaitMore() {
+			break
+		}
 	}
-	return binary.BigEndian.AppendUint64(append(b, 0x80|byte(op), 127), uint64(n))
+	s.reading.Store(false)
+	if err := s.srv.poller.rearm(s); err != nil {
+		s.end(err)
+	}
 }
 
-// frameInPlace turns b, a payload after maxHeaderSize bytes of room, into
-// a final, unmasked frame, without copying the payload.
-func frameInPlace(op ws.OpCode, b []byte) []byte {
-	var h [maxHeaderSize]byte
-	hdr := appendHeader(h[:0], op, len(b)-maxHeaderSize)
-	start := maxHeaderSize - len(hdr)
-	copy(b[start:], hdr)
-	return b[start:]
+// readBuffered reads frames until none is left in the read buffer. A frame
+// that has only partly arrived is waited for.
+func (s *session) readBuffered() (err error) {
+	defer s.recoverPanic(&err)
+	s.br.acquire()
+	defer s.br.release()
+	for {
+		msg, err := s.fr.next(s)
+		if err != nil {
+			return err
+		}
+		s.dispatch(msg)
+		if s.br.empty() {
+			return nil
+		}
+	}
+}
+
+// dispatch handles one complete message.
+func (s *session) dispatch(msg message) {
+	if !msg.complete || s.isClosing() {
+		return // only the peer's close frame matters once closing
+	}
+	s.srv.metrics.received.Inc()
+	s.srv.metrics.receivedBytes.Add(float64(len(msg.data)))
+	if msg.binary {
+		s.reply(&protocol.Error{Code: protocol.CodeBadRequest, Message: "binary frames are not supported; send JSON text"})
+		return
+	}
+	s.handle(msg.data)
 }

@@ -1,0 +1,206 @@
+package herald
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/protocol"
+)
+
+// How a connection ends. One verb per way:
+//
+//   - close queues a close frame after the frames already queued: the
+//     handshake, for everything the server decides (shutdown, 4001, 4029).
+//   - dropAndClose discards the queued frames first, then queues the close
+//     frame: for when the queue itself is the problem (4008) or cannot be
+//     trusted (1011 after a panic).
+//   - fail closes for a protocol violation and returns the error that ends
+//     the read loop; peerClosed answers the client's close frame.
+//   - terminate ends the connection without a handshake (dead peer, failed
+//     write); kill is how: it cuts the socket.
+//   - end runs once the reading has stopped: finish waits for the close frame
+//     to be written and the peer's answer, closes the socket, and end then
+//     releases everything the connection held.
+
+// close queues a close frame with code and reason after the frames already
+// queued; nothing is queued after it. The read loop then ends with the
+// handshake.
+func (s *session) close(code protocol.CloseCode, reason string) {
+	s.mu.Lock()
+	s.closeLocked(code, reason)
+	s.mu.Unlock()
+}
+
+// dropAndClose discards the frames still queued, then closes like close.
+func (s *session) dropAndClose(code protocol.CloseCode, reason string) {
+	s.mu.Lock()
+	s.dropAndCloseLocked(code, reason)
+	s.mu.Unlock()
+}
+
+// dropAndCloseLocked is dropAndClose with s.mu held.
+func (s *session) dropAndCloseLocked(code protocol.CloseCode, reason string) {
+	if s.closing {
+		return
+	}
+	s.srv.metrics.queueDropped.Add(float64(len(s.queue)))
+	clear(s.queue)
+	s.queue, s.queued = s.queue[:0], 0
+	s.closeLocked(code, reason)
+}
+
+// closeLocked is close with s.mu held.
+func (s *session) closeLocked(code protocol.CloseCode, reason string) {
+	if s.closing {
+		return
+	}
+	s.closing = true
+	s.code, s.reason = code, reason
+	s.sent = make(chan struct{})
+	if code == protocol.CloseSlowConsumer {
+		s.srv.metrics.slowConsumers.Inc()
+	}
+	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
+	s.pushLocked(buildFrame(ws.OpClose, body))
+	// Give the peer until then to answer: a reader waiting for frames that
+	// will not come fails, a parked connection is ended. A client that
+	// answers the close frame ends the connection sooner.
+	wait := s.srv.opts.WriteTimeout + time.Second
+	s.conn.SetReadDeadline(time.Now().Add(wait))
+	if s.fd >= 0 {
+		s.closeTimer = time.AfterFunc(wait, s.kill)
+	}
+}
+
+// closeErr is a protocol violation of the framing layer; it ends the read
+// loop after fail queued the close frame.
+type closeErr struct {
+	code   protocol.CloseCode
+	reason string
+}
+
+func (e *closeErr) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
+
+// errClosed ends the read loop after a close handshake.
+var errClosed = errors.New("closed")
+
+// fail queues a close frame for a protocol violation and returns the error
+// that ends the read loop.
+func (s *session) fail(code protocol.CloseCode, reason string) error {
+	s.close(code, reason)
+	return &closeErr{code: code, reason: reason}
+}
+
+// peerClosed answers the client's close frame by echoing its code, unless the
+// server started the close handshake itself.
+func (s *session) peerClosed(payload []byte) error {
+	code, reason := ws.ParseCloseFrameData(payload)
+	switch {
+	case len(payload) == 1:
+		return s.fail(protocol.CloseProtocolError, "malformed close frame")
+	case len(payload) == 0:
+		code = ws.StatusNormalClosure
+	case ws.CheckCloseFrameData(code, reason) != nil:
+		return s.fail(protocol.CloseProtocolError, "invalid close code or reason")
+	}
+	s.close(protocol.CloseCode(code), "closed by client")
+	return errClosed
+}
+
+// terminate ends the connection at once, without a close handshake: the
+// peer is dead, gone, or too slow to be written to.
+func (s *session) terminate(reason string) {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		s.code, s.reason = protocol.CloseAbnormal, reason
+	}
+	s.signalSentLocked()
+	s.mu.Unlock()
+	s.kill()
+}
+
+// kill cuts the socket. The goroutine reading it, or the next one the poller
+// starts, sees the end and ends the connection.
+func (s *session) kill() {
+	s.dead.Store(true)
+	if s.fd >= 0 {
+		shutdown(s.raw)
+		return
+	}
+	s.conn.Close()
+}
+
+// closedChan is a session's sent once it has been signalled.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// signalSentLocked marks the close frame as written or abandoned. s.mu must
+// be held.
+func (s *session) signalSentLocked() {
+	if s.sent != nil && s.sent != closedChan {
+		close(s.sent)
+	}
+	s.sent = closedChan
+}
+
+// end closes the connection after its reading ended with err, and releases
+// everything it held.
+func (s *session) end(err error) {
+	if s.fd >= 0 {
+		s.srv.poller.remove(s)
+	}
+	s.finish(err)
+	s.srv.heartbeat.remove(s)
+	s.unsubscribeAll()
+	s.srv.untrack(s)
+	s.mu.Lock()
+	code, reason := s.code, s.reason
+	if s.closeTimer != nil {
+		s.closeTimer.Stop()
+	}
+	s.mu.Unlock()
+	if code == 0 {
+		code = protocol.CloseAbnormal
+	}
+	s.srv.metrics.connClosed(code)
+	attrs := []any{"session", s.id, "remote", s.remote, "code", int(code), "reason", reason}
+	if err != nil && !errors.Is(err, errClosed) {
+		attrs = append(attrs, "err", err)
+	}
+	if code == protocol.CloseNormal || code == protocol.CloseGoingAway {
+		s.srv.log.Info("connection closed", attrs...)
+	} else {
+		s.srv.log.Warn("connection closed", attrs...)
+	}
+}
+
+// finish ends the connection: it waits for a queued close frame to be
+// written, lets the peer answer it for a moment, and closes the socket.
+func (s *session) finish(err error) {
+	s.mu.Lock()
+	closing, sent := s.closing, s.sent
+	s.mu.Unlock()
+	if !closing {
+		s.conn.Close()
+		return
+	}
+	select {
+	case <-sent:
+	case <-time.After(s.srv.opts.WriteTimeout):
+	}
+	if !errors.Is(err, errClosed) {
+		// Drain what the peer still sends so closing does not reset the
+		// connection before it has read our close frame.
+		s.conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, &s.br)
+	}
+	s.conn.Close()
+}

@@ -1,0 +1,47 @@
+package herald
+
+import (
+	"encoding/binary"
+
+	"github.com/gobwas/ws"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/protocol"
+)
+
+// maxHeaderSize is the largest header of a server frame (no mask).
+const maxHeaderSize = 10
+
+// buildFrame returns an unmasked server frame holding payload.
+func buildFrame(op ws.OpCode, payload []byte) []byte {
+	b := appendHeader(make([]byte, 0, maxHeaderSize+len(payload)), op, len(payload))
+	return append(b, payload...)
+}
+
+// appendHeader appends the header of a final, unmasked frame of n bytes.
+func appendHeader(b []byte, op ws.OpCode, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, 0x80|byte(op), byte(n))
+	case n <= 0xffff:
+		return append(b, 0x80|byte(op), 126, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0x80|byte(op), 127), uint64(n))
+}
+
+// frameInPlace turns b, a payload after maxHeaderSize bytes of room, into
+// a final, unmasked frame, without copying the payload.
+func frameInPlace(op ws.OpCode, b []byte) []byte {
+	var h [maxHeaderSize]byte
+	hdr := appendHeader(h[:0], op, len(b)-maxHeaderSize)
+	start := maxHeaderSize - len(hdr)
+	copy(b[start:], hdr)
+	return b[start:]
+}
+
+// messageFrame encodes p's message frame in one allocation.
+func messageFrame(p broker.Publication) []byte {
+	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"data":null}`)
+	b := make([]byte, maxHeaderSize, maxHeaderSize+fields+len(p.Channel)+len(p.Data))
+	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Data))
+}
