@@ -10,17 +10,24 @@
 // restart without persistence, eviction, expiry) the next use creates a new
 // epoch, so an old position is refused rather than replayed wrongly.
 //
+// A Redis that reloaded its data from disk, or a replica promoted in its
+// place, may hold a stream at an older offset than was published; the
+// scripts notice it by Redis's run_id, which each stream keeps, and start
+// a new epoch, so offsets are never handed out twice. Any Redis restart
+// therefore starts a new epoch on every channel (see docs/OPERATIONS.md).
+// The broker's Redis user needs the INFO command for this.
+//
 // The broker needs Redis 6.2 or later, standalone (not Redis Cluster).
 // Every key it writes has a TTL, so a volatile-* maxmemory policy evicts
 // streams under memory pressure, which clients then see as
-// recovered:false; prefer noeviction. With persistence (RDB or AOF) a
-// Redis restart keeps streams and epochs; without it every channel starts
-// a new epoch.
+// recovered:false; use noeviction, which makes publishes fail loudly
+// instead when Redis is full.
 //
 // Keys, all under Options.Prefix (P) and tagged with the channel so that a
 // channel's keys share a hash slot:
 //
-//	P stream:{CH}      hash: e = epoch, o = newest offset
+//	P stream:{CH}      hash: e = epoch, o = newest offset, r = run_id of the
+//	                   Redis process that started the epoch
 //	P history:{CH}     stream: entries o = offset, d = data; ID = publish time
 //	P key:{CH}:KEY     string "OFFSET EPOCH": an idempotency key in use
 //

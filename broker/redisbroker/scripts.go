@@ -7,19 +7,39 @@ import "github.com/redis/rueidis"
 // (KEYS[2]) and, for a keyed publish, the idempotency key (KEYS[3]).
 //
 // Every script starts with streamPrelude, which reads the channel's epoch
-// and offset and, when the stream hash is missing (never used, expired, or
-// lost by Redis), creates it with the epoch the caller proposed (ARGV[1])
-// and offset 0, and deletes any history left from the lost stream. It then
-// extends the hash's life by the stream TTL in milliseconds (ARGV[2]).
+// and offset and, when the stream must start anew, creates it with the
+// epoch the caller proposed (ARGV[1]) and offset 0, and deletes any
+// history left from the old stream. It then extends the hash's life by the
+// stream TTL in milliseconds (ARGV[2]).
+//
+// A stream starts anew when its hash is missing (never used, expired, or
+// lost by Redis) or was written by another Redis process than the one
+// running the script: the hash keeps the run_id of the process that
+// created it (r), and a Redis that loaded its data from disk (an RDB
+// snapshot, an AOF missing its last second) or took over as a promoted
+// replica has a new run_id. Such a Redis may hold the stream at an older
+// offset than subscribers have already seen; continuing the epoch from
+// there would hand out their offsets again. A restart that lost nothing
+// (a graceful SHUTDOWN, AOF with appendfsync always) looks the same from
+// here, so it too starts a new epoch: a client told recovered:false
+// reloads, a client given a reused offset drops the message as a
+// duplicate.
+//
 // Times come from Redis's clock (TIME), the same clock that stamps the
 // history entries' IDs, so nodes with skewed clocks agree on ages.
 const streamPrelude = `
-local state = redis.call('HMGET', KEYS[1], 'e', 'o')
+local info = redis.call('INFO', 'server')
+local at = string.find(info, 'run_id:', 1, true)
+if not at then
+  return redis.error_reply('herald: INFO server shows no run_id')
+end
+local run = string.sub(info, at + 7, at + 46)
+local state = redis.call('HMGET', KEYS[1], 'e', 'o', 'r')
 local epoch, offset = state[1], tonumber(state[2])
-if not epoch then
+if not epoch or state[3] ~= run then
   epoch, offset = ARGV[1], 0
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', run)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local function nowms()
