@@ -82,7 +82,10 @@ type Options struct {
 	// the channel was last used (published to, read, or subscribed by a
 	// node). A client that comes back within it to a quiet channel
 	// recovers; after it the channel starts a new epoch. Zero means 24
-	// hours; it is never shorter than the channel's history TTL.
+	// hours; it is never shorter than the channel's history TTL. A
+	// channel never published to (only read or subscribed) is kept for its
+	// history TTL instead, or for as long as a node subscribes to it: a
+	// client that subscribed at offset 0 has nothing to recover.
 	StreamTTL time.Duration
 	// Timeout bounds every Redis command and connection attempt: a Redis
 	// that does not answer within it counts as unavailable, so that a
@@ -332,6 +335,15 @@ func newHistoryConfig(def broker.HistoryOptions, ns map[string]broker.HistoryOpt
 		}
 	}
 	return c
+}
+
+// shortestTTL returns the shortest history TTL of any namespace.
+func (c *historyConfig) shortestTTL() time.Duration {
+	d := c.def.TTL
+	for _, o := range c.ns {
+		d = min(d, o.TTL)
+	}
+	return d
 }
 
 func (c *historyConfig) forChannel(channel string) broker.HistoryOptions {

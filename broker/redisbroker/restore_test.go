@@ -143,3 +143,61 @@ func waitNodeReady(t *testing.T, n *node) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestQuietStreamsExpire: subscribing to, or reading, channels nobody
+// publishes to leaves nothing in Redis beyond the history TTL; a channel a
+// node subscribes to keeps its epoch however long it stays quiet, so its
+// first publication continues the position subscribers were given; a
+// channel published to keeps its stream for StreamTTL.
+func TestQuietStreamsExpire(t *testing.T) {
+	const historyTTL = 300 * time.Millisecond
+	r := startRedis(t)
+	b := newBroker(t, r, redisbroker.Options{Prefix: "q:", History: broker.HistoryOptions{TTL: historyTTL}})
+	ctx := context.Background()
+	for i := range 300 {
+		ch := fmt.Sprintf("quiet:%d", i)
+		if err := b.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Position(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.History(ctx, ch, broker.StreamPosition{}, 0); !errors.Is(err, broker.ErrUnrecoverable) {
+			t.Fatal(err)
+		}
+		if err := b.Unsubscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ttl := r.Do("PTTL", "q:stream:{quiet:7}"); ttl == ":-1" || len(ttl) > len(":300") {
+		t.Errorf("PTTL of a quiet channel's stream = %s ms, want at most the history TTL %v", ttl, historyTTL)
+	}
+
+	held, published := "held:quiet", "held:published"
+	for _, ch := range []string{held, published} {
+		if err := b.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heldPos, err := b.Position(ctx, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPos := publish(t, b, published, `1`)
+	time.Sleep(4 * historyTTL)
+	if got := r.Do("DBSIZE"); got != ":2" {
+		t.Errorf("DBSIZE 4 history TTLs later = %s, want :2 (the streams of the subscribed channels)", got)
+	}
+	if pos := publish(t, b, held, `1`); pos.Epoch != heldPos.Epoch || pos.Offset != 1 {
+		t.Errorf("first publish on a quiet subscribed channel after 4 history TTLs = %v, want %s/1", pos, heldPos.Epoch)
+	}
+	if pos, err := b.Position(ctx, published); err != nil || pos != pubPos {
+		t.Errorf("Position of a published channel after 4 history TTLs = %v, %v; want %v", pos, err, pubPos)
+	}
+	if err := b.Unsubscribe(ctx, published); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := r.Do("PTTL", "q:stream:{"+published+"}"); len(ttl) <= len(":300") {
+		t.Errorf("PTTL of a published channel's stream = %s ms, want the stream TTL", ttl)
+	}
+}

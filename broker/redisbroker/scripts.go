@@ -9,8 +9,12 @@ import "github.com/redis/rueidis"
 // Every script starts with streamPrelude, which reads the channel's epoch
 // and offset and, when the stream must start anew, creates it with the
 // epoch the caller proposed (ARGV[1]) and offset 0, and deletes any
-// history left from the old stream. It then extends the hash's life by the
-// stream TTL in milliseconds (ARGV[2]).
+// history left from the old stream. It then extends the hash's life: by
+// the stream TTL in milliseconds (ARGV[2]) once the stream was published
+// to, by the history TTL (ARGV[3]) while it was not, so that reading or
+// subscribing to names nobody publishes to leaves nothing behind for
+// long. (A node keeps the stream of a channel it subscribes to alive; see
+// keepAlive.)
 //
 // A stream starts anew when its hash is missing (never used, expired, or
 // lost by Redis) or was written by another Redis process than the one
@@ -41,15 +45,19 @@ if not epoch or state[3] ~= run then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', run)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if offset > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 `
 
-// publishScript appends a publication. ARGV[3] data, ARGV[4] history size,
-// ARGV[5] history TTL in ms, ARGV[6] pub/sub channel. It returns
+// publishScript appends a publication. ARGV[4] data, ARGV[5] history size,
+// ARGV[6] pub/sub channel. It returns
 // {epoch, offset}: the new publication's, or for a key already used in
 // this epoch within the history TTL, the first publication's (nothing is
 // stored or published then).
@@ -69,14 +77,15 @@ if KEYS[3] then
   end
 end
 offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local off = string.format('%d', offset)
-redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[4], '*', 'o', off, 'd', ARGV[3])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', nowms() - tonumber(ARGV[5])))
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[5], '*', 'o', off, 'd', ARGV[4])
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', nowms() - tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if KEYS[3] then
-  redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[5])
+  redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[3])
+redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[4])
 return {epoch, offset}
 `)
 
@@ -85,9 +94,9 @@ var positionScript = rueidis.NewLuaScript(streamPrelude + `
 return {epoch, offset}
 `)
 
-// historyScript reads the publications after a position. ARGV[3] since
-// epoch, ARGV[4] since offset, ARGV[5] limit (0: none), ARGV[6] history
-// size, ARGV[7] history TTL in ms. It returns {epoch, offset, 0} when the
+// historyScript reads the publications after a position. ARGV[4] since
+// epoch, ARGV[5] since offset, ARGV[6] limit (0: none), ARGV[7] history
+// size. It returns {epoch, offset, 0} when the
 // position cannot be recovered (another epoch, an offset from the future,
 // or publications after it that left history by count or age), and
 // otherwise {epoch, offset, 1, data...} with the data of the publications
@@ -98,15 +107,15 @@ return {epoch, offset}
 // offset since+1 and be younger than the TTL (entries only get younger
 // from there).
 var historyScript = rueidis.NewLuaScript(streamPrelude + `
-local since = tonumber(ARGV[4])
-if ARGV[3] ~= epoch or since > offset then
+local since = tonumber(ARGV[5])
+if ARGV[4] ~= epoch or since > offset then
   return {epoch, offset, 0}
 end
 local missed = offset - since
 if missed == 0 then
   return {epoch, offset, 1}
 end
-if missed > tonumber(ARGV[6]) then
+if missed > tonumber(ARGV[7]) then
   return {epoch, offset, 0}
 end
 local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
@@ -119,11 +128,11 @@ if tonumber(oldest[2][2]) ~= since + 1 then
 end
 local id = oldest[1]
 local ms = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
-if nowms() - ms > tonumber(ARGV[7]) then
+if nowms() - ms > tonumber(ARGV[3]) then
   return {epoch, offset, 0}
 end
 local n = missed
-local limit = tonumber(ARGV[5])
+local limit = tonumber(ARGV[6])
 if limit > 0 and limit < n then
   n = limit
 end
@@ -132,4 +141,20 @@ for i = missed, missed - n + 1, -1 do
   out[#out + 1] = entries[i][2][4]
 end
 return out
+`)
+
+// touchScript extends the life of a stream hash that exists, as the
+// prelude does, and returns its offset (-1: no hash). ARGV[1] stream TTL,
+// ARGV[2] history TTL, both in ms.
+var touchScript = rueidis.NewLuaScript(`
+local offset = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if not offset then
+  return -1
+end
+if offset > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return offset
 `)
