@@ -4,7 +4,7 @@
 //
 // Each publish runs one Lua script that, atomically, checks the
 // idempotency key, assigns the next offset, appends the publication to the
-// channel's history (a Redis stream bounded by count and age) and
+// channel's history (a Redis stream bounded by count, bytes and age) and
 // PUBLISHes it, so offsets, history and delivery always agree. A channel's
 // epoch is stored next to its offset; when Redis loses the stream (a
 // restart without persistence, eviction, expiry) the next use creates a new
@@ -78,6 +78,15 @@ type Options struct {
 	// name before its first ':'). Zero fields of an entry take History's
 	// value.
 	Namespaces map[string]broker.HistoryOptions
+	// MaxHistoryBytes bounds the data one channel's history holds, on top
+	// of the count and age bounds of History and Namespaces: the oldest
+	// publications leave history first, though the newest always stays
+	// (so one publication larger than the bound is kept alone). A client
+	// whose missed publications left history is told recovered:false.
+	// Zero means DefaultMaxHistoryBytes (4 MiB); negative means no byte
+	// bound. It bounds one channel only: bound the whole of Redis with
+	// maxmemory (see docs/OPERATIONS.md).
+	MaxHistoryBytes int
 	// StreamTTL is how long Redis keeps a channel's epoch and offset after
 	// the channel was last used (published to, read, or subscribed by a
 	// node). A client that comes back within it to a quiet channel
@@ -103,6 +112,8 @@ const (
 	DefaultPrefix    = "herald:"
 	DefaultStreamTTL = 24 * time.Hour
 	DefaultTimeout   = time.Second
+	// DefaultMaxHistoryBytes is the default of Options.MaxHistoryBytes.
+	DefaultMaxHistoryBytes = 4 << 20
 )
 
 // Broker is a broker.Broker backed by Redis. Create it with New; the zero
@@ -121,7 +132,10 @@ type Broker struct {
 	pubPrefix string // prefix of pub/sub channel names
 	streamTTL time.Duration
 	timeout   time.Duration
-	log       *slog.Logger
+	// maxHistoryBytes is the byte bound of each channel's history; -1 for
+	// none.
+	maxHistoryBytes int
+	log             *slog.Logger
 
 	link *link
 
@@ -144,12 +158,13 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		history:   newHistoryConfig(opts.History, opts.Namespaces),
-		prefix:    opts.Prefix,
-		timeout:   opts.Timeout,
-		streamTTL: opts.StreamTTL,
-		log:       opts.Logger,
-		done:      make(chan struct{}),
+		history:         newHistoryConfig(opts.History, opts.Namespaces),
+		prefix:          opts.Prefix,
+		timeout:         opts.Timeout,
+		streamTTL:       opts.StreamTTL,
+		log:             opts.Logger,
+		maxHistoryBytes: opts.MaxHistoryBytes,
+		done:            make(chan struct{}),
 	}
 	if b.prefix == "" {
 		b.prefix = DefaultPrefix
@@ -159,6 +174,12 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	if b.streamTTL <= 0 {
 		b.streamTTL = DefaultStreamTTL
+	}
+	switch {
+	case b.maxHistoryBytes == 0:
+		b.maxHistoryBytes = DefaultMaxHistoryBytes
+	case b.maxHistoryBytes < 0:
+		b.maxHistoryBytes = -1
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)

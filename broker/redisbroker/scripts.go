@@ -57,15 +57,18 @@ end
 `
 
 // publishScript appends a publication. ARGV[4] data, ARGV[5] history size,
-// ARGV[6] pub/sub channel. It returns
-// {epoch, offset}: the new publication's, or for a key already used in
-// this epoch within the history TTL, the first publication's (nothing is
+// ARGV[6] pub/sub channel, ARGV[7] history bytes (negative: no bound). It
+// returns {epoch, offset}: the new publication's, or for a key already used
+// in this epoch within the history TTL, the first publication's (nothing is
 // stored or published then).
 //
 // History is a Redis stream whose entry IDs Redis assigns from its clock
-// (never going back), so trimming by MINID drops exactly the entries older
-// than the TTL, and MAXLEN = keeps exactly the size. The history key
-// expires with its newest entry; the idempotency key with the TTL.
+// (never going back). After appending, the script drops the oldest
+// entries while there are more than the size, their data adds up to more
+// than the byte bound, or they are older than the TTL; the newest is
+// always kept. The stream hash's field b holds the bytes of data in
+// history (stale when the history key expired, which it does with its
+// newest entry). The idempotency key expires with the TTL.
 var publishScript = rueidis.NewLuaScript(streamPrelude + `
 if KEYS[3] then
   local used = redis.call('GET', KEYS[3])
@@ -79,8 +82,31 @@ end
 offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local off = string.format('%d', offset)
-redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[5], '*', 'o', off, 'd', ARGV[4])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', nowms() - tonumber(ARGV[3])))
+local bytes = 0
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  bytes = tonumber(redis.call('HGET', KEYS[1], 'b')) or 0
+end
+local newest = redis.call('XADD', KEYS[2], '*', 'o', off, 'd', ARGV[4])
+bytes = bytes + #ARGV[4]
+local size, maxbytes = tonumber(ARGV[5]), tonumber(ARGV[7])
+local minms = nowms() - tonumber(ARGV[3])
+local n = redis.call('XLEN', KEYS[2])
+local keep, from = newest, '-'
+while n > 1 do
+  local e = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 1)[1]
+  local ms = tonumber(string.sub(e[1], 1, string.find(e[1], '-', 1, true) - 1))
+  if n <= size and (maxbytes < 0 or bytes <= maxbytes) and ms >= minms then
+    keep = e[1]
+    break
+  end
+  bytes = bytes - #e[2][4]
+  n = n - 1
+  from = '(' .. e[1]
+end
+if from ~= '-' then
+  redis.call('XTRIM', KEYS[2], 'MINID', keep)
+end
+redis.call('HSET', KEYS[1], 'b', bytes)
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if KEYS[3] then
   redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[3])
@@ -98,7 +124,7 @@ return {epoch, offset}
 // epoch, ARGV[5] since offset, ARGV[6] limit (0: none), ARGV[7] history
 // size. It returns {epoch, offset, 0} when the
 // position cannot be recovered (another epoch, an offset from the future,
-// or publications after it that left history by count or age), and
+// or publications after it that left history by count, bytes or age), and
 // otherwise {epoch, offset, 1, data...} with the data of the publications
 // after since, oldest first, at most limit of them.
 //

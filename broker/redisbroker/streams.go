@@ -32,6 +32,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		string(data),
 		strconv.Itoa(h.Size),
 		b.pubPrefix+channel,
+		strconv.Itoa(b.maxHistoryBytes),
 	)
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
