@@ -314,45 +314,69 @@ func decodeMessage(channel, msg string) (broker.Publication, error) {
 	return broker.Publication{Channel: channel, Epoch: epoch, Offset: offset, Data: []byte(data)}, nil
 }
 
-// keepAlive extends the stream TTL of every subscribed channel, every
-// quarter of it, so that the stream of a channel some node subscribes to
-// never expires however quiet it is: a new epoch under live subscribers
-// would reach their clients as offsets going back.
+// keepAlive keeps alive the stream of every subscribed channel, so that
+// the stream of a channel some node subscribes to never expires however
+// quiet it is: a new epoch under live subscribers would reach their
+// clients as a reset. A stream never published to lives for the history
+// TTL only, so it is touched every quarter of the shortest history TTL; a
+// published one, known from the touch's reply, every quarter of the
+// stream TTL.
 func (b *Broker) keepAlive() {
 	defer b.stopped.Done()
-	period := min(max(b.streamTTL/4, 100*time.Millisecond), time.Hour)
+	period := min(max(min(b.streamTTL, b.history.shortestTTL())/4, 100*time.Millisecond), time.Hour)
+	long := max(b.streamTTL/4, period)
 	t := time.NewTicker(period)
 	defer t.Stop()
+	published := make(map[string]time.Time) // channel: when its published stream was last touched
 	for {
 		select {
 		case <-b.done:
 			return
-		case <-t.C:
-			b.touchSubscribed()
+		case now := <-t.C:
+			b.touchSubscribed(published, now, long)
 		}
 	}
 }
 
-func (b *Broker) touchSubscribed() {
+// touchSubscribed touches the streams of the subscribed channels, except
+// those in published touched less than long before now, and records in
+// published which streams were published to.
+func (b *Broker) touchSubscribed(published map[string]time.Time, now time.Time, long time.Duration) {
 	l := b.link
 	l.mu.RLock()
 	chans := make([]string, 0, len(l.channels))
 	for ch := range l.channels {
-		chans = append(chans, ch)
+		if at, ok := published[ch]; !ok || now.Sub(at) >= long {
+			chans = append(chans, ch)
+		}
+	}
+	for ch := range published {
+		if _, ok := l.channels[ch]; !ok {
+			delete(published, ch)
+		}
 	}
 	l.mu.RUnlock()
 	for len(chans) > 0 {
 		n := min(len(chans), subscribeBatch)
-		cmds := make(rueidis.Commands, n)
+		execs := make([]rueidis.LuaExec, n)
 		for i, ch := range chans[:n] {
-			ttl := max(b.streamTTL, b.history.forChannel(ch).TTL)
-			cmds[i] = b.client.B().Pexpire().Key(b.streamKeys(ch)[0]).Milliseconds(ttl.Milliseconds()).Build()
+			h := b.history.forChannel(ch)
+			execs[i] = rueidis.LuaExec{
+				Keys: b.streamKeys(ch)[:1],
+				Args: []string{millis(max(b.streamTTL, h.TTL)), millis(h.TTL)},
+			}
 		}
 		ctx, cancel := b.opContext(context.Background())
-		for _, r := range b.client.DoMulti(ctx, cmds...) {
-			if err := r.Error(); err != nil {
+		for i, r := range touchScript.ExecMulti(ctx, b.client, execs...) {
+			offset, err := r.AsInt64()
+			if err != nil {
 				b.log.Debug("redis: extending stream TTLs failed", "err", err)
 				break
+			}
+			if offset > 0 {
+				published[chans[i]] = now
+			} else {
+				delete(published, chans[i])
 			}
 		}
 		cancel()

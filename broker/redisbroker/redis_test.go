@@ -19,10 +19,13 @@ import (
 
 // redisServer is a redis-server process of one test, on a free port of
 // 127.0.0.1, without persistence: a restart loses every key, as a Redis
-// that crashed without a dump would.
+// that crashed without a dump would. One started by startRedisRDB keeps
+// its directory across restarts instead, and loads the snapshot an
+// explicit SAVE wrote there.
 type redisServer struct {
 	t    testing.TB
 	addr string
+	dir  string // kept across restarts; empty: a new empty one each start
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -37,13 +40,27 @@ const requireRedisEnv = "HERALD_REQUIRE_REDIS"
 // HERALD_REQUIRE_REDIS=1 (CI sets it so the tests cannot silently skip).
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
+	return startRedisIn(t, "")
+}
+
+// startRedisRDB starts a redis-server whose restarts load the RDB
+// snapshot of its last SAVE (it saves on no other occasion: a SIGKILL
+// loses every write since), as a Redis with RDB persistence does after a
+// crash.
+func startRedisRDB(t testing.TB) *redisServer {
+	t.Helper()
+	return startRedisIn(t, t.TempDir())
+}
+
+func startRedisIn(t testing.TB, dir string) *redisServer {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv(requireRedisEnv) == "1" {
 			t.Fatalf("redis-server is not on PATH and %s=1: install it (apt-get install redis-server)", requireRedisEnv)
 		}
 		t.Skipf("redis-server is not on PATH: install it (apt-get install redis-server) to run the Redis broker tests")
 	}
-	r := &redisServer{t: t}
+	r := &redisServer{t: t, dir: dir}
 	for attempt := 0; ; attempt++ {
 		r.addr = freeAddr(t)
 		err := r.tryStart()
@@ -72,9 +89,13 @@ func freeAddr(t testing.TB) string {
 // tryStart starts redis-server on r.addr and waits until it answers PING.
 func (r *redisServer) tryStart() error {
 	_, port, _ := net.SplitHostPort(r.addr)
+	dir := r.dir
+	if dir == "" {
+		dir = r.t.TempDir()
+	}
 	cmd := exec.Command("redis-server",
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.t.TempDir(), "--loglevel", "warning")
+		"--dir", dir, "--loglevel", "warning")
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -144,7 +165,8 @@ func (r *redisServer) Stop() {
 	}
 }
 
-// Restart starts the server again on the same address, empty.
+// Restart starts the server again on the same address: empty, or from
+// the snapshot of the last SAVE for one of startRedisRDB.
 func (r *redisServer) Restart() {
 	r.t.Helper()
 	r.Stop()

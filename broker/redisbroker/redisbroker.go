@@ -4,23 +4,30 @@
 //
 // Each publish runs one Lua script that, atomically, checks the
 // idempotency key, assigns the next offset, appends the publication to the
-// channel's history (a Redis stream bounded by count and age) and
+// channel's history (a Redis stream bounded by count, bytes and age) and
 // PUBLISHes it, so offsets, history and delivery always agree. A channel's
 // epoch is stored next to its offset; when Redis loses the stream (a
 // restart without persistence, eviction, expiry) the next use creates a new
 // epoch, so an old position is refused rather than replayed wrongly.
 //
+// A Redis that reloaded its data from disk, or a replica promoted in its
+// place, may hold a stream at an older offset than was published; the
+// scripts notice it by Redis's run_id, which each stream keeps, and start
+// a new epoch, so offsets are never handed out twice. Any Redis restart
+// therefore starts a new epoch on every channel (see docs/OPERATIONS.md).
+// The broker's Redis user needs the INFO command for this.
+//
 // The broker needs Redis 6.2 or later, standalone (not Redis Cluster).
 // Every key it writes has a TTL, so a volatile-* maxmemory policy evicts
 // streams under memory pressure, which clients then see as
-// recovered:false; prefer noeviction. With persistence (RDB or AOF) a
-// Redis restart keeps streams and epochs; without it every channel starts
-// a new epoch.
+// recovered:false; use noeviction, which makes publishes fail loudly
+// instead when Redis is full.
 //
 // Keys, all under Options.Prefix (P) and tagged with the channel so that a
 // channel's keys share a hash slot:
 //
-//	P stream:{CH}      hash: e = epoch, o = newest offset
+//	P stream:{CH}      hash: e = epoch, o = newest offset, r = run_id of the
+//	                   Redis process that started the epoch
 //	P history:{CH}     stream: entries o = offset, d = data; ID = publish time
 //	P key:{CH}:KEY     string "OFFSET EPOCH": an idempotency key in use
 //
@@ -71,11 +78,23 @@ type Options struct {
 	// name before its first ':'). Zero fields of an entry take History's
 	// value.
 	Namespaces map[string]broker.HistoryOptions
+	// MaxHistoryBytes bounds the data one channel's history holds, on top
+	// of the count and age bounds of History and Namespaces: the oldest
+	// publications leave history first, though the newest always stays
+	// (so one publication larger than the bound is kept alone). A client
+	// whose missed publications left history is told recovered:false.
+	// Zero means DefaultMaxHistoryBytes (4 MiB); negative means no byte
+	// bound. It bounds one channel only: bound the whole of Redis with
+	// maxmemory (see docs/OPERATIONS.md).
+	MaxHistoryBytes int
 	// StreamTTL is how long Redis keeps a channel's epoch and offset after
 	// the channel was last used (published to, read, or subscribed by a
 	// node). A client that comes back within it to a quiet channel
 	// recovers; after it the channel starts a new epoch. Zero means 24
-	// hours; it is never shorter than the channel's history TTL.
+	// hours; it is never shorter than the channel's history TTL. A
+	// channel never published to (only read or subscribed) is kept for its
+	// history TTL instead, or for as long as a node subscribes to it: a
+	// client that subscribed at offset 0 has nothing to recover.
 	StreamTTL time.Duration
 	// Timeout bounds every Redis command and connection attempt: a Redis
 	// that does not answer within it counts as unavailable, so that a
@@ -93,6 +112,8 @@ const (
 	DefaultPrefix    = "herald:"
 	DefaultStreamTTL = 24 * time.Hour
 	DefaultTimeout   = time.Second
+	// DefaultMaxHistoryBytes is the default of Options.MaxHistoryBytes.
+	DefaultMaxHistoryBytes = 4 << 20
 )
 
 // Broker is a broker.Broker backed by Redis. Create it with New; the zero
@@ -111,7 +132,10 @@ type Broker struct {
 	pubPrefix string // prefix of pub/sub channel names
 	streamTTL time.Duration
 	timeout   time.Duration
-	log       *slog.Logger
+	// maxHistoryBytes is the byte bound of each channel's history; -1 for
+	// none.
+	maxHistoryBytes int
+	log             *slog.Logger
 
 	link *link
 
@@ -134,12 +158,13 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		history:   newHistoryConfig(opts.History, opts.Namespaces),
-		prefix:    opts.Prefix,
-		timeout:   opts.Timeout,
-		streamTTL: opts.StreamTTL,
-		log:       opts.Logger,
-		done:      make(chan struct{}),
+		history:         newHistoryConfig(opts.History, opts.Namespaces),
+		prefix:          opts.Prefix,
+		timeout:         opts.Timeout,
+		streamTTL:       opts.StreamTTL,
+		log:             opts.Logger,
+		maxHistoryBytes: opts.MaxHistoryBytes,
+		done:            make(chan struct{}),
 	}
 	if b.prefix == "" {
 		b.prefix = DefaultPrefix
@@ -149,6 +174,12 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	if b.streamTTL <= 0 {
 		b.streamTTL = DefaultStreamTTL
+	}
+	switch {
+	case b.maxHistoryBytes == 0:
+		b.maxHistoryBytes = DefaultMaxHistoryBytes
+	case b.maxHistoryBytes < 0:
+		b.maxHistoryBytes = -1
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -325,6 +356,15 @@ func newHistoryConfig(def broker.HistoryOptions, ns map[string]broker.HistoryOpt
 		}
 	}
 	return c
+}
+
+// shortestTTL returns the shortest history TTL of any namespace.
+func (c *historyConfig) shortestTTL() time.Duration {
+	d := c.def.TTL
+	for _, o := range c.ns {
+		d = min(d, o.TTL)
+	}
+	return d
 }
 
 func (c *historyConfig) forChannel(channel string) broker.HistoryOptions {

@@ -7,37 +7,68 @@ import "github.com/redis/rueidis"
 // (KEYS[2]) and, for a keyed publish, the idempotency key (KEYS[3]).
 //
 // Every script starts with streamPrelude, which reads the channel's epoch
-// and offset and, when the stream hash is missing (never used, expired, or
-// lost by Redis), creates it with the epoch the caller proposed (ARGV[1])
-// and offset 0, and deletes any history left from the lost stream. It then
-// extends the hash's life by the stream TTL in milliseconds (ARGV[2]).
+// and offset and, when the stream must start anew, creates it with the
+// epoch the caller proposed (ARGV[1]) and offset 0, and deletes any
+// history left from the old stream. It then extends the hash's life: by
+// the stream TTL in milliseconds (ARGV[2]) once the stream was published
+// to, by the history TTL (ARGV[3]) while it was not, so that reading or
+// subscribing to names nobody publishes to leaves nothing behind for
+// long. (A node keeps the stream of a channel it subscribes to alive; see
+// keepAlive.)
+//
+// A stream starts anew when its hash is missing (never used, expired, or
+// lost by Redis) or was written by another Redis process than the one
+// running the script: the hash keeps the run_id of the process that
+// created it (r), and a Redis that loaded its data from disk (an RDB
+// snapshot, an AOF missing its last second) or took over as a promoted
+// replica has a new run_id. Such a Redis may hold the stream at an older
+// offset than subscribers have already seen; continuing the epoch from
+// there would hand out their offsets again. A restart that lost nothing
+// (a graceful SHUTDOWN, AOF with appendfsync always) looks the same from
+// here, so it too starts a new epoch: a client told recovered:false
+// reloads, a client given a reused offset drops the message as a
+// duplicate.
+//
 // Times come from Redis's clock (TIME), the same clock that stamps the
 // history entries' IDs, so nodes with skewed clocks agree on ages.
 const streamPrelude = `
-local state = redis.call('HMGET', KEYS[1], 'e', 'o')
+local info = redis.call('INFO', 'server')
+local at = string.find(info, 'run_id:', 1, true)
+if not at then
+  return redis.error_reply('herald: INFO server shows no run_id')
+end
+local run = string.sub(info, at + 7, at + 46)
+local state = redis.call('HMGET', KEYS[1], 'e', 'o', 'r')
 local epoch, offset = state[1], tonumber(state[2])
-if not epoch then
+if not epoch or state[3] ~= run then
   epoch, offset = ARGV[1], 0
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', run)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if offset > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 `
 
-// publishScript appends a publication. ARGV[3] data, ARGV[4] history size,
-// ARGV[5] history TTL in ms, ARGV[6] pub/sub channel. It returns
-// {epoch, offset}: the new publication's, or for a key already used in
-// this epoch within the history TTL, the first publication's (nothing is
+// publishScript appends a publication. ARGV[4] data, ARGV[5] history size,
+// ARGV[6] pub/sub channel, ARGV[7] history bytes (negative: no bound). It
+// returns {epoch, offset}: the new publication's, or for a key already used
+// in this epoch within the history TTL, the first publication's (nothing is
 // stored or published then).
 //
 // History is a Redis stream whose entry IDs Redis assigns from its clock
-// (never going back), so trimming by MINID drops exactly the entries older
-// than the TTL, and MAXLEN = keeps exactly the size. The history key
-// expires with its newest entry; the idempotency key with the TTL.
+// (never going back). After appending, the script drops the oldest
+// entries while there are more than the size, their data adds up to more
+// than the byte bound, or they are older than the TTL; the newest is
+// always kept. The stream hash's field b holds the bytes of data in
+// history (stale when the history key expired, which it does with its
+// newest entry). The idempotency key expires with the TTL.
 var publishScript = rueidis.NewLuaScript(streamPrelude + `
 if KEYS[3] then
   local used = redis.call('GET', KEYS[3])
@@ -49,14 +80,38 @@ if KEYS[3] then
   end
 end
 offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local off = string.format('%d', offset)
-redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[4], '*', 'o', off, 'd', ARGV[3])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', nowms() - tonumber(ARGV[5])))
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if KEYS[3] then
-  redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[5])
+local bytes = 0
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  bytes = tonumber(redis.call('HGET', KEYS[1], 'b')) or 0
 end
-redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[3])
+local newest = redis.call('XADD', KEYS[2], '*', 'o', off, 'd', ARGV[4])
+bytes = bytes + #ARGV[4]
+local size, maxbytes = tonumber(ARGV[5]), tonumber(ARGV[7])
+local minms = nowms() - tonumber(ARGV[3])
+local n = redis.call('XLEN', KEYS[2])
+local keep, from = newest, '-'
+while n > 1 do
+  local e = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 1)[1]
+  local ms = tonumber(string.sub(e[1], 1, string.find(e[1], '-', 1, true) - 1))
+  if n <= size and (maxbytes < 0 or bytes <= maxbytes) and ms >= minms then
+    keep = e[1]
+    break
+  end
+  bytes = bytes - #e[2][4]
+  n = n - 1
+  from = '(' .. e[1]
+end
+if from ~= '-' then
+  redis.call('XTRIM', KEYS[2], 'MINID', keep)
+end
+redis.call('HSET', KEYS[1], 'b', bytes)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if KEYS[3] then
+  redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[3])
+end
+redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[4])
 return {epoch, offset}
 `)
 
@@ -65,11 +120,11 @@ var positionScript = rueidis.NewLuaScript(streamPrelude + `
 return {epoch, offset}
 `)
 
-// historyScript reads the publications after a position. ARGV[3] since
-// epoch, ARGV[4] since offset, ARGV[5] limit (0: none), ARGV[6] history
-// size, ARGV[7] history TTL in ms. It returns {epoch, offset, 0} when the
+// historyScript reads the publications after a position. ARGV[4] since
+// epoch, ARGV[5] since offset, ARGV[6] limit (0: none), ARGV[7] history
+// size. It returns {epoch, offset, 0} when the
 // position cannot be recovered (another epoch, an offset from the future,
-// or publications after it that left history by count or age), and
+// or publications after it that left history by count, bytes or age), and
 // otherwise {epoch, offset, 1, data...} with the data of the publications
 // after since, oldest first, at most limit of them.
 //
@@ -78,15 +133,15 @@ return {epoch, offset}
 // offset since+1 and be younger than the TTL (entries only get younger
 // from there).
 var historyScript = rueidis.NewLuaScript(streamPrelude + `
-local since = tonumber(ARGV[4])
-if ARGV[3] ~= epoch or since > offset then
+local since = tonumber(ARGV[5])
+if ARGV[4] ~= epoch or since > offset then
   return {epoch, offset, 0}
 end
 local missed = offset - since
 if missed == 0 then
   return {epoch, offset, 1}
 end
-if missed > tonumber(ARGV[6]) then
+if missed > tonumber(ARGV[7]) then
   return {epoch, offset, 0}
 end
 local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
@@ -99,11 +154,11 @@ if tonumber(oldest[2][2]) ~= since + 1 then
 end
 local id = oldest[1]
 local ms = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
-if nowms() - ms > tonumber(ARGV[7]) then
+if nowms() - ms > tonumber(ARGV[3]) then
   return {epoch, offset, 0}
 end
 local n = missed
-local limit = tonumber(ARGV[5])
+local limit = tonumber(ARGV[6])
 if limit > 0 and limit < n then
   n = limit
 end
@@ -112,4 +167,20 @@ for i = missed, missed - n + 1, -1 do
   out[#out + 1] = entries[i][2][4]
 end
 return out
+`)
+
+// touchScript extends the life of a stream hash that exists, as the
+// prelude does, and returns its offset (-1: no hash). ARGV[1] stream TTL,
+// ARGV[2] history TTL, both in ms.
+var touchScript = rueidis.NewLuaScript(`
+local offset = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if not offset then
+  return -1
+end
+if offset > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return offset
 `)

@@ -31,8 +31,8 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	args := append(b.streamArgs(h),
 		string(data),
 		strconv.Itoa(h.Size),
-		millis(h.TTL),
 		b.pubPrefix+channel,
+		strconv.Itoa(b.maxHistoryBytes),
 	)
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
@@ -82,7 +82,6 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		strconv.FormatUint(since.Offset, 10),
 		strconv.Itoa(max(limit, 0)),
 		strconv.Itoa(h.Size),
-		millis(h.TTL),
 	)
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
@@ -123,11 +122,13 @@ func (b *Broker) streamKeys(channel string) []string {
 }
 
 // streamArgs returns the arguments every script starts with: the epoch to
-// create the stream with if Redis has none, and the stream hash's TTL.
+// create the stream with if Redis has none, the stream hash's TTL once
+// published to, and the history TTL (the hash's TTL until then).
 func (b *Broker) streamArgs(h broker.HistoryOptions) []string {
-	args := make([]string, 2, 7)
+	args := make([]string, 3, 8)
 	args[0] = broker.NewEpoch()
 	args[1] = millis(max(b.streamTTL, h.TTL))
+	args[2] = millis(h.TTL)
 	return args
 }
 
