@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -104,11 +105,25 @@ func (s *session) peerClosed(payload []byte) error {
 		return s.fail(protocol.CloseProtocolError, "malformed close frame")
 	case len(payload) == 0:
 		code = ws.StatusNormalClosure
-	case ws.CheckCloseFrameData(code, reason) != nil:
-		return s.fail(protocol.CloseProtocolError, "invalid close code or reason")
+	case !closeCodeValid(code):
+		return s.fail(protocol.CloseProtocolError, fmt.Sprintf("close code %d is not allowed on the wire", code))
+	case !utf8.ValidString(reason):
+		return s.fail(protocol.CloseProtocolError, "close reason is not valid UTF-8")
 	}
 	s.close(protocol.CloseCode(code), "closed by client")
 	return errClosed
+}
+
+// closeCodeValid reports whether a peer may send code in a close frame
+// (RFC 6455 §7.4): the codes defined for the protocol (1000-1003,
+// 1007-1014; 1004-1006 and 1015 are reserved, 1016-2999 unassigned), and
+// the ranges for libraries and applications, 3000-4999.
+func closeCodeValid(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // terminate ends the connection at once, without a close handshake: the
@@ -197,10 +212,24 @@ func (s *session) finish(err error) {
 	case <-time.After(s.srv.opts.WriteTimeout):
 	}
 	if !errors.Is(err, errClosed) {
-		// Drain what the peer still sends so closing does not reset the
-		// connection before it has read our close frame.
 		s.conn.SetReadDeadline(time.Now().Add(time.Second))
-		io.Copy(io.Discard, &s.br)
+		s.awaitPeerClose()
 	}
 	s.conn.Close()
+}
+
+// awaitPeerClose reads and discards what the peer still sends until its
+// close frame, so that closing the socket does not reset the connection
+// before the peer has read ours. The server then closes the TCP connection
+// at once (RFC 6455 §7.1.1); the read deadline bounds the wait.
+func (s *session) awaitPeerClose() {
+	for {
+		h, err := ws.ReadHeader(&s.br)
+		if err != nil {
+			return
+		}
+		if _, err := io.CopyN(io.Discard, &s.br, h.Length); err != nil || h.OpCode == ws.OpClose {
+			return
+		}
+	}
 }

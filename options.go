@@ -14,6 +14,23 @@ import (
 // Version is the server's version, sent in welcome as "herald/<Version>".
 const Version = "0.1.0"
 
+// The defaults of Options, used where a field is zero. The herald binary's
+// flags default to the same values.
+const (
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPongTimeout      = 15 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultHelloTimeout     = 10 * time.Second
+	DefaultMaxMessageBytes  = 64 << 10
+	DefaultSendQueueBytes   = 1 << 20
+	DefaultMaxSubscriptions = 128
+	DefaultMaxErrors        = 20
+	DefaultErrorWindow      = 10 * time.Second
+	DefaultDrainWindow      = time.Second
+	DefaultRate             = 50.0 // requests per second
+	DefaultBurst            = 100
+)
+
 // Options configure a Server. The zero value of every field means the
 // documented default; a nil *Options means all defaults.
 type Options struct {
@@ -116,19 +133,19 @@ func (o *Options) withDefaults() Options {
 	if o != nil {
 		c = *o
 	}
-	setDefault(&c.PingInterval, 25*time.Second)
-	setDefault(&c.PongTimeout, 15*time.Second)
-	setDefault(&c.WriteTimeout, 10*time.Second)
-	setDefault(&c.MaxMessageBytes, 64<<10)
-	setDefault(&c.SendQueueBytes, 1<<20)
-	setDefault(&c.MaxSubscriptions, 128)
-	setDefault(&c.MaxErrors, 20)
-	setDefault(&c.ErrorWindow, 10*time.Second)
-	setDefault(&c.DrainWindow, time.Second)
-	setDefault(&c.HelloTimeout, 10*time.Second)
-	setDefault(&c.Burst, 100)
+	setDefault(&c.PingInterval, DefaultPingInterval)
+	setDefault(&c.PongTimeout, DefaultPongTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	setDefault(&c.SendQueueBytes, DefaultSendQueueBytes)
+	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDefault(&c.MaxErrors, DefaultMaxErrors)
+	setDefault(&c.ErrorWindow, DefaultErrorWindow)
+	setDefault(&c.DrainWindow, DefaultDrainWindow)
+	setDefault(&c.HelloTimeout, DefaultHelloTimeout)
+	setDefault(&c.Burst, DefaultBurst)
 	if c.Rate <= 0 {
-		c.Rate = 50
+		c.Rate = DefaultRate
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

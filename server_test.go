@@ -235,26 +235,6 @@ func TestFragmentedOversizeCloses1009(t *testing.T) {
 	}
 }
 
-func TestInvalidUTF8Closes1007(t *testing.T) {
-	srv := startServer(t, nil)
-	c := heraldtest.DialWelcome(t, srv.url, nil)
-	c.MustWriteFrame(t, ws.OpText, true, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
-	if code := c.ExpectClose(t, 5*time.Second); code != 1007 {
-		t.Fatalf("close code %d, want 1007", code)
-	}
-}
-
-func TestClientCloseIsEchoed(t *testing.T) {
-	srv := startServer(t, nil)
-	c := heraldtest.DialWelcome(t, srv.url, nil)
-	c.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
-	if code := c.ExpectClose(t, 5*time.Second); code != 1000 {
-		t.Fatalf("echoed close code %d, want 1000", code)
-	}
-	c.ExpectDropped(t, 5*time.Second)
-	waitFor(t, "connection count to drop", func() bool { return srv.Connections() == 0 })
-}
-
 func TestUpgradeChecks(t *testing.T) {
 	srv := startServer(t, &herald.Options{AllowedOrigins: []string{"https://*.example.com"}})
 	host := strings.TrimPrefix(srv.http.URL, "http://")
