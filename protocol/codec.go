@@ -15,7 +15,6 @@ import (
 type frameSpec struct {
 	new      func() Frame
 	required []string
-	request  bool // sent by clients
 }
 
 // wireField is a field of a frame struct, by its exact name on the wire.
@@ -48,24 +47,21 @@ func wireFields(t reflect.Type) []wireField {
 }
 
 var specs = map[string]frameSpec{
-	TypeHello:        {func() Frame { return new(Hello) }, []string{"token"}, true},
-	TypeSubscribe:    {func() Frame { return new(Subscribe) }, []string{"channel"}, true},
-	TypeUnsubscribe:  {func() Frame { return new(Unsubscribe) }, []string{"channel"}, true},
-	TypePublish:      {func() Frame { return new(Publish) }, []string{"channel", "data"}, true},
-	TypePing:         {func() Frame { return new(Ping) }, nil, true},
-	TypeRefresh:      {func() Frame { return new(Refresh) }, []string{"token"}, true},
-	TypeWelcome:      {func() Frame { return new(Welcome) }, []string{"session"}, false},
-	TypeSubscribed:   {func() Frame { return new(Subscribed) }, []string{"channel", "epoch", "offset"}, false},
-	TypeUnsubscribed: {func() Frame { return new(Unsubscribed) }, []string{"channel"}, false},
-	TypePublished:    {func() Frame { return new(Published) }, []string{"channel", "offset"}, false},
-	TypePong:         {func() Frame { return new(Pong) }, nil, false},
-	TypeRefreshed:    {func() Frame { return new(Refreshed) }, nil, false},
-	TypeMessage:      {func() Frame { return new(Message) }, []string{"channel", "offset", "data"}, false},
-	TypeError:        {func() Frame { return new(Error) }, []string{"code"}, false},
+	TypeHello:        {func() Frame { return new(Hello) }, []string{"token"}},
+	TypeSubscribe:    {func() Frame { return new(Subscribe) }, []string{"channel"}},
+	TypeUnsubscribe:  {func() Frame { return new(Unsubscribe) }, []string{"channel"}},
+	TypePublish:      {func() Frame { return new(Publish) }, []string{"channel", "data"}},
+	TypePing:         {func() Frame { return new(Ping) }, nil},
+	TypeRefresh:      {func() Frame { return new(Refresh) }, []string{"token"}},
+	TypeWelcome:      {func() Frame { return new(Welcome) }, []string{"session"}},
+	TypeSubscribed:   {func() Frame { return new(Subscribed) }, []string{"channel", "epoch", "offset"}},
+	TypeUnsubscribed: {func() Frame { return new(Unsubscribed) }, []string{"channel"}},
+	TypePublished:    {func() Frame { return new(Published) }, []string{"channel", "offset"}},
+	TypePong:         {func() Frame { return new(Pong) }, nil},
+	TypeRefreshed:    {func() Frame { return new(Refreshed) }, nil},
+	TypeMessage:      {func() Frame { return new(Message) }, []string{"channel", "offset", "data"}},
+	TypeError:        {func() Frame { return new(Error) }, []string{"code"}},
 }
-
-// IsRequest reports whether frames of type t are sent by clients.
-func IsRequest(t string) bool { return specs[t].request }
 
 // Decode parses and validates one frame of either direction. On failure the
 // error is an *Error carrying the code PROTOCOL.md names (bad_request,
