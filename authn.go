@@ -16,7 +16,7 @@ import (
 // credentials; err is set when it carried bad ones.
 func (s *Server) authenticateUpgrade(r *http.Request) (id auth.Identity, ok bool, err error) {
 	if s.opts.Authenticate != nil {
-		ident, err := s.opts.Authenticate(r)
+		ident, err := s.callAuthenticate(r)
 		if err != nil || ident != nil {
 			return deref(ident), err == nil, err
 		}
@@ -27,6 +27,21 @@ func (s *Server) authenticateUpgrade(r *http.Request) (id auth.Identity, ok bool
 	}
 	id, err = s.opts.Tokens.Verify(token)
 	return id, err == nil, err
+}
+
+// errHookPanicked is what a panic in the Authenticate hook becomes.
+var errHookPanicked = errors.New("herald: Authenticate hook panicked")
+
+// callAuthenticate runs the Authenticate hook, turning a panic into an error
+// so that the upgrade is refused and its connection slot released.
+func (s *Server) callAuthenticate(r *http.Request) (id *auth.Identity, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in Authenticate hook", "remote", r.RemoteAddr, "panic", p)
+			id, err = nil, errHookPanicked
+		}
+	}()
+	return s.opts.Authenticate(r)
 }
 
 func deref(id *auth.Identity) auth.Identity {

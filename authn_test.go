@@ -268,3 +268,41 @@ func TestTLS(t *testing.T) {
 	c.Send(t, `{"type":"ping","id":1}`)
 	c.Expect(t, "pong")
 }
+
+// A token that says "never" with a far-future exp (9999-12-31, common in
+// practice) is a token without expiry, not one that expired at once.
+func TestFarFutureExpiry(t *testing.T) {
+	srv := jwtServer(t, herald.Options{})
+	never := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	c := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "ivy", "aud": "herald", "exp": never})))
+	time.Sleep(200 * time.Millisecond) // the scheduler closed such a connection at once
+	c.Send(t, `{"type":"ping","id":1}`)
+	c.Expect(t, "pong")
+	c.Send(t, fmt.Sprintf(`{"type":"refresh","id":2,"token":%q}`, token(t, jwt.MapClaims{"sub": "ivy", "aud": "herald", "exp": never})))
+	c.Expect(t, "refreshed")
+	time.Sleep(200 * time.Millisecond)
+	c.Send(t, `{"type":"ping","id":3}`)
+	c.Expect(t, "pong")
+}
+
+// A panic in the Authenticate hook refuses that upgrade with 500 and frees
+// its connection slot: with room for one connection, the next one gets in.
+func TestAuthenticateHookPanic(t *testing.T) {
+	srv := startServer(t, &herald.Options{
+		MaxConnections: 1,
+		Authenticate: func(r *http.Request) (*auth.Identity, error) {
+			if r.Header.Get("X-Boom") != "" {
+				panic("hook bug")
+			}
+			return &auth.Identity{User: "hana"}, nil
+		},
+	})
+	for range 3 {
+		refused(t, srv.url, &heraldtest.DialOptions{Header: http.Header{"X-Boom": {"1"}}}, 500)
+	}
+	if n := srv.Connections(); n != 0 {
+		t.Fatalf("%d connections counted after refused upgrades, want 0", n)
+	}
+	c := heraldtest.MustDial(t, srv.url, nil)
+	c.Expect(t, "welcome")
+}

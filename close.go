@@ -65,7 +65,7 @@ func (s *session) closeLocked(code protocol.CloseCode, reason string) {
 	if code == protocol.CloseSlowConsumer {
 		s.srv.metrics.slowConsumers.Inc()
 	}
-	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
+	body := ws.NewCloseFrameBody(ws.StatusCode(code), cutReason(reason))
 	s.pushLocked(buildFrame(ws.OpClose, body))
 	// Give the peer until then to answer: a reader waiting for frames that
 	// will not come fails, a parked connection is ended. A client that
@@ -77,6 +77,21 @@ func (s *session) closeLocked(code protocol.CloseCode, reason string) {
 	}
 }
 
+// cutReason shortens reason to what a close frame holds (123 bytes), at a
+// character boundary: a reason cut inside a UTF-8 character is a protocol
+// error to the peer, which then sees 1006 instead of the code.
+func cutReason(reason string) string {
+	const most = ws.MaxControlFramePayloadSize - 2
+	if len(reason) <= most {
+		return reason
+	}
+	n := most
+	for n > 0 && !utf8.RuneStart(reason[n]) {
+		n--
+	}
+	return reason[:n]
+}
+
 // closeErr is a protocol violation of the framing layer; it ends the read
 // loop after fail queued the close frame.
 type closeErr struct {
@@ -85,6 +100,9 @@ type closeErr struct {
 }
 
 func (e *closeErr) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
+
+// reasonClientClosed is the reason of a close the client started.
+const reasonClientClosed = "closed by client"
 
 // errClosed ends the read loop after a close handshake.
 var errClosed = errors.New("closed")
@@ -110,7 +128,7 @@ func (s *session) peerClosed(payload []byte) error {
 	case !utf8.ValidString(reason):
 		return s.fail(protocol.CloseProtocolError, "close reason is not valid UTF-8")
 	}
-	s.close(protocol.CloseCode(code), "closed by client")
+	s.close(protocol.CloseCode(code), reasonClientClosed)
 	return errClosed
 }
 
@@ -185,7 +203,7 @@ func (s *session) end(err error) {
 	if code == 0 {
 		code = protocol.CloseAbnormal
 	}
-	s.srv.metrics.connClosed(code)
+	s.srv.metrics.connClosed(code, reason == reasonClientClosed)
 	attrs := []any{"session", s.id, "remote", s.remote, "code", int(code), "reason", reason}
 	if err != nil && !errors.Is(err, errClosed) {
 		attrs = append(attrs, "err", err)

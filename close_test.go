@@ -2,10 +2,16 @@ package herald_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
@@ -77,5 +83,59 @@ func TestProtocolErrorEndsTCPAfterHandshake(t *testing.T) {
 			// is the handshake's own round trip.
 			c.ExpectDropped(t, 500*time.Millisecond)
 		})
+	}
+}
+
+// A close reason longer than a close frame holds is cut at a character
+// boundary, so the client still gets the code (a reason cut inside a UTF-8
+// character would be a protocol error to it, seen as 1006).
+func TestLongReasonKeepsUTF8(t *testing.T) {
+	srv := startAPIServer(t, herald.Options{APIKey: "k", Tokens: mustJWT(t)})
+	c := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "ola", "aud": "herald"})))
+	reason := strings.Repeat("é", 100) // 200 bytes; 123 fit, and byte 123 is inside a character
+	status, _ := call(t, "POST", srv.api+"/api/disconnect", "k", fmt.Sprintf(`{"user":"ola","code":4500,"reason":%q}`, reason))
+	if status != 200 {
+		t.Fatalf("disconnect: status %d", status)
+	}
+	for {
+		h, payload, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.OpCode != ws.OpClose {
+			continue
+		}
+		code, got := ws.ParseCloseFrameData(payload)
+		if code != 4500 || !utf8.ValidString(got) || !strings.HasPrefix(reason, got) || len(got) < 120 {
+			t.Fatalf("close %d %q (%d bytes), want 4500 and the reason cut at a character boundary", code, got, len(got))
+		}
+		return
+	}
+}
+
+// Codes a client picks for itself share one label in
+// herald_connections_closed_total, so clients cannot grow its label set.
+func TestClientCloseCodesShareALabel(t *testing.T) {
+	srv := startAPIServer(t, herald.Options{})
+	for _, code := range []ws.StatusCode{1001, 3001, 4321, 4999} {
+		c := heraldtest.DialWelcome(t, srv.url, nil)
+		c.MustWriteFrame(t, ws.OpClose, true, ws.NewCloseFrameBody(code, ""))
+		c.ExpectClose(t, 5*time.Second)
+		c.ExpectDropped(t, 5*time.Second)
+	}
+	waitFor(t, "connections to close", func() bool { return srv.Connections() == 0 })
+	resp, err := http.Get(srv.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`herald_connections_closed_total{code="1001"} 1`, `herald_connections_closed_total{code="client_other"} 3`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(body), `code="4321"`) {
+		t.Errorf("metrics have a label for a client's own code 4321")
 	}
 }

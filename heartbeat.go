@@ -93,8 +93,8 @@ func (hb *heartbeat) setExpiry(s *session, at time.Time, hello bool) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	s.hb.expiry, s.hb.hello = 0, hello
-	if !at.IsZero() {
-		s.hb.expiry = max(hb.now()+time.Until(at), 1)
+	if d := time.Until(at); !at.IsZero() && d < farFuture {
+		s.hb.expiry = max(hb.now()+d, 1)
 	}
 	if s.hb.index >= 0 {
 		s.hb.due = hb.dueOf(s)
@@ -107,6 +107,10 @@ func (hb *heartbeat) setExpiry(s *session, at time.Time, hello bool) {
 		}
 	}
 }
+
+// farFuture is where an expiry counts as none: tokens often say "never"
+// with an exp of 9999-12-31, which a time.Duration cannot hold.
+const farFuture = 100 * 365 * 24 * time.Hour
 
 // run pings and terminates connections until ctx ends. Socket work happens
 // outside the scheduler's lock.

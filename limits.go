@@ -5,11 +5,16 @@ import "time"
 // A connection's limits, kept by its reading goroutine: a token bucket on
 // requests (and pings), and a window of recent bad requests.
 
-// throttlePing counts a client's ping frame against the request rate and,
-// past it, pauses reading until the rate allows more: pings must be
-// answered, but a ping flood gets no more of the server than the rate.
-func (s *session) throttlePing() {
-	if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
+// throttleFrame takes a token for a frame that is not a request (a ping, a
+// pong, a fragment of a message not yet complete), waiting for it when the
+// bucket is empty: such frames must be read, but a flood of them gets no more
+// of the server than the rate.
+func (s *session) throttleFrame() {
+	for {
+		ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst)
+		if ok {
+			return
+		}
 		time.Sleep(wait)
 	}
 }

@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		connections:        gauge("connections", "Open WebSocket connections."),
 		opened:             counter("connections_opened_total", "WebSocket connections opened."),
-		closed:             vec("connections_closed_total", "WebSocket connections closed, by close code (1006: lost without a close frame).", "code"),
+		closed:             vec("connections_closed_total", "WebSocket connections closed, by close code (1006: lost without a close frame; client_other: a code of the client's own, 3000-4999).", "code"),
 		subscriptions:      gauge("subscriptions", "Channel subscriptions held by open connections."),
 		received:           counter("messages_received_total", "Messages received from clients."),
 		receivedBytes:      counter("received_bytes_total", "Bytes of messages received from clients."),
@@ -74,9 +74,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-func (m *metrics) connClosed(code protocol.CloseCode) {
+// connClosed counts a connection that ended with code. A code the client
+// chose is counted by number only when RFC 6455 defines it; the rest share
+// the label client_other, so that clients cannot grow the label set.
+func (m *metrics) connClosed(code protocol.CloseCode, byClient bool) {
 	m.connections.Dec()
-	m.closed.WithLabelValues(strconv.Itoa(int(code))).Inc()
+	label := strconv.Itoa(int(code))
+	if byClient && code > 1014 {
+		label = "client_other"
+	}
+	m.closed.WithLabelValues(label).Inc()
 }
 
 func observeSince(h prometheus.Histogram, start time.Time) { h.Observe(time.Since(start).Seconds()) }

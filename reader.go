@@ -61,6 +61,7 @@ func (fr *frameReader) next(s *session) (message, error) {
 	ws.Cipher(fr.buf[n:], h.Mask, 0)
 	fr.fragmented = !h.Fin
 	if fr.fragmented {
+		s.throttleFrame() // the message it starts or continues is not complete
 		return message{}, nil
 	}
 	msg := message{data: fr.buf, binary: fr.binary, complete: true}
@@ -81,9 +82,10 @@ func (fr *frameReader) control(s *session, h ws.Header) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		s.sendControl(ws.OpPong, payload)
-		s.throttlePing()
+		s.throttleFrame()
 	case ws.OpPong:
 		s.pong()
+		s.throttleFrame()
 	case ws.OpClose:
 		return s.peerClosed(payload)
 	}

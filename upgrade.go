@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,6 +87,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, 
 		return nil, http.StatusBadRequest, "herald: subprotocol herald.v1 required"
 	}
 	id, authed, err := s.authenticateUpgrade(r)
+	if errors.Is(err, errHookPanicked) {
+		return nil, http.StatusInternalServerError, "herald: internal error"
+	}
 	if err != nil {
 		s.log.Info("upgrade refused: bad credentials", "remote", r.RemoteAddr, "err", err)
 		return nil, http.StatusUnauthorized, "herald: invalid credentials"
