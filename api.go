@@ -24,8 +24,8 @@ import (
 // Every call needs "Authorization: Bearer <Options.APIKey>"; without an
 // APIKey every path answers 404. Errors are JSON {"code","message"} with the
 // codes of PROTOCOL.md. Publishes through the API are not subject to
-// namespace access rules and share idempotency keys with WebSocket
-// publishes.
+// namespace access rules; their idempotency keys are the API's own, apart
+// from those of WebSocket publishers.
 func (s *Server) APIHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/publish", s.apiPublish)
@@ -128,7 +128,7 @@ func checkPublish(channel string, data json.RawMessage, key string) *protocol.Er
 }
 
 func (s *Server) apiPublishOne(ctx context.Context, channel string, data []byte, key string) (broker.StreamPosition, *protocol.Error) {
-	pos, err := s.broker.Publish(ctx, channel, data, broker.PublishOptions{Key: key})
+	pos, err := s.broker.Publish(ctx, channel, data, broker.PublishOptions{Key: apiKeys.of(key)})
 	if err == nil {
 		return pos, nil
 	}

@@ -72,11 +72,14 @@ func TestAPIPublish(t *testing.T) {
 	if m := sub.Expect(t, "message").Fields(); m["offset"] != 1.0 || m["data"].(map[string]any)["text"] != "from the backend" {
 		t.Fatalf("message = %v", m)
 	}
-	// The key space is shared with WebSocket publishes.
+	// The API's keys are its own: a WebSocket client cannot take them.
 	pub := heraldtest.DialWelcome(t, srv.url, nil)
-	pub.Send(t, `{"type":"publish","id":1,"channel":"chat","data":"dup","key":"b-1"}`)
-	if p := pub.Expect(t, "published").Fields(); p["offset"] != 1.0 {
-		t.Fatalf("WebSocket publish with the API's key: %v", p)
+	pub.Send(t, `{"type":"publish","id":1,"channel":"chat","data":"mine","key":"b-1"}`)
+	if p := pub.Expect(t, "published").Fields(); p["offset"] != 2.0 {
+		t.Fatalf("WebSocket publish with the API's key: %v, want a publication of its own", p)
+	}
+	if m := sub.Expect(t, "message").Fields(); m["offset"] != 2.0 || m["data"] != "mine" {
+		t.Fatalf("message = %v", m)
 	}
 
 	cases := []struct {

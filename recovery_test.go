@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/internal/heraldtest"
@@ -193,6 +194,49 @@ func TestIdempotentPublish(t *testing.T) {
 	expectOffsets(t, sub, "orders", 1, 2)
 	sub.Send(t, `{"type":"ping","id":2}`)
 	sub.Expect(t, "pong")
+}
+
+// Idempotency keys are scoped by publisher: a key another publisher used
+// first (an anonymous client, another user) does not swallow the backend's
+// or a user's publish; the same publisher retrying still gets the first
+// offset.
+func TestIdempotencyKeysPerPublisher(t *testing.T) {
+	srv := startAPIServer(t, herald.Options{APIKey: "k", Tokens: mustJWT(t), Anonymous: herald.AnonymousAllow})
+	publish := func(c *heraldtest.Conn, id int) float64 {
+		t.Helper()
+		c.Send(t, fmt.Sprintf(`{"type":"publish","id":%d,"channel":"orders","data":%d,"key":"order-42"}`, id, id))
+		return c.Expect(t, "published").Fields()["offset"].(float64)
+	}
+	anon := heraldtest.DialWelcome(t, srv.url, nil)
+	if off := publish(anon, 1); off != 1 {
+		t.Fatalf("anonymous publish got offset %v, want 1", off)
+	}
+	apiPublish := func() float64 {
+		t.Helper()
+		status, body := call(t, "POST", srv.api+"/api/publish", "k", `{"channel":"orders","data":"backend","key":"order-42"}`)
+		if status != 200 {
+			t.Fatalf("API publish: %d %v", status, body)
+		}
+		return body["offset"].(float64)
+	}
+	if off := apiPublish(); off != 2 {
+		t.Fatalf("API publish with a key an anonymous client used got offset %v, want a new publication (2)", off)
+	}
+	if off := apiPublish(); off != 2 {
+		t.Fatalf("API retry got offset %v, want its first (2)", off)
+	}
+	alice := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "alice", "aud": "herald"})))
+	bob := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "bob", "aud": "herald"})))
+	if a, b := publish(alice, 3), publish(bob, 4); a != 3 || b != 4 {
+		t.Fatalf("alice and bob got offsets %v and %v, want 3 and 4", a, b)
+	}
+	alice2 := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "alice", "aud": "herald"})))
+	if a := publish(alice2, 5); a != 3 {
+		t.Fatalf("alice retrying on another connection got offset %v, want her first (3)", a)
+	}
+	if off := publish(heraldtest.DialWelcome(t, srv.url, nil), 6); off != 1 {
+		t.Fatalf("anonymous clients share one scope: got offset %v, want 1", off)
+	}
 }
 
 func TestResubscribeRepairsAGap(t *testing.T) {

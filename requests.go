@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/heraldhq/herald/broker"
@@ -66,7 +67,7 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		return
 	}
 	start := time.Now()
-	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: req.Key})
+	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: s.keyScope().of(req.Key)})
 	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)
@@ -99,4 +100,31 @@ func (s *session) reply(e *protocol.Error) {
 	if s.tooManyErrors(time.Now()) {
 		s.close(protocol.CloseTooManyErrors, "too many bad requests")
 	}
+}
+
+// keyScope is the space of the connection's idempotency keys: its user's,
+// or the one all anonymous connections share.
+func (s *session) keyScope() keyScope {
+	if s.identity.Anonymous() {
+		return anonymousKeys
+	}
+	return keyScope("u" + strconv.Itoa(len(s.identity.User)) + ":" + s.identity.User + ":")
+}
+
+// keyScope prefixes idempotency keys so that publishers cannot take each
+// other's keys: a key used by one user (or by anonymous connections, or the
+// HTTP API) never dedupes another's publish. Scopes are prefix-free.
+type keyScope string
+
+const (
+	anonymousKeys keyScope = "a:"
+	apiKeys       keyScope = "api:"
+)
+
+// of returns key in the scope; no key stays no key.
+func (k keyScope) of(key string) string {
+	if key == "" {
+		return ""
+	}
+	return string(k) + key
 }
