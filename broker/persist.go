@@ -156,13 +156,18 @@ func (m *Memory) install(f *savedFile, now int64) int {
 	n := 0
 	for i := range f.Streams {
 		sv := &f.Streams[i]
-		s := newStream(sv.Channel, sv.Epoch, m.history.forChannel(sv.Channel), sv.Active)
+		s := newStream(sv.Channel, sv.Epoch, m.history.forChannel(sv.Channel), sv.Active, &m.held)
 		if s.idle(now) {
 			continue
 		}
+		if m.maxChannels > 0 && len(m.channels) >= m.maxChannels {
+			m.log.Warn("herald: broker restored as many channels as it may hold; the others start with new epochs",
+				"max_channels", m.maxChannels, "dropped", len(f.Streams)-i)
+			break
+		}
 		s.offset = sv.Offset
 		for _, e := range sv.History[len(sv.History)-min(len(sv.History), s.size):] {
-			s.hist.push(entry{data: e.Data, at: e.At}, s.size)
+			s.pushEntry(entry{data: e.Data, at: e.At})
 		}
 		slices.SortFunc(sv.Keys, func(a, b savedKey) int { return cmp.Compare(a.At, b.At) })
 		for _, k := range sv.Keys {
@@ -172,6 +177,7 @@ func (m *Memory) install(f *savedFile, now int64) int {
 			}
 			s.keys[k.Key] = rec
 			s.keyq = append(s.keyq, keyEntry{key: k.Key, keyRec: rec})
+			s.charge(keyBytes(k.Key))
 		}
 		s.trim(now)
 		m.channels[s.channel] = s
