@@ -137,6 +137,9 @@ func (s *Server) apiPublishOne(ctx context.Context, channel string, data []byte,
 	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		return pos, &protocol.Error{Code: protocol.CodeUnavailable, Message: "broker unavailable; retry later"}
 	}
+	if errors.Is(err, broker.ErrTooManyChannels) {
+		return pos, &protocol.Error{Code: protocol.CodeLimitExceeded, Message: "too many channels on this server"}
+	}
 	s.log.Error("API publish failed", "channel", channel, "err", err)
 	return pos, &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
 }

@@ -78,11 +78,18 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 }
 
 // brokerError answers a request the broker could not serve: unavailable when
-// it cannot be reached, internal (details in the log only) otherwise.
+// it cannot be reached, limit_exceeded when it holds too many channels (not
+// counted against the client, like unavailable), internal (details in the
+// log only) otherwise.
 func (s *session) brokerError(id uint64, op string, err error) {
 	s.srv.metrics.brokerErrors.WithLabelValues(op).Inc()
 	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		s.replyError(id, protocol.CodeUnavailable, "broker unavailable; retry later")
+		return
+	}
+	if errors.Is(err, broker.ErrTooManyChannels) {
+		s.send(&protocol.Error{ID: id, Code: protocol.CodeLimitExceeded, Message: "too many channels on this server"})
+		s.srv.metrics.errors.WithLabelValues(string(protocol.CodeLimitExceeded)).Inc()
 		return
 	}
 	s.srv.log.Error("broker "+op+" failed", "session", s.id, "err", err)

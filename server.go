@@ -78,7 +78,7 @@ func New(opts *Options) *Server {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s.metrics, s.gatherer = newMetrics(reg), reg
+	s.metrics, s.gatherer = newMetrics(reg, s.broker), reg
 	s.hub = newHub(s.metrics)
 	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout, s.metrics)
 	s.upgrader = ws.HTTPUpgrader{
