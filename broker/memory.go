@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,10 +50,16 @@ type MemoryOptions struct {
 	MaxChannels int
 	// DataDir is where Close saves every stream (file streams.json) and where
 	// NewMemory restores them from, so that clients recover across a graceful
-	// restart. NewMemory deletes the file as it loads it: after a crash (no
-	// Close) every channel starts with a new epoch. The directory is created
-	// if needed. Empty means nothing is read or written. One broker at a
-	// time may use a directory.
+	// restart. NewMemory moves the file away before it reads it and deletes
+	// it once read: after a crash (no Close), even one while loading, every
+	// channel starts with a new epoch. Saved channels whose name or epoch is
+	// invalid are skipped, and publications whose data is not JSON are
+	// dropped with the older ones of their channel, each with a log line. A
+	// file that cannot be read is renamed streams.json.corrupt-<time>; the
+	// newest 3 are kept. The directory is created if needed. Empty means
+	// nothing is read or written. One broker at a time may use a directory:
+	// it holds a lock on the file "lock" in it until Close (not taken on
+	// systems other than Unix and Windows).
 	DataDir string
 	// Logger receives problems with DataDir: a file that could not be loaded
 	// and was set aside, a directory that cannot be written. Nil discards.
@@ -78,6 +85,7 @@ type Memory struct {
 	maxBytes    int64 // <= 0: no bound
 	maxChannels int   // <= 0: no bound
 	dataDir     string
+	dirLock     *os.File // holds the lock on dataDir
 	log         *slog.Logger
 	interval    time.Duration // between sweeps
 
@@ -159,9 +167,36 @@ const (
 // there, and deletes the file at once (see MemoryOptions.DataDir), so that
 // a later crash restarts every channel with a new epoch instead of replaying
 // a stale stream. An unreadable or corrupt file is renamed aside and
-// logged, never fatal. Call Close to stop the broker's background sweeper
-// and to save the streams.
+// logged, never fatal. A DataDir that another broker holds is logged, and
+// the broker then neither reads nor writes it; OpenMemory returns that
+// error instead. Call Close to stop the broker's background sweeper and to
+// save the streams.
 func NewMemory(opts *MemoryOptions) *Memory {
+	m, err := open(opts)
+	if errors.Is(err, ErrDataDirInUse) {
+		m.log.Error("herald: broker data dir in use; streams will be neither restored nor saved", "err", err)
+		m.dataDir = ""
+	} else if err != nil {
+		m.log.Error("herald: broker data dir unusable; streams will not be saved", "dir", m.dataDir, "err", err)
+	}
+	m.start()
+	return m
+}
+
+// OpenMemory is NewMemory, but returns an error, and no broker, when
+// opts.DataDir cannot be created or another broker holds it
+// (ErrDataDirInUse): what a server should refuse to start with.
+func OpenMemory(opts *MemoryOptions) (*Memory, error) {
+	m, err := open(opts)
+	if err != nil {
+		return nil, err
+	}
+	m.start()
+	return m, nil
+}
+
+// open makes a broker and opens its data dir, without starting it.
+func open(opts *MemoryOptions) (*Memory, error) {
 	if opts == nil {
 		opts = &MemoryOptions{}
 	}
@@ -198,12 +233,15 @@ func NewMemory(opts *MemoryOptions) *Memory {
 	}
 	m.interval = min(max(m.history.minTTL()/2, minSweepInterval), maxSweepInterval)
 	if m.dataDir != "" {
-		m.restore()
+		if err := m.openDataDir(); err != nil {
+			return m, err
+		}
 		m.evictIfOver()
 	}
-	go m.sweepLoop()
-	return m
+	return m, nil
 }
+
+func (m *Memory) start() { go m.sweepLoop() }
 
 // Publish implements Broker. data is copied. A publish whose non-empty key
 // was already used on the channel within the history TTL stores and
@@ -368,6 +406,7 @@ func (m *Memory) Close() error {
 		if m.dataDir != "" {
 			m.closeErr = m.save()
 		}
+		m.unlockDataDir()
 	})
 	return m.closeErr
 }
