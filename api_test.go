@@ -311,11 +311,15 @@ func TestMetricsAfterScriptedSession(t *testing.T) {
 		{"herald_errors_total", []string{"code", "bad_request"}, 1},
 		{"herald_recoveries_total", []string{"recovered", "false"}, 1},
 		{"herald_messages_received_total", nil, 3 + 4 + 1 + 1},
+		{"herald_channels", nil, 1},
 	}
 	for _, c := range checks {
 		if got := value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	if got := value("herald_history_bytes"); got < 4 {
+		t.Errorf("herald_history_bytes = %v, want at least the 4 bytes published", got)
 	}
 	// Answer the next server ping: its round trip is recorded.
 	for value("herald_ping_rtt_seconds") == 0 {
@@ -337,4 +341,28 @@ func TestMetricsAfterScriptedSession(t *testing.T) {
 	if !strings.Contains(string(text), "herald_messages_delivered_total 12") {
 		t.Errorf("/metrics does not show the delivered count:\n%.500s", text)
 	}
+}
+
+func TestTooManyChannels(t *testing.T) {
+	b := broker.NewMemory(&broker.MemoryOptions{MaxChannels: 1})
+	defer b.Close()
+	srv := startAPIServer(t, herald.Options{Broker: b, APIKey: "k"})
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	c.Send(t, `{"type":"subscribe","id":1,"channel":"a"}`)
+	c.Expect(t, "subscribed")
+	// More refusals than the bad requests that close a connection: the
+	// server's bound is not the client's fault.
+	for id := range uint64(25) {
+		c.Send(t, fmt.Sprintf(`{"type":"publish","id":%d,"channel":"b","data":1}`, id+2))
+		c.ExpectError(t, "limit_exceeded", id+2)
+	}
+	c.Send(t, `{"type":"subscribe","id":30,"channel":"b"}`)
+	c.ExpectError(t, "limit_exceeded", 30)
+	if status, body := call(t, "POST", srv.api+"/api/publish", "k", `{"channel":"b","data":1}`); status != 429 || body["code"] != "limit_exceeded" {
+		t.Errorf("API publish to a channel over the bound: %d %v", status, body)
+	}
+	if status, body := call(t, "POST", srv.api+"/api/publish", "k", `{"channel":"a","data":1}`); status != 200 {
+		t.Fatalf("API publish to a: %d %v", status, body)
+	}
+	c.Expect(t, "message") // the connection stayed open
 }

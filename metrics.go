@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/protocol"
 )
 
@@ -36,7 +37,7 @@ type metrics struct {
 	rateLimitedReplies prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
 	f := func(c prometheus.Collector) prometheus.Collector { reg.MustRegister(c); return c }
 	counter := func(name, help string) prometheus.Counter {
 		return f(prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_" + name, Help: help})).(prometheus.Counter)
@@ -51,6 +52,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_" + name, Help: help, Buckets: buckets})).(prometheus.Histogram)
 	}
 	latency := prometheus.ExponentialBuckets(50e-6, 2.5, 12) // 50 µs .. ~1.2 s
+	if r, ok := b.(broker.StatsReporter); ok {
+		stat := func(name, help string, v func(broker.Stats) int64) {
+			f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_" + name, Help: help}, func() float64 { return float64(v(r.Stats())) }))
+		}
+		stat("history_bytes", "Bytes of history the broker holds, as its history bound counts them.", func(s broker.Stats) int64 { return s.HistoryBytes })
+		stat("channels", "Channels the broker holds.", func(s broker.Stats) int64 { return int64(s.Channels) })
+	}
 	return &metrics{
 		connections:        gauge("connections", "Open WebSocket connections."),
 		opened:             counter("connections_opened_total", "WebSocket connections opened."),

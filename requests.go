@@ -78,11 +78,13 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 	}
 }
 
-// brokerError answers a request the broker could not serve.
+// brokerError answers a request the broker could not serve. It is not the
+// client's fault, so it does not count towards the bad-request limit.
 func (s *session) brokerError(id uint64, op string, err error) {
 	e := s.srv.brokerProblem(op, err, "session", s.id)
 	e.ID = id
-	s.reply(e)
+	s.send(e)
+	s.srv.metrics.errors.WithLabelValues(string(e.Code)).Inc()
 }
 
 func (s *session) replyError(id uint64, code protocol.Code, msg string) {

@@ -72,7 +72,7 @@ func New(opts *Options) *Server {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s.metrics, s.gatherer = newMetrics(reg), reg
+	s.metrics, s.gatherer = newMetrics(reg, s.broker), reg
 	s.hub = newHub(s.metrics)
 	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout, s.metrics)
 	s.upgrader = ws.HTTPUpgrader{
@@ -326,11 +326,15 @@ func (s *Server) Close() error {
 
 // brokerProblem counts a broker operation that failed and says what the
 // client is told: unavailable when the broker cannot be reached or did not
-// answer in time, internal otherwise, with the details in the log only.
+// answer in time, limit_exceeded when it holds as many channels as it may,
+// internal otherwise, with the details in the log only.
 func (s *Server) brokerProblem(op string, err error, logAttrs ...any) *protocol.Error {
 	s.metrics.brokerErrors.WithLabelValues(op).Inc()
 	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		return &protocol.Error{Code: protocol.CodeUnavailable, Message: "broker unavailable; retry later"}
+	}
+	if errors.Is(err, broker.ErrTooManyChannels) {
+		return &protocol.Error{Code: protocol.CodeLimitExceeded, Message: "too many channels on this server"}
 	}
 	s.log.Error("broker "+op+" failed", append(logAttrs, "err", err)...)
 	return &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}

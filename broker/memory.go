@@ -2,11 +2,14 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +18,9 @@ import (
 )
 
 // MemoryOptions configure a memory broker. The zero value (or a nil pointer)
-// keeps DefaultHistorySize publications for DefaultHistoryTTL per channel and
-// writes nothing to disk.
+// keeps DefaultHistorySize publications for DefaultHistoryTTL per channel,
+// at most DefaultMaxHistoryBytes of history and DefaultMaxChannels channels
+// in all, and writes nothing to disk.
 type MemoryOptions struct {
 	// History bounds the history of every channel whose namespace has no
 	// entry in Namespaces. Zero fields mean DefaultHistorySize and
@@ -26,12 +30,36 @@ type MemoryOptions struct {
 	// name before its first ':' (see protocol.Namespace; "" is the namespace
 	// of names without ':'). Zero fields of an entry take History's value.
 	Namespaces map[string]HistoryOptions
+	// MaxHistoryBytes bounds the history of all channels together, counted
+	// as the length of every publication's data and idempotency key plus a
+	// fixed overhead (32 bytes per history slot and per publication, 128 per
+	// key). A publish that takes the total over it drops the oldest
+	// publications, with their keys, of the channels holding the most bytes,
+	// until the total is a sixteenth under the bound: the largest channels
+	// come down to a common level and smaller ones keep all of theirs. A
+	// History since a dropped publication returns ErrUnrecoverable, and a
+	// publish repeating a dropped key is published again. Zero means
+	// DefaultMaxHistoryBytes; negative means no bound.
+	MaxHistoryBytes int64
+	// MaxChannels bounds the number of channels kept. A channel's first use
+	// at the bound first drops the channels that lose nothing but their
+	// position (expired, or not subscribed and holding no history or key:
+	// their next use starts a new epoch), and returns ErrTooManyChannels
+	// when none is left to drop. Zero means DefaultMaxChannels; negative
+	// means no bound.
+	MaxChannels int
 	// DataDir is where Close saves every stream (file streams.json) and where
 	// NewMemory restores them from, so that clients recover across a graceful
-	// restart. NewMemory deletes the file as it loads it: after a crash (no
-	// Close) every channel starts with a new epoch. The directory is created
-	// if needed. Empty means nothing is read or written. One broker at a
-	// time may use a directory.
+	// restart. NewMemory moves the file away before it reads it and deletes
+	// it once read: after a crash (no Close), even one while loading, every
+	// channel starts with a new epoch. Saved channels whose name or epoch is
+	// invalid are skipped, and publications whose data is not JSON are
+	// dropped with the older ones of their channel, each with a log line. A
+	// file that cannot be read is renamed streams.json.corrupt-<time>; the
+	// newest 3 are kept. The directory is created if needed. Empty means
+	// nothing is read or written. One broker at a time may use a directory:
+	// it holds a lock on the file "lock" in it until Close (not taken on
+	// systems other than Unix and Windows).
 	DataDir string
 	// Logger receives problems with DataDir: a file that could not be loaded
 	// and was set aside, a directory that cannot be written. Nil discards.
@@ -53,13 +81,21 @@ type MemoryOptions struct {
 // history and idempotency keys have expired by then, so only its offset is
 // lost, and its next use starts a new stream with a new epoch.
 type Memory struct {
-	history  historyConfig
-	dataDir  string
-	log      *slog.Logger
-	interval time.Duration // between sweeps
+	history     historyConfig
+	maxBytes    int64 // <= 0: no bound
+	maxChannels int   // <= 0: no bound
+	dataDir     string
+	dirLock     *os.File // holds the lock on dataDir
+	log         *slog.Logger
+	interval    time.Duration // between sweeps
 
 	mu       sync.RWMutex
 	channels map[string]*memStream
+
+	held      atomic.Int64 // bytes of history, see MaxHistoryBytes
+	evictMu   sync.Mutex   // one eviction at a time
+	reclaimMu sync.Mutex   // one search for channels to drop at a time
+	full      atomic.Bool  // no channel could be dropped; reset by the sweeper
 
 	run       atomic.Pointer[runner]
 	closed    atomic.Bool
@@ -70,6 +106,33 @@ type Memory struct {
 }
 
 type runner struct{ deliver func(Publication) }
+
+// Defaults of MemoryOptions. 256 MiB of history fits a small server (1 GiB
+// of memory leaves room for the connections) and holds the default
+// 2-minute window of 1,000 publications of 1 KiB per second; without it,
+// a single client publishing 64 KiB messages to new channels could make
+// the node hold hundreds of megabytes. A channel costs about 250 bytes
+// plus its name before any history, so 100,000 cost 25 to 50 MB.
+const (
+	DefaultMaxHistoryBytes = 256 << 20
+	DefaultMaxChannels     = 100_000
+)
+
+// ErrTooManyChannels is returned for the first use of a channel when the
+// broker holds as many channels as it may (MemoryOptions.MaxChannels). The
+// server answers it with limit_exceeded.
+var ErrTooManyChannels = errors.New("herald: broker: too many channels")
+
+// Stats is what a broker holds, for metrics.
+type Stats struct {
+	HistoryBytes int64 // counted as MemoryOptions.MaxHistoryBytes says
+	Channels     int
+}
+
+// StatsReporter is implemented by brokers that can report what they hold.
+type StatsReporter interface {
+	Stats() Stats
+}
 
 // historyConfig resolves a channel's history bounds from its namespace.
 type historyConfig struct {
@@ -104,19 +167,54 @@ const (
 // there, and deletes the file at once (see MemoryOptions.DataDir), so that
 // a later crash restarts every channel with a new epoch instead of replaying
 // a stale stream. An unreadable or corrupt file is renamed aside and
-// logged, never fatal. Call Close to stop the broker's background sweeper
-// and to save the streams.
+// logged, never fatal. A DataDir that another broker holds is logged, and
+// the broker then neither reads nor writes it; OpenMemory returns that
+// error instead. Call Close to stop the broker's background sweeper and to
+// save the streams.
 func NewMemory(opts *MemoryOptions) *Memory {
+	m, err := open(opts)
+	if errors.Is(err, ErrDataDirInUse) {
+		m.log.Error("herald: broker data dir in use; streams will be neither restored nor saved", "err", err)
+		m.dataDir = ""
+	} else if err != nil {
+		m.log.Error("herald: broker data dir unusable; streams will not be saved", "dir", m.dataDir, "err", err)
+	}
+	m.start()
+	return m
+}
+
+// OpenMemory is NewMemory, but returns an error, and no broker, when
+// opts.DataDir cannot be created or another broker holds it
+// (ErrDataDirInUse): what a server should refuse to start with.
+func OpenMemory(opts *MemoryOptions) (*Memory, error) {
+	m, err := open(opts)
+	if err != nil {
+		return nil, err
+	}
+	m.start()
+	return m, nil
+}
+
+// open makes a broker and opens its data dir, without starting it.
+func open(opts *MemoryOptions) (*Memory, error) {
 	if opts == nil {
 		opts = &MemoryOptions{}
 	}
 	m := &Memory{
-		history:  historyConfig{def: opts.History.WithDefaults()},
-		dataDir:  opts.DataDir,
-		log:      opts.Logger,
-		channels: make(map[string]*memStream),
-		done:     make(chan struct{}),
-		swept:    make(chan struct{}),
+		history:     historyConfig{def: opts.History.WithDefaults()},
+		maxBytes:    opts.MaxHistoryBytes,
+		maxChannels: opts.MaxChannels,
+		dataDir:     opts.DataDir,
+		log:         opts.Logger,
+		channels:    make(map[string]*memStream),
+		done:        make(chan struct{}),
+		swept:       make(chan struct{}),
+	}
+	if m.maxBytes == 0 {
+		m.maxBytes = DefaultMaxHistoryBytes
+	}
+	if m.maxChannels == 0 {
+		m.maxChannels = DefaultMaxChannels
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -135,20 +233,35 @@ func NewMemory(opts *MemoryOptions) *Memory {
 	}
 	m.interval = min(max(m.history.minTTL()/2, minSweepInterval), maxSweepInterval)
 	if m.dataDir != "" {
-		m.restore()
+		if err := m.openDataDir(); err != nil {
+			return m, err
+		}
+		m.evictIfOver()
 	}
-	go m.sweepLoop()
-	return m
+	return m, nil
 }
+
+func (m *Memory) start() { go m.sweepLoop() }
 
 // Publish implements Broker. data is copied. A publish whose non-empty key
 // was already used on the channel within the history TTL stores and
-// delivers nothing and returns the earlier publication's position.
+// delivers nothing and returns the earlier publication's position. A publish
+// that takes the history over MaxHistoryBytes returns once the oldest
+// history of the largest channels was dropped.
 func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
+	pos, err := m.publish(channel, data, opts)
+	m.evictIfOver()
+	return pos, err
+}
+
+func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
 	if m.closed.Load() {
 		return StreamPosition{}, ErrClosed
 	}
-	s, now := m.lock(channel)
+	s, now, err := m.lock(channel)
+	if err != nil {
+		return StreamPosition{}, err
+	}
 	defer s.mu.Unlock()
 	// Checked again under the channel lock so that Close saves every
 	// publish that succeeded.
@@ -175,7 +288,10 @@ func (m *Memory) Position(ctx context.Context, channel string) (StreamPosition, 
 	if m.closed.Load() {
 		return StreamPosition{}, ErrClosed
 	}
-	s, _ := m.lock(channel)
+	s, _, err := m.lock(channel)
+	if err != nil {
+		return StreamPosition{}, err
+	}
 	defer s.mu.Unlock()
 	return StreamPosition{Epoch: s.epoch, Offset: s.offset}, nil
 }
@@ -189,7 +305,10 @@ func (m *Memory) History(ctx context.Context, channel string, since StreamPositi
 	if m.closed.Load() {
 		return nil, StreamPosition{}, ErrClosed
 	}
-	s, now := m.lock(channel)
+	s, now, err := m.lock(channel)
+	if err != nil {
+		return nil, StreamPosition{}, err
+	}
 	defer s.mu.Unlock()
 	s.trim(now)
 	pos := StreamPosition{Epoch: s.epoch, Offset: s.offset}
@@ -217,7 +336,10 @@ func (m *Memory) Subscribe(ctx context.Context, channel string) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	s, _ := m.lock(channel)
+	s, _, err := m.lock(channel)
+	if err != nil {
+		return err
+	}
 	s.subscribed = true
 	s.mu.Unlock()
 	return nil
@@ -238,6 +360,7 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 	if s.subscribed {
 		s.subscribed = false
 		s.active = time.Now().UnixNano()
+		m.full.Store(false) // s may be empty
 	}
 	s.mu.Unlock()
 	return nil
@@ -283,6 +406,7 @@ func (m *Memory) Close() error {
 		if m.dataDir != "" {
 			m.closeErr = m.save()
 		}
+		m.unlockDataDir()
 	})
 	return m.closeErr
 }
@@ -302,41 +426,146 @@ func (m *Memory) Channels() int {
 	return len(m.channels)
 }
 
+// Stats implements StatsReporter.
+func (m *Memory) Stats() Stats {
+	return Stats{HistoryBytes: m.held.Load(), Channels: m.Channels()}
+}
+
 // lock returns the channel's stream, created if needed, locked, and the
 // current time. An idle stream found here is dropped and replaced, so its
 // expiry does not depend on when the sweeper runs.
-func (m *Memory) lock(channel string) (*memStream, int64) {
+func (m *Memory) lock(channel string) (*memStream, int64, error) {
 	for {
 		m.mu.RLock()
 		s := m.channels[channel]
 		m.mu.RUnlock()
 		fresh := s == nil
 		if fresh {
-			s = m.create(channel)
+			var err error
+			if s, err = m.create(channel); err != nil {
+				return nil, 0, err
+			}
 		}
 		s.mu.Lock()
 		now := time.Now().UnixNano()
 		// A stream made for this call is in use, however short its TTL.
 		if !s.dead && !fresh && s.idle(now) {
-			s.dead = true
+			s.kill()
 		}
 		if !s.dead {
-			return s, now
+			return s, now, nil
 		}
 		s.mu.Unlock()
 		m.remove(s)
 	}
 }
 
-func (m *Memory) create(channel string) *memStream {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.channels[channel]
-	if s == nil {
-		s = newStream(channel, NewEpoch(), m.history.forChannel(channel), time.Now().UnixNano())
-		m.channels[channel] = s
+// create returns the channel's stream, adding it if there is room for it
+// or room can be made.
+func (m *Memory) create(channel string) (*memStream, error) {
+	for {
+		m.mu.Lock()
+		s := m.channels[channel]
+		if s == nil && (m.maxChannels <= 0 || len(m.channels) < m.maxChannels) {
+			s = newStream(channel, NewEpoch(), m.history.forChannel(channel), time.Now().UnixNano(), &m.held)
+			m.channels[channel] = s
+		}
+		m.mu.Unlock()
+		if s != nil {
+			return s, nil
+		}
+		if !m.reclaim() {
+			return nil, ErrTooManyChannels
+		}
 	}
-	return s
+}
+
+// reclaim makes room for a channel by dropping every stream that loses
+// nothing but its position (see MaxChannels), and reports whether there is
+// room. When there is none it says so at once until the sweeper has run or
+// a channel was unsubscribed, so that a client knocking at the bound does
+// not make every call scan all channels.
+func (m *Memory) reclaim() bool {
+	m.reclaimMu.Lock()
+	defer m.reclaimMu.Unlock()
+	if m.Channels() < m.maxChannels {
+		return true
+	}
+	if m.full.Load() {
+		return false
+	}
+	var dropped []*memStream
+	for _, s := range m.streams(nil) {
+		s.mu.Lock()
+		if !s.dead && (s.idle(time.Now().UnixNano()) || s.empty()) {
+			s.kill()
+			dropped = append(dropped, s)
+		}
+		s.mu.Unlock()
+	}
+	for _, s := range dropped {
+		m.remove(s)
+	}
+	if len(dropped) == 0 {
+		m.full.Store(true)
+		m.log.Warn("herald: broker holds the most channels it may; new channels are refused", "max_channels", m.maxChannels)
+		return false
+	}
+	return true
+}
+
+// evictIfOver brings the history back under MaxHistoryBytes when it is over.
+func (m *Memory) evictIfOver() {
+	if m.maxBytes <= 0 || m.held.Load() <= m.maxBytes {
+		return
+	}
+	m.evictMu.Lock()
+	defer m.evictMu.Unlock()
+	if m.held.Load() > m.maxBytes {
+		m.evict(m.held.Load() - (m.maxBytes - m.maxBytes/16))
+	}
+}
+
+// evict drops at least need bytes of history, oldest publications first,
+// from the channels holding the most: they come down to a common level,
+// chosen as high as frees need, and channels under it keep all they hold.
+func (m *Memory) evict(need int64) {
+	type held struct {
+		s     *memStream
+		bytes int64
+	}
+	var all []held
+	for _, s := range m.streams(nil) {
+		s.mu.Lock()
+		if s.bytes > 0 {
+			all = append(all, held{s, s.bytes})
+		}
+		s.mu.Unlock()
+	}
+	slices.SortFunc(all, func(a, b held) int { return cmp.Compare(b.bytes, a.bytes) })
+	// Bring the k largest down to level, the k-th being the first whose
+	// level would free enough at or above the size of the next.
+	var level, sum int64
+	k := 0
+	for k < len(all) {
+		sum += all[k].bytes
+		k++
+		next := int64(0)
+		if k < len(all) {
+			next = all[k].bytes
+		}
+		if sum-int64(k)*next >= need {
+			level = (sum - need) / int64(k)
+			break
+		}
+	}
+	for _, h := range all[:k] {
+		h.s.mu.Lock()
+		for !h.s.dead && h.s.bytes > level && !h.s.bare() {
+			h.s.evictOldest()
+		}
+		h.s.mu.Unlock()
+	}
 }
 
 // remove deletes a dead stream from the map unless it was already replaced.
@@ -387,7 +616,7 @@ func (m *Memory) sweep(buf []*memStream) []*memStream {
 		s.trim(now)
 		drop := !s.dead && s.idle(now)
 		if drop {
-			s.dead = true
+			s.kill()
 		}
 		s.mu.Unlock()
 		if drop {
@@ -395,6 +624,7 @@ func (m *Memory) sweep(buf []*memStream) []*memStream {
 		}
 	}
 	clear(buf)
+	m.full.Store(false)
 	return buf
 }
 

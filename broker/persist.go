@@ -11,8 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/heraldhq/herald/protocol"
 )
 
 // The memory broker's saved streams: DataDir/streams.json, written by Close
@@ -21,7 +22,15 @@ import (
 const (
 	streamsFile        = "streams.json"
 	streamsFileVersion = 1
+	lockFileName       = "lock"
+	keepCorrupt        = 3 // files set aside kept, the newest
 )
+
+// ErrDataDirInUse is returned by OpenMemory when another broker, in this
+// process or another, holds MemoryOptions.DataDir.
+var ErrDataDirInUse = errors.New("herald: broker: data dir in use by another broker")
+
+var errLocked = errors.New("locked")
 
 type savedFile struct {
 	Version int           `json:"version"`
@@ -86,33 +95,72 @@ func (s *memStream) saved() savedStream {
 	return out
 }
 
-// restore loads the streams a previous Close saved, then deletes the file
-// before the broker serves anything: the streams continue from here, so the
-// file is stale from now on, and a crash before the next Close must restart
-// with new epochs rather than replay it. A file that cannot be used is
-// renamed aside and logged.
-func (m *Memory) restore() {
+// openDataDir creates DataDir if needed, locks it for this broker, and
+// restores the streams saved there.
+func (m *Memory) openDataDir() error {
 	if err := os.MkdirAll(m.dataDir, 0o755); err != nil {
-		m.log.Error("herald: broker data dir unusable; streams will not be saved", "dir", m.dataDir, "err", err)
-		return
+		return fmt.Errorf("herald: broker: data dir unusable: %w", err)
 	}
+	path := filepath.Join(m.dataDir, lockFileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("herald: broker: data dir unusable: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return fmt.Errorf("%w: %s (lock file %s)", ErrDataDirInUse, m.dataDir, path)
+		}
+		return fmt.Errorf("herald: broker: cannot lock data dir %s: %w", m.dataDir, err)
+	}
+	m.dirLock = f
+	m.restore()
+	return nil
+}
+
+// unlockDataDir releases the data dir for another broker.
+func (m *Memory) unlockDataDir() {
+	if m.dirLock != nil {
+		m.dirLock.Close()
+	}
+}
+
+// restore loads the streams a previous Close saved. The file is renamed to
+// streams.json.loading before it is read, and deleted once it was read:
+// the streams continue from here, so the file is stale from then on, and a
+// crash before the next Close must restart with new epochs rather than
+// replay it. A crash while loading (say, out of memory) leaves the
+// .loading file, which the next start sets aside instead of loading it
+// again. A file that cannot be used is renamed aside and logged.
+func (m *Memory) restore() {
 	m.removeTemps()
 	path := filepath.Join(m.dataDir, streamsFile)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		m.probe()
+	loading := path + ".loading"
+	if _, err := os.Lstat(loading); err == nil {
+		m.setAside(loading, errors.New("an earlier start stopped while loading it"))
+	}
+	if err := os.Rename(path, loading); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			m.probe()
+		} else {
+			m.log.Error("herald: broker cannot move the streams file to load it; channels start with new epochs", "file", path, "err", err)
+		}
 		return
 	}
+	if err := syncDir(m.dataDir); err != nil {
+		m.log.Warn("herald: broker cannot sync data dir before loading the streams file", "dir", m.dataDir, "err", err)
+	}
+	raw, err := os.ReadFile(loading)
 	var f savedFile
 	if err == nil {
 		err = f.decode(raw)
 	}
 	if err != nil {
-		m.setAside(path, err)
+		m.setAside(loading, err)
 		return
 	}
-	if err := os.Remove(path); err != nil {
-		m.log.Error("herald: broker cannot delete the loaded streams file; channels start with new epochs", "file", path, "err", err)
+	if err := os.Remove(loading); err != nil {
+		m.log.Error("herald: broker cannot delete the loaded streams file; channels start with new epochs", "file", loading, "err", err)
 		return
 	}
 	if err := syncDir(m.dataDir); err != nil {
@@ -156,13 +204,21 @@ func (m *Memory) install(f *savedFile, now int64) int {
 	n := 0
 	for i := range f.Streams {
 		sv := &f.Streams[i]
-		s := newStream(sv.Channel, sv.Epoch, m.history.forChannel(sv.Channel), sv.Active)
+		if !m.valid(sv) {
+			continue
+		}
+		s := newStream(sv.Channel, sv.Epoch, m.history.forChannel(sv.Channel), sv.Active, &m.held)
 		if s.idle(now) {
 			continue
 		}
+		if m.maxChannels > 0 && len(m.channels) >= m.maxChannels {
+			m.log.Warn("herald: broker restored as many channels as it may hold; the others start with new epochs",
+				"max_channels", m.maxChannels, "dropped", len(f.Streams)-i)
+			break
+		}
 		s.offset = sv.Offset
 		for _, e := range sv.History[len(sv.History)-min(len(sv.History), s.size):] {
-			s.hist.push(entry{data: e.Data, at: e.At}, s.size)
+			s.pushEntry(entry{data: e.Data, at: e.At})
 		}
 		slices.SortFunc(sv.Keys, func(a, b savedKey) int { return cmp.Compare(a.At, b.At) })
 		for _, k := range sv.Keys {
@@ -172,6 +228,7 @@ func (m *Memory) install(f *savedFile, now int64) int {
 			}
 			s.keys[k.Key] = rec
 			s.keyq = append(s.keyq, keyEntry{key: k.Key, keyRec: rec})
+			s.charge(keyBytes(k.Key))
 		}
 		s.trim(now)
 		m.channels[s.channel] = s
@@ -180,8 +237,49 @@ func (m *Memory) install(f *savedFile, now int64) int {
 	return n
 }
 
+// valid reports whether a saved stream may be restored, logging why not. A
+// publication whose data is not JSON is dropped with every older one, so
+// that the history left has no gap.
+func (m *Memory) valid(sv *savedStream) bool {
+	if err := protocol.ValidateChannel(sv.Channel); err != nil {
+		m.log.Warn("herald: broker skips a saved channel with an invalid name", "channel", sv.Channel, "err", err)
+		return false
+	}
+	if !validEpoch(sv.Epoch) {
+		m.log.Warn("herald: broker skips a saved channel with an invalid epoch", "channel", sv.Channel, "epoch", sv.Epoch)
+		return false
+	}
+	for i := len(sv.History) - 1; i >= 0; i-- {
+		if !json.Valid(sv.History[i].Data) {
+			offset := sv.Offset - uint64(len(sv.History)-1-i)
+			m.log.Warn("herald: broker drops saved history up to a publication that is not JSON", "channel", sv.Channel, "offset", offset)
+			sv.History = sv.History[i+1:]
+			break
+		}
+	}
+	return true
+}
+
+// validEpoch reports whether e could be an epoch: 1 to 64 bytes of the
+// base64url alphabet (NewEpoch makes 8).
+func validEpoch(e string) bool {
+	if e == "" || len(e) > 64 {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		c := e[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// setAside renames a streams file that cannot be used to
+// streams.json.corrupt-<Unix nanoseconds>, and deletes all but the newest
+// keepCorrupt of those.
 func (m *Memory) setAside(path string, cause error) {
-	aside := path + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+	aside := filepath.Join(m.dataDir, fmt.Sprintf("%s.corrupt-%019d", streamsFile, time.Now().UnixNano()))
 	if err := os.Rename(path, aside); err != nil {
 		m.log.Error("herald: broker cannot load or set aside the streams file; channels start with new epochs",
 			"file", path, "err", cause, "rename_err", err)
@@ -189,6 +287,13 @@ func (m *Memory) setAside(path string, cause error) {
 	}
 	m.log.Warn("herald: broker streams file unusable, set aside; channels start with new epochs",
 		"file", aside, "err", cause)
+	all, _ := filepath.Glob(filepath.Join(m.dataDir, streamsFile+".corrupt-*"))
+	slices.Sort(all) // fixed-width times: oldest first
+	for _, old := range all[:max(len(all)-keepCorrupt, 0)] {
+		if err := os.Remove(old); err != nil {
+			m.log.Warn("herald: broker cannot delete an old streams file set aside", "file", old, "err", err)
+		}
+	}
 }
 
 // probe warns at start when DataDir cannot be written, rather than at Close.

@@ -3,9 +3,11 @@ package broker_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -40,8 +42,8 @@ func TestMemoryPersistenceRoundTrip(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 || entries[0].Name() != "streams.json" {
-		t.Fatalf("data dir after Close holds %v, want streams.json only", entries)
+	if len(entries) != 2 || entries[0].Name() != "lock" || entries[1].Name() != "streams.json" {
+		t.Fatalf("data dir after Close holds %v, want lock and streams.json only", entries)
 	}
 
 	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
@@ -177,5 +179,118 @@ func TestMemoryDataDirUnusable(t *testing.T) {
 	}
 	if again := m.Close(); again != err {
 		t.Errorf("second Close = %v, want the first's %v", again, err)
+	}
+}
+
+func TestMemoryRestoreSkipsInvalidRecords(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UnixNano()
+	content := fmt.Sprintf(`{"version":1,"streams":[
+		{"channel":"bad name","epoch":"e1","offset":1,"active":%[1]d,"history":[{"at":%[1]d,"data":"MQ=="}]},
+		{"channel":"bad-epoch","epoch":"a\nb","offset":1,"active":%[1]d},
+		{"channel":"gap","epoch":"e3","offset":4,"active":%[1]d,"history":[
+			{"at":%[1]d,"data":"MQ=="},{"at":%[1]d,"data":"ew=="},{"at":%[1]d,"data":"Mw=="},{"at":%[1]d,"data":"NA=="}]},
+		{"channel":"ok","epoch":"e4","offset":1,"active":%[1]d,"history":[{"at":%[1]d,"data":"MQ=="}]}]}`, now)
+	if err := os.WriteFile(streamsFile(dir), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	m := broker.NewMemory(&broker.MemoryOptions{DataDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer m.Close()
+	if pos := mustPosition(t, m, "ok"); pos != (broker.StreamPosition{Epoch: "e4", Offset: 1}) {
+		t.Errorf("valid channel after restore = %v, want e4/1", pos)
+	}
+	if pos := mustPosition(t, m, "bad-epoch"); pos.Offset != 0 {
+		t.Errorf("channel saved with an invalid epoch = %v, want a new stream", pos)
+	}
+	// Offset 2 of "gap" is not JSON: it goes with offset 1, and 3 and 4 stay.
+	if data, err := historyData(m, "gap", broker.StreamPosition{Epoch: "e3", Offset: 2}); err != nil || data != "3 4" {
+		t.Errorf("gap: History since 2 = %q, %v; want 3 4", data, err)
+	}
+	if _, err := historyData(m, "gap", broker.StreamPosition{Epoch: "e3", Offset: 1}); !errors.Is(err, broker.ErrUnrecoverable) {
+		t.Errorf("gap: History since 1, across the publication that is not JSON: %v, want ErrUnrecoverable", err)
+	}
+	if n := m.Channels(); n != 3 {
+		t.Errorf("Channels = %d, want ok, gap and the new bad-epoch: the invalid name is not restored", n)
+	}
+	for _, want := range []string{"invalid name", `channel="bad name"`, "invalid epoch", "not JSON", "offset=2"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+func TestMemoryKeepsNewestCorruptFiles(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		if err := os.WriteFile(streamsFile(dir), []byte(fmt.Sprint("garbage ", i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+		m.Close()
+		os.Remove(streamsFile(dir))
+	}
+	aside, _ := filepath.Glob(streamsFile(dir) + ".corrupt-*")
+	var kept []string
+	for _, f := range aside {
+		b, _ := os.ReadFile(f)
+		kept = append(kept, string(b))
+	}
+	if want := []string{"garbage 2", "garbage 3", "garbage 4"}; !slices.Equal(kept, want) {
+		t.Errorf("files set aside after 5 corrupt loads hold %q, want the newest 3 %q", kept, want)
+	}
+}
+
+func TestMemoryLoadingLeftoverSetAside(t *testing.T) {
+	dir := t.TempDir()
+	m1 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	saved := mustPublish(t, m1, "ch", `1`, "")
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A start that stopped while loading: the file moved to .loading.
+	if err := os.Rename(streamsFile(dir), streamsFile(dir)+".loading"); err != nil {
+		t.Fatal(err)
+	}
+	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
+	defer m2.Close()
+	if pos := mustPosition(t, m2, "ch"); pos.Epoch == saved.Epoch {
+		t.Errorf("Position after a load that did not finish = %v, want a new epoch", pos)
+	}
+	aside, _ := filepath.Glob(streamsFile(dir) + ".corrupt-*")
+	if len(aside) != 1 || exists(t, streamsFile(dir)+".loading") {
+		t.Errorf("after a load that did not finish: set aside %v, .loading still there: %v", aside, exists(t, streamsFile(dir)+".loading"))
+	}
+}
+
+func TestMemoryDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	m1, err := broker.OpenMemory(&broker.MemoryOptions{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := mustPublish(t, m1, "ch", `1`, "")
+	if m, err := broker.OpenMemory(&broker.MemoryOptions{DataDir: dir}); !errors.Is(err, broker.ErrDataDirInUse) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("OpenMemory on a data dir in use = %v, %v; want ErrDataDirInUse naming the dir", m, err)
+	}
+	var logs bytes.Buffer
+	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "in use") {
+		t.Errorf("NewMemory on a data dir in use logged %q", logs.String())
+	}
+	mustPublish(t, m2, "other", `1`, "")
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Close(); err != nil { // saves nothing over m1's streams
+		t.Fatal(err)
+	}
+	m3, err := broker.OpenMemory(&broker.MemoryOptions{DataDir: dir})
+	if err != nil {
+		t.Fatalf("OpenMemory once the holder closed: %v", err)
+	}
+	defer m3.Close()
+	if got := mustPosition(t, m3, "ch"); got != pos {
+		t.Errorf("after restart, ch = %v, want %v from the broker that held the dir", got, pos)
 	}
 }

@@ -57,7 +57,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", 10*time.Second, "deadline of every socket write")
 	fs.IntVar(&c.history.Size, "history-size", broker.DefaultHistorySize, "messages kept per channel for recovery")
 	fs.DurationVar(&c.history.TTL, "history-ttl", broker.DefaultHistoryTTL, "how long they are kept")
-	fs.StringVar(&c.dataDir, "data-dir", "", "where the memory broker saves its streams on graceful shutdown and reloads them at start (empty: keep nothing)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "where the memory broker saves its streams on graceful shutdown and reloads them at start, locked by one server at a time (empty: keep nothing)")
 	fs.IntVar(&c.opts.MaxMessageBytes, "max-message-bytes", 65536, "largest incoming message")
 	fs.IntVar(&c.opts.SendQueueBytes, "send-queue-bytes", 1<<20, "per-connection send queue before the slow-consumer close")
 	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", 128, "channels per connection")
@@ -256,7 +256,11 @@ func since(t time.Time) time.Duration {
 func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 	switch {
 	case c.brokerURL == "memory":
-		return broker.NewMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, Logger: log}), nil
+		b, err := broker.OpenMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	case strings.HasPrefix(c.brokerURL, "redis://") || strings.HasPrefix(c.brokerURL, "rediss://") || strings.HasPrefix(c.brokerURL, "unix://"):
 		if c.dataDir != "" {
 			return nil, usageError{errors.New("--data-dir applies to the memory broker only: Redis keeps the streams")}
