@@ -146,12 +146,31 @@ func (s *session) refresh(req *protocol.Refresh) {
 	}
 	s.identity = id
 	s.srv.heartbeat.setExpiry(s, id.ExpiresAt, false)
+	s.dropForbidden()
 	var exp int64
 	if !id.ExpiresAt.IsZero() {
 		exp = id.ExpiresAt.Unix()
 	}
 	if req.ID != 0 {
 		s.send(&protocol.Refreshed{ID: req.ID, ExpiresAt: exp})
+	}
+}
+
+// dropForbidden ends the subscriptions the connection's identity no longer
+// allows (after a refresh to a token with narrower channels), telling the
+// client with an unsubscribed frame that carries the reason.
+func (s *session) dropForbidden() {
+	s.mu.Lock()
+	chans := make([]string, 0, len(s.subs))
+	for _, sub := range s.subs {
+		chans = append(chans, sub.channel)
+	}
+	s.mu.Unlock()
+	for _, ch := range chans {
+		if e := s.authorize(ActionSubscribe, ch); e != nil {
+			s.dropSubscription(ch)
+			s.send(&protocol.Unsubscribed{Channel: ch, Reason: e.Message})
+		}
 	}
 }
 

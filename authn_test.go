@@ -306,3 +306,31 @@ func TestAuthenticateHookPanic(t *testing.T) {
 	c := heraldtest.MustDial(t, srv.url, nil)
 	c.Expect(t, "welcome")
 }
+
+// A refresh to a token whose channels claim is narrower ends the
+// subscriptions it no longer allows, with an unsubscribed frame that says
+// why, and keeps the others.
+func TestRefreshNarrowsSubscriptions(t *testing.T) {
+	srv := jwtServer(t, herald.Options{})
+	wide := token(t, jwt.MapClaims{"sub": "jo", "aud": "herald", "channels": []string{"chat:*", "news"}})
+	c := heraldtest.DialWelcome(t, srv.url, bearer(wide))
+	c.Subscribe(t, 1, "chat:lobby", nil)
+	c.Subscribe(t, 2, "news", nil)
+	narrow := token(t, jwt.MapClaims{"sub": "jo", "aud": "herald", "channels": []string{"news"}})
+	c.Send(t, fmt.Sprintf(`{"type":"refresh","id":3,"token":%q}`, narrow))
+	u := c.Expect(t, "unsubscribed").Fields()
+	if u["channel"] != "chat:lobby" || u["id"] != nil || u["reason"] == nil || u["reason"] == "" {
+		t.Fatalf("unsubscribed = %v, want chat:lobby without id, with a reason", u)
+	}
+	c.Expect(t, "refreshed")
+	pub := heraldtest.DialWelcome(t, srv.url, bearer(wide))
+	pub.Send(t, `{"type":"publish","id":1,"channel":"chat:lobby","data":"gone"}`)
+	pub.Expect(t, "published")
+	pub.Send(t, `{"type":"publish","id":2,"channel":"news","data":"kept"}`)
+	pub.Expect(t, "published")
+	if m := c.Expect(t, "message").Fields(); m["channel"] != "news" {
+		t.Fatalf("message = %v, want only news", m)
+	}
+	c.Send(t, `{"type":"subscribe","id":4,"channel":"chat:lobby"}`)
+	c.ExpectError(t, "forbidden", 4)
+}

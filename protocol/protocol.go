@@ -118,6 +118,9 @@ type Subscribed struct {
 type Unsubscribed struct {
 	ID      uint64 `json:"id,omitempty"`
 	Channel string `json:"channel"`
+	// Reason is set, and ID is not, when the server ended the subscription
+	// itself (a refreshed token no longer allows it).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Published confirms a publish with the offset it was given.
