@@ -72,6 +72,13 @@ type Options struct {
 	// patterns with one '*' ("https://*.example.com"), or "*" for any.
 	// Requests without an Origin header (non-browser clients) are allowed.
 	AllowedOrigins []string
+	// AllowedHosts lists the host names (the Host header, without port)
+	// clients may connect to: exact names, "*.example.com" for the names
+	// under example.com, or "*" for any. Empty means: on a connection
+	// accepted at a loopback address, only localhost, 127.0.0.1 and [::1],
+	// which stops DNS rebinding against a server on this machine; elsewhere,
+	// any name. Other hosts get 403 for upgrades and API calls.
+	AllowedHosts []string
 
 	// Tokens verifies the tokens that come with the upgrade (Authorization:
 	// Bearer, or the token query parameter), in hello and in refresh frames,

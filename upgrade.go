@@ -2,7 +2,9 @@ package herald
 
 import (
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -41,6 +43,58 @@ func offersProtocol(r *http.Request) bool {
 		}
 	}
 	return !offered
+}
+
+// hostAllowed applies the Host policy, against DNS rebinding: a page on a
+// name the attacker controls, resolved to this server's address, sends a
+// matching Host and Origin. Options.AllowedHosts lists the names clients may
+// use; without it, a server that accepted the connection on a loopback
+// address answers only to localhost, 127.0.0.1 and [::1], and any other
+// server to every name.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	allowed := s.opts.AllowedHosts
+	if len(allowed) == 0 {
+		if !acceptedOnLoopback(r) {
+			return true
+		}
+		allowed = loopbackHosts
+	}
+	for _, pattern := range allowed {
+		if matchHost(pattern, host) {
+			return true
+		}
+	}
+	return false
+}
+
+var loopbackHosts = []string{"localhost", "127.0.0.1", "::1"}
+
+// acceptedOnLoopback reports whether the request came in on a loopback
+// address of this machine.
+func acceptedOnLoopback(r *http.Request) bool {
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// matchHost matches a host name against "*", an exact name, or "*.example.com"
+// (any name under example.com), without regard to case.
+func matchHost(pattern, host string) bool {
+	pattern = strings.Trim(strings.TrimSpace(pattern), "[]")
+	if pattern == "*" || strings.EqualFold(pattern, host) {
+		return true
+	}
+	suffix, ok := strings.CutPrefix(pattern, "*")
+	return ok && strings.HasPrefix(suffix, ".") && len(host) > len(suffix) &&
+		strings.EqualFold(host[len(host)-len(suffix):], suffix)
 }
 
 // originAllowed applies the Origin policy: no Origin (not a browser), the

@@ -46,6 +46,52 @@ func TestUpgradeChecks(t *testing.T) {
 	}
 }
 
+// DNS rebinding: a page at http://rebind.example:PORT whose name resolves to
+// 127.0.0.1 sends a matching Host and Origin. A server reached on loopback
+// answers only to loopback names unless told otherwise.
+func TestHostCheck(t *testing.T) {
+	loopback := startServer(t, nil)
+	listed := startServer(t, &herald.Options{AllowedHosts: []string{"app.example.com", "*.example.net"}})
+	cases := []struct {
+		name   string
+		srv    *testServer
+		host   string
+		status int
+	}{
+		{"rebinding name on loopback", loopback, "rebind.example", 403},
+		{"localhost", loopback, "localhost", 101},
+		{"127.0.0.1", loopback, "127.0.0.1", 101},
+		{"[::1]", loopback, "[::1]", 101},
+		{"listed name", listed, "app.example.com", 101},
+		{"listed name, other case", listed, "APP.example.com", 101},
+		{"name under a listed pattern", listed, "a.example.net", 101},
+		{"pattern's own name", listed, "example.net", 403},
+		{"loopback name not listed", listed, "localhost", 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port := tc.srv.http.URL[strings.LastIndex(tc.srv.http.URL, ":"):]
+			h := http.Header{"Host": {tc.host + port}, "Origin": {"http://" + tc.host + port}}
+			resp := upgradeRequest(t, tc.srv.http.URL+"/ws", h)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("Host %s: status %d, want %d", tc.host, resp.StatusCode, tc.status)
+			}
+		})
+	}
+	api := startAPIServer(t, herald.Options{APIKey: "k"})
+	req, _ := http.NewRequest("GET", api.api+"/api/stats", nil)
+	req.Host = "rebind.example"
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("API call with a rebinding Host: status %d, want 403", resp.StatusCode)
+	}
+}
+
 // upgradeRequest sends a WebSocket upgrade and returns the response; a 101
 // connection is closed by the test's cleanup.
 func upgradeRequest(t *testing.T, url string, h http.Header) *http.Response {
@@ -53,6 +99,9 @@ func upgradeRequest(t *testing.T, url string, h http.Header) *http.Response {
 	req, _ := http.NewRequest("GET", url, nil)
 	for k, v := range h {
 		req.Header[k] = v
+	}
+	if host := h.Get("Host"); host != "" {
+		req.Host = host
 	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
