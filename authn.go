@@ -181,18 +181,3 @@ func tokenProblem(err error) string {
 	}
 	return "invalid token"
 }
-
-// take spends one token, or reports how long until one is available.
-func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Duration) {
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else {
-		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
-}

@@ -19,6 +19,14 @@ func (s *session) throttleFrame() {
 	}
 }
 
+// publishAllowed spends a publish's bytes from the connection's byte budget
+// (Options.PublishBytesRate), or reports how long until they are there.
+func (s *session) publishAllowed(now time.Time, n int) (bool, time.Duration) {
+	o := s.srv.opts
+	burst := max(o.PublishBytesBurst, o.MaxMessageBytes)
+	return s.publishBytes.takeN(now, float64(o.PublishBytesRate), burst, float64(n))
+}
+
 // bucket is a token bucket rate limiter, used by the reader goroutine only.
 type bucket struct {
 	tokens float64
@@ -38,4 +46,25 @@ func (s *session) tooManyErrors(now time.Time) bool {
 	}
 	s.errTimes = append(kept, now)
 	return len(s.errTimes) >= s.srv.opts.MaxErrors
+}
+
+// take spends one token, or reports how long until one is available.
+func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Duration) {
+	return b.takeN(now, rate, burst, 1)
+}
+
+// takeN spends n tokens, or reports how long until n are available (n is
+// at most burst).
+func (b *bucket) takeN(now time.Time, rate float64, burst int, n float64) (bool, time.Duration) {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens >= n {
+		b.tokens -= n
+		return true, 0
+	}
+	return false, time.Duration((n - b.tokens) / rate * float64(time.Second))
 }

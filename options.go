@@ -17,18 +17,20 @@ const Version = "0.1.0"
 // The defaults of Options, used where a field is zero. The herald binary's
 // flags default to the same values.
 const (
-	DefaultPingInterval     = 25 * time.Second
-	DefaultPongTimeout      = 15 * time.Second
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultHelloTimeout     = 10 * time.Second
-	DefaultMaxMessageBytes  = 64 << 10
-	DefaultSendQueueBytes   = 1 << 20
-	DefaultMaxSubscriptions = 128
-	DefaultMaxErrors        = 20
-	DefaultErrorWindow      = 10 * time.Second
-	DefaultDrainWindow      = time.Second
-	DefaultRate             = 50.0 // requests per second
-	DefaultBurst            = 100
+	DefaultPingInterval      = 25 * time.Second
+	DefaultPongTimeout       = 15 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultHelloTimeout      = 10 * time.Second
+	DefaultMaxMessageBytes   = 64 << 10
+	DefaultSendQueueBytes    = 1 << 20
+	DefaultMaxSubscriptions  = 128
+	DefaultMaxErrors         = 20
+	DefaultErrorWindow       = 10 * time.Second
+	DefaultDrainWindow       = time.Second
+	DefaultRate              = 50.0 // requests per second
+	DefaultBurst             = 100
+	DefaultPublishBytesRate  = 128 << 10 // bytes per second
+	DefaultPublishBytesBurst = 1 << 20
 )
 
 // Options configure a Server. The zero value of every field means the
@@ -107,6 +109,13 @@ type Options struct {
 	// 50 and 100. Requests above it are answered rate_limited.
 	Rate  float64
 	Burst int
+	// PublishBytesRate and PublishBytesBurst bound the bytes of data each
+	// connection may publish: PublishBytesRate per second on average,
+	// PublishBytesBurst (at least MaxMessageBytes) at once. Defaults 128 KiB/s
+	// and 1 MiB. A publish above it is answered rate_limited. The HTTP API is
+	// not bound by it.
+	PublishBytesRate  int
+	PublishBytesBurst int
 	// MaxConnectionsPerAddr caps open connections per remote IP address; zero
 	// means no cap. Behind a proxy every client shares the proxy's address.
 	MaxConnectionsPerAddr int
@@ -151,6 +160,8 @@ func (o *Options) withDefaults() Options {
 	setDefault(&c.DrainWindow, DefaultDrainWindow)
 	setDefault(&c.HelloTimeout, DefaultHelloTimeout)
 	setDefault(&c.Burst, DefaultBurst)
+	setDefault(&c.PublishBytesRate, DefaultPublishBytesRate)
+	setDefault(&c.PublishBytesBurst, DefaultPublishBytesBurst)
 	if c.Rate <= 0 {
 		c.Rate = DefaultRate
 	}

@@ -67,6 +67,11 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		return
 	}
 	start := time.Now()
+	if ok, wait := s.publishAllowed(start, len(req.Data)); !ok {
+		s.srv.metrics.rateLimitedReplies.Inc()
+		s.reply(&protocol.Error{ID: req.ID, Code: protocol.CodeRateLimited, Message: "too many bytes published; slow down", RetryAfterMS: max(wait.Milliseconds(), 1)})
+		return
+	}
 	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: s.keyScope().of(req.Key)})
 	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {

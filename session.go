@@ -54,11 +54,12 @@ type session struct {
 	userName string          // the identity's user, readable outside the reader
 
 	// Owned by the reading goroutine.
-	fr       frameReader
-	br       readBuffer
-	identity auth.Identity
-	limiter  bucket
-	errTimes []time.Time // recent bad requests
+	fr           frameReader
+	br           readBuffer
+	identity     auth.Identity
+	limiter      bucket      // requests and frames
+	publishBytes bucket      // bytes of published data
+	errTimes     []time.Time // recent bad requests
 }
 
 func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id auth.Identity, authed bool) *session {
