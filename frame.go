@@ -41,7 +41,12 @@ func frameInPlace(op ws.OpCode, b []byte) []byte {
 
 // messageFrame encodes p's message frame in one allocation.
 func messageFrame(p broker.Publication) []byte {
-	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"data":null}`)
-	b := make([]byte, maxHeaderSize, maxHeaderSize+fields+len(p.Channel)+len(p.Data))
+	b := make([]byte, maxHeaderSize, messageFrameSize(p))
 	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Data))
+}
+
+// messageFrameSize is the most bytes p's message frame can take.
+func messageFrameSize(p broker.Publication) int {
+	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"data":null}`)
+	return maxHeaderSize + fields + len(p.Channel) + len(p.Data)
 }

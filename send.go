@@ -22,6 +22,7 @@ type sendQueue struct {
 	queued   int         // bytes in queue
 	flushing bool        // a writer goroutine is running
 	flushFn  func()      // the session's flush, bound once
+	replays  int         // subscriptions whose replay the writer feeds (subscription.go)
 
 	// Owned by the writer.
 	batch    net.Buffers   // the frames being written; its array is the next queue's
@@ -45,18 +46,31 @@ func (s *session) pushLocked(frame []byte) {
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
 	if !s.flushing {
-		s.flushing = true
-		if s.flushFn == nil {
-			s.flushFn = s.flush // go s.flush() would allocate a closure per batch
-		}
-		go s.flushFn()
+		s.startWriterLocked()
 	}
 }
 
-// flush writes queued frames until the queue is empty.
+// startWriterLocked starts the writer goroutine; it must not be running.
+// s.mu must be held.
+func (s *session) startWriterLocked() {
+	s.flushing = true
+	if s.flushFn == nil {
+		s.flushFn = s.flush // go s.flush() would allocate a closure per batch
+	}
+	go s.flushFn()
+}
+
+// flush writes queued frames until the queue is empty and no replay is
+// left to queue: each time the queue is empty, it queues the next piece of
+// a replay (replayNext), so a replay goes at the pace of the client.
 func (s *session) flush() {
 	for {
 		s.mu.Lock()
+		for len(s.queue) == 0 && s.replays > 0 && !s.closing {
+			s.mu.Unlock()
+			s.replayNext()
+			s.mu.Lock()
+		}
 		if len(s.queue) == 0 {
 			s.flushing = false
 			s.mu.Unlock()
