@@ -38,6 +38,10 @@ func (s *Server) APIHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		if !s.hostAllowed(r) {
+			apiError(w, http.StatusForbidden, protocol.CodeForbidden, "host not allowed")
+			return
+		}
 		if !s.apiKeyOK(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
 			apiError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, "missing or wrong API key")

@@ -16,7 +16,7 @@ func TestSlowConsumerClosed4008WhileFastOnesMissNothing(t *testing.T) {
 	// The write timeout outlasts the test, so the slow client is closed for
 	// its queue, not for a stalled write. Fast clients may lag by the queue
 	// and their socket buffers without being mistaken for slow.
-	srv := startServer(t, &herald.Options{SendQueueBytes: 256 << 10, WriteTimeout: time.Minute, Rate: 1e6, Burst: 1e6})
+	srv := startServer(t, &herald.Options{SendQueueBytes: 256 << 10, WriteTimeout: time.Minute, Rate: 1e6, Burst: 1e6, PublishBytesRate: 1 << 30})
 	slow := heraldtest.DialWelcome(t, srv.url, nil)
 	slow.Send(t, `{"type":"subscribe","id":1,"channel":"feed"}`)
 	slow.Expect(t, "subscribed")

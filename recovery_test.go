@@ -16,6 +16,7 @@ import (
 // fastOpts lifts the per-connection rate limit so tests can publish quickly.
 func fastOpts(o herald.Options) *herald.Options {
 	o.Rate, o.Burst = 1e6, 1_000_000
+	o.PublishBytesRate = 1 << 30
 	return &o
 }
 

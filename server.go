@@ -134,13 +134,17 @@ func (s *Server) runBroker() {
 
 // ServeHTTP upgrades the request to a herald.v1 WebSocket connection. It
 // answers with a plain HTTP status, without upgrading, when the request is
-// not a WebSocket upgrade (426), its Origin is not allowed (403), the server
+// not a WebSocket upgrade (426), its Host or Origin is not allowed (403), the server
 // is full or shutting down (503 with Retry-After), or it offers subprotocols
 // but not herald.v1 (400).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "herald: expected a WebSocket upgrade", http.StatusUpgradeRequired)
+		return
+	}
+	if !s.hostAllowed(r) {
+		http.Error(w, "herald: host not allowed", http.StatusForbidden)
 		return
 	}
 	if !s.originAllowed(r) {
