@@ -94,6 +94,8 @@ func (s *session) welcome(id uint64) {
 		PongTimeoutMS:   o.PongTimeout.Milliseconds(),
 		MaxMessageBytes: o.MaxMessageBytes,
 		User:            s.identity.User,
+		Rate:            o.Rate,
+		Burst:           o.Burst,
 	})
 	s.srv.heartbeat.setExpiry(s, s.identity.ExpiresAt, false)
 }

@@ -98,11 +98,16 @@ func (s *session) replyError(id uint64, code protocol.Code, msg string) {
 
 // reply sends an error frame and closes the connection with 4029 once
 // Options.MaxErrors of the client's errors fell within Options.ErrorWindow.
+// rate_limited does not count: a client that reconnects with many
+// subscriptions may exceed the burst without doing anything wrong.
 func (s *session) reply(e *protocol.Error) {
 	s.send(e)
 	s.srv.metrics.errors.WithLabelValues(string(e.Code)).Inc()
-	if e.Code == protocol.CodeUnavailable || e.Code == protocol.CodeInternal {
+	switch e.Code {
+	case protocol.CodeUnavailable, protocol.CodeInternal:
 		return // not the client's fault
+	case protocol.CodeRateLimited:
+		return // already paid for by the pause that follows it
 	}
 	if s.tooManyErrors(time.Now()) {
 		s.close(protocol.CloseTooManyErrors, "too many bad requests")

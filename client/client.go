@@ -7,6 +7,17 @@
 // is applied once. Given a token callback (Options.TokenFunc), it replaces
 // a JWT on the open connection ahead of its expiry, without reconnecting.
 //
+// The client paces what it sends in bulk to the request rate limit the
+// server states in its welcome (rate and burst): after a reconnect, the
+// resubscriptions and then the offline queue go out at most three quarters
+// of the burst at once, then at the server's rate; the rest of the burst is
+// left for the application's own requests. Subscribe calls go out at once;
+// a publish made while the queue is still going out waits behind it, so
+// publishes keep their order. A request the server still answers
+// rate_limited is sent again after its retry_after_ms on the same
+// connection. A server that states no limit (one older than these fields)
+// is assumed to allow 10 requests per second with a burst of 20.
+//
 // All methods of Client and Subscription are safe for concurrent use. User
 // callbacks (message handlers, Options.OnStateChange, subscription options)
 // never run under the client's locks and may call the client; one
@@ -90,11 +101,12 @@ type Client struct {
 	mu            sync.Mutex
 	state         State
 	closed        bool
-	err           error // why the client closed; nil after Close
-	lastErr       error // why the last connection or attempt ended
-	conn          *conn // the welcomed connection, nil when there is none
-	ready         bool  // conn's resubscriptions are confirmed
-	resubscribing int   // resubscriptions conn still waits for
+	err           error  // why the client closed; nil after Close
+	lastErr       error  // why the last connection or attempt ended
+	conn          *conn  // the welcomed connection, nil when there is none
+	pace          *pacer // conn's rate limit, nil when there is no conn
+	ready         bool   // conn's resubscriptions are confirmed
+	resubscribing int    // resubscriptions conn still waits for
 	healthySince  time.Time
 	maxMessage    int    // the server's max_message_bytes
 	token         string // the token to connect with
@@ -302,14 +314,14 @@ func (c *Client) attempt(ctx context.Context, r *reconnector) error {
 func (c *Client) attach(cn *conn, w *protocol.Welcome) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.conn = cn
+	c.conn, c.pace = cn, newPacer(w, time.Now())
 	if w.MaxMessageBytes > 0 {
 		c.maxMessage = w.MaxMessageBytes
 	}
 	c.setStateLocked(StateChange{State: StateConnected, Session: w.Session})
 	c.resubscribing = len(c.subs)
 	for _, s := range c.subs {
-		c.sendSubscribeLocked(s, true)
+		c.sendSubscribeLocked(s, true, true)
 	}
 	if c.resubscribing == 0 {
 		c.readyLocked()
@@ -317,12 +329,13 @@ func (c *Client) attach(cn *conn, w *protocol.Welcome) {
 }
 
 // readyLocked runs once conn's resubscriptions are confirmed: it sends the
-// offline queue, in order, and lets publishes go straight out.
+// offline queue, in order and paced, and lets publishes go straight out
+// (behind the queue while it is still being sent).
 func (c *Client) readyLocked() {
 	c.ready = true
 	c.healthySince = time.Now()
 	for _, p := range c.takeAllLocked() {
-		c.sendPublishLocked(p)
+		c.sendPublishLocked(p, true)
 	}
 	select {
 	case <-c.firstReady:
@@ -342,7 +355,10 @@ func (c *Client) detach(cn *conn) time.Time {
 	if c.ready {
 		healthy = c.healthySince
 	}
-	c.conn, c.ready, c.resubscribing = nil, false, 0
+	if c.pace != nil {
+		c.pace.stop()
+	}
+	c.conn, c.pace, c.ready, c.resubscribing = nil, nil, false, 0
 	var unsent []*pub
 	for _, id := range sortedIDs(c.calls) {
 		cl := c.calls[id]

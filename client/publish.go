@@ -54,8 +54,8 @@ type pubResult struct {
 // ErrQueueTimeout. A publish sent on a connection that died before the
 // answer goes back to the queue and is sent again. Errors from the server
 // wrap a *protocol.Error; only a rate_limited answer to a publish that came
-// through the queue (whose flush is a burst) is not returned but retried
-// after retry_after_ms. When ctx ends, a queued publish is dropped; one
+// through the queue, or waited behind it, is not returned but retried after
+// retry_after_ms, until Options.QueueTimeout. When ctx ends, a queued publish is dropped; one
 // already sent may still be applied.
 func (c *Client) Publish(ctx context.Context, channel string, data any, opts ...PublishOption) (uint64, error) {
 	p, err := newPub(channel, data, opts)
@@ -127,7 +127,7 @@ func (c *Client) submit(p *pub) error {
 	case p.frameSize() > c.maxMessage:
 		return fmt.Errorf("%w (%d bytes)", ErrTooLarge, c.maxMessage)
 	case c.ready:
-		c.sendPublishLocked(p)
+		c.sendPublishLocked(p, false)
 	case !c.queue.fits(p, &c.opts):
 		return ErrQueueFull
 	default:
@@ -136,11 +136,18 @@ func (c *Client) submit(p *pub) error {
 	return nil
 }
 
-func (c *Client) sendPublishLocked(p *pub) {
+// sendPublishLocked sends p on the ready connection; bulk ones (the
+// offline queue, retries) are paced, and any publish waits behind them.
+// One that waits gets a deadline, like a queued one: until then a
+// rate_limited answer is retried rather than returned.
+func (c *Client) sendPublishLocked(p *pub, bulk bool) {
 	id := c.newID()
 	p.callID = id
+	if p.deadline.IsZero() && (bulk || len(c.pace.line) > 0) {
+		p.deadline = time.Now().Add(c.opts.QueueTimeout)
+	}
 	c.calls[id] = &call{pub: p, reply: func(f protocol.Frame) { c.onPublishReplyLocked(p, f) }}
-	c.conn.send(p.frame(id))
+	c.sendLocked(p.frame(id), bulk, func() bool { return c.calls[id] == nil })
 }
 
 // onPublishReplyLocked takes the answer to a publish. A publish that came
@@ -153,6 +160,9 @@ func (c *Client) onPublishReplyLocked(p *pub, f protocol.Frame) {
 	case *protocol.Published:
 		c.finishPubLocked(p, f.Offset, nil)
 	case *protocol.Error:
+		if f.Code == protocol.CodeRateLimited {
+			c.rateLimitedLocked()
+		}
 		if f.Code == protocol.CodeRateLimited && time.Now().Before(p.deadline) {
 			afterLimit(f, func() { c.resendPub(p) })
 			return
@@ -169,7 +179,7 @@ func (c *Client) resendPub(p *pub) {
 	case c.closed:
 		c.finishPubLocked(p, 0, closedError(c.err))
 	case c.ready:
-		c.sendPublishLocked(p)
+		c.sendPublishLocked(p, true)
 	default:
 		c.queueLocked(p, true)
 	}

@@ -133,7 +133,7 @@ func (c *Client) addSub(s *Subscription) error {
 	}
 	c.subs[s.channel] = s
 	if c.conn != nil {
-		c.sendSubscribeLocked(s, false)
+		c.sendSubscribeLocked(s, false, false)
 	}
 	return nil
 }
@@ -146,9 +146,9 @@ func (c *Client) dropSub(s *Subscription) {
 	if s.ended {
 		return
 	}
-	held := s.active || s.reqID != 0
+	held := c.heldLocked(s)
 	c.endSubLocked(s, ErrUnsubscribed, true)
-	if held && c.conn != nil {
+	if held {
 		c.conn.send(&protocol.Unsubscribe{Channel: s.channel})
 	}
 }
@@ -186,10 +186,10 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 		c.mu.Unlock()
 		return nil
 	}
-	held := s.active || s.reqID != 0
+	held := c.heldLocked(s)
 	c.endSubLocked(s, ErrUnsubscribed, true)
 	var answer chan error
-	if held && c.conn != nil {
+	if held {
 		answer = make(chan error, 1)
 		id := c.newID()
 		c.calls[id] = &call{
@@ -244,10 +244,20 @@ func (s *Subscription) resolveFirstLocked(err error) {
 	}
 }
 
+// heldLocked reports whether the server may hold s on the current
+// connection: it is subscribed, or a subscribe for it left the pacer.
+func (c *Client) heldLocked(s *Subscription) bool {
+	if c.conn == nil {
+		return false
+	}
+	return s.active || (s.reqID != 0 && !c.pace.waiting(s.reqID))
+}
+
 // sendSubscribeLocked sends a subscribe for s on the current connection,
-// with since when s has a position. resub marks one of the resubscriptions
-// a new connection waits for before it is ready.
-func (c *Client) sendSubscribeLocked(s *Subscription, resub bool) {
+// with since when s has a position; bulk ones are paced (see pacer). resub
+// marks one of the resubscriptions a new connection waits for before it is
+// ready.
+func (c *Client) sendSubscribeLocked(s *Subscription, resub, bulk bool) {
 	id := c.newID()
 	req := &protocol.Subscribe{ID: id, Channel: s.channel}
 	if s.hasPos {
@@ -264,13 +274,23 @@ func (c *Client) sendSubscribeLocked(s *Subscription, resub bool) {
 			}
 		},
 	}
-	cn.send(req)
+	c.sendLocked(req, bulk, func() bool {
+		if !s.ended && s.reqID == id {
+			return false
+		}
+		delete(c.calls, id) // no longer wanted: answer it here
+		if resub {
+			c.resubscribedLocked(cn)
+		}
+		return true
+	})
 }
 
 func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, id uint64, since *protocol.StreamPosition, f protocol.Frame, resub bool) {
 	if !s.ended && s.reqID == id {
 		s.reqID = 0
 		if e, ok := f.(*protocol.Error); ok && e.Code == protocol.CodeRateLimited {
+			c.rateLimitedLocked()
 			afterLimit(e, func() { c.resendSubscribe(cn, s, resub) })
 			return // still outstanding
 		}
@@ -299,7 +319,7 @@ func (c *Client) resendSubscribe(cn *conn, s *Subscription, resub bool) {
 			c.resubscribedLocked(cn)
 		}
 	default:
-		c.sendSubscribeLocked(s, resub)
+		c.sendSubscribeLocked(s, resub, true)
 	}
 }
 
@@ -370,7 +390,7 @@ func (c *Client) onMessageLocked(m *protocol.Message) {
 	switch {
 	case m.Offset <= s.pos.Offset:
 	case m.Offset > s.pos.Offset+1:
-		c.sendSubscribeLocked(s, false)
+		c.sendSubscribeLocked(s, false, true)
 	default:
 		msg := Message{Channel: m.Channel, Offset: m.Offset, Data: m.Data}
 		taken := s.q.pushBounded(func() {
@@ -397,6 +417,6 @@ func (c *Client) resume(s *Subscription) {
 		return
 	}
 	if s.active && s.reqID == 0 && c.conn != nil {
-		c.sendSubscribeLocked(s, false)
+		c.sendSubscribeLocked(s, false, true)
 	}
 }

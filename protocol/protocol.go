@@ -102,6 +102,12 @@ type Welcome struct {
 	PongTimeoutMS   int64  `json:"pong_timeout_ms"`
 	MaxMessageBytes int    `json:"max_message_bytes"`
 	User            string `json:"user,omitempty"`
+	// Rate and Burst are the connection's request rate limit, a token
+	// bucket: Rate requests per second on average, Burst at once. Clients
+	// pace resubscription and their offline queue to it. Zero when the
+	// server does not say (servers before this field).
+	Rate  float64 `json:"rate,omitempty"`
+	Burst int     `json:"burst,omitempty"`
 }
 
 // Subscribed confirms a subscription. Offset is the channel's newest offset

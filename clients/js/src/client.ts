@@ -8,6 +8,7 @@ import { PendingPublish, PublishQueue, type PublishOptions } from "./publish.js"
 import { Subscription, type Message, type SubscribeOptions } from "./subscription.js";
 import { BrowserSignals } from "./browser.js";
 import { TokenKeeper } from "./tokens.js";
+import { Pacer } from "./pacer.js";
 
 /** A request waiting for its reply. */
 interface Call {
@@ -44,6 +45,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private currentState: State = "idle";
   private cause: Error | undefined;
   private conn: Connection | undefined;
+  /** The current connection's rate limit, undefined when there is none. */
+  private pacer: Pacer | undefined;
   private session = "";
   private ready = false;
   private resubscribing = 0;
@@ -162,7 +165,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.subs.has(channel)) return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
     const s = new Subscription<T>(this, channel, handler, options);
     this.subs.set(channel, s);
-    if (this.conn && !this.conn.ended && this.session) this.sendSubscribe(s, false);
+    if (this.conn && !this.conn.ended && this.session) this.sendSubscribe(s, false, false);
     return s.first.then(() => s);
   }
 
@@ -175,7 +178,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
    * resubscriptions, in order; a full queue rejects it at once with
    * QueueFullError, and one that waited too long rejects with
    * QueueTimeoutError. A publish sent on a connection that died before the
-   * answer goes back to the queue and is sent again.
+   * answer goes back to the queue and is sent again. The queue goes out
+   * paced to the server's rate limit (see Pacer), and a publish made
+   * meanwhile waits behind it; a rate_limited answer to either is retried
+   * after retry_after_ms (until the queue timeout) rather than returned.
    */
   publish(channel: string, data: JSONValue, options: PublishOptions = {}): Promise<number> {
     let p: PendingPublish;
@@ -186,7 +192,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     }
     if (this.currentState === "closed") return Promise.reject(new ClosedError(this.cause));
     if (p.frameBytes() > this.maxMessageBytes) return Promise.reject(new TooLargeError(this.maxMessageBytes));
-    if (this.ready) this.sendPublish(p);
+    if (this.ready) this.sendPublish(p, false);
     else if (!this.queue.fits(p)) return Promise.reject(new QueueFullError());
     else this.enqueue(p, false);
     return p.promise;
@@ -228,19 +234,24 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private onWelcome(c: Connection, w: WelcomeFrame): void {
     if (c !== this.conn) return;
     this.session = w.session;
+    this.pacer = new Pacer(w.rate, w.burst, (f) => c.send(f));
     if (w.max_message_bytes > 0) this.maxMessageBytes = w.max_message_bytes;
     this.resubscribing = this.subs.size;
-    for (const s of this.subs.values()) this.sendSubscribe(s, true);
+    for (const s of this.subs.values()) this.sendSubscribe(s, true, true);
     if (this.resubscribing === 0) this.onReady();
     this.tokens.connected();
     this.setState({ state: "connected", attempt: this.attempt, session: w.session });
   }
 
-  /** onReady runs once the connection's resubscriptions are confirmed: it sends the offline queue, in order. */
+  /**
+   * onReady runs once the connection's resubscriptions are confirmed: it
+   * sends the offline queue, in order and paced, and lets publishes go
+   * straight out (behind the queue while it is still being sent).
+   */
   private onReady(): void {
     this.ready = true;
     this.healthySince = Date.now();
-    for (const p of this.takeQueue()) this.sendPublish(p);
+    for (const p of this.takeQueue()) this.sendPublish(p, true);
     this.settleFirst?.resolve();
   }
 
@@ -276,6 +287,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
    */
   private detach(): void {
     this.conn = undefined;
+    this.pacer?.stop();
+    this.pacer = undefined;
     this.session = "";
     this.ready = false;
     this.resubscribing = 0;
@@ -379,10 +392,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /**
    * sendSubscribe sends a subscribe for s on the current connection, with
-   * since when s has a position. resub marks one of the resubscriptions a new
-   * connection waits for before it is ready.
+   * since when s has a position; bulk ones are paced (see Pacer). resub marks
+   * one of the resubscriptions a new connection waits for before it is
+   * ready.
    */
-  private sendSubscribe(s: AnySubscription, resub: boolean): void {
+  private sendSubscribe(s: AnySubscription, resub: boolean, bulk: boolean): void {
     const conn = this.conn!;
     const id = this.newId();
     const since: StreamPosition | undefined = s.hasPos ? { ...s.pos } : undefined;
@@ -394,16 +408,46 @@ export class HeraldClient extends Emitter<ClientEvents> {
         if (s.reqId === id) s.reqId = 0;
       },
     });
-    conn.send(since ? { type: "subscribe", id, channel: s.channel, since } : { type: "subscribe", id, channel: s.channel });
+    const frame = since ? { type: "subscribe" as const, id, channel: s.channel, since } : { type: "subscribe" as const, id, channel: s.channel };
+    this.pacer!.send(id, frame, bulk, () => {
+      if (!s.ended && s.reqId === id) return false;
+      this.calls.delete(id); // no longer wanted: answer it here
+      if (resub) this.resubscribed(conn);
+      return true;
+    });
   }
 
   private onSubscribeReply(conn: Connection, s: AnySubscription, id: number, since: StreamPosition | undefined, f: ServerFrame, resub: boolean): void {
     if (!s.ended && s.reqId === id) {
       s.reqId = 0;
+      if (f.type === "error" && f.code === "rate_limited") {
+        this.pacer?.emptied();
+        afterLimit(f, () => this.resendSubscribe(conn, s, resub));
+        return; // still outstanding
+      }
       if (f.type === "subscribed") this.onSubscribed(s, since, f);
       else if (f.type === "error") this.onSubscribeRefused(conn, s, f);
     }
-    if (resub && --this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended) this.onReady();
+    if (resub) this.resubscribed(conn);
+  }
+
+  /**
+   * resendSubscribe sends again a subscribe the server rate-limited, when its
+   * connection is still the current one; the next connection resubscribes
+   * anyway.
+   */
+  private resendSubscribe(conn: Connection, s: AnySubscription, resub: boolean): void {
+    if (this.conn !== conn || conn.ended) return;
+    if (s.ended || s.reqId !== 0) {
+      if (resub) this.resubscribed(conn);
+      return;
+    }
+    this.sendSubscribe(s, resub, true);
+  }
+
+  /** resubscribed counts one confirmed resubscription of conn. */
+  private resubscribed(conn: Connection): void {
+    if (--this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended) this.onReady();
   }
 
   private onSubscribed(s: AnySubscription, since: StreamPosition | undefined, f: SubscribedFrame): void {
@@ -418,7 +462,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * onSubscribeRefused handles an error answering a subscribe. subscribe()
+   * onSubscribeRefused handles an error answering a subscribe (other than
+   * rate_limited, which is sent again when the server says). subscribe()
    * rejects with it; later, a retryable one drops the connection so that the
    * client tries again after backoff, and any other ends the subscription.
    */
@@ -444,7 +489,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (!s || !s.isActive) return;
     if (offset <= s.pos.offset) return;
     if (offset > s.pos.offset + 1) {
-      this.sendSubscribe(s, false);
+      this.sendSubscribe(s, false, true);
       return;
     }
     s.pos.offset = offset;
@@ -459,7 +504,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   /** unsubscribe ends s; the same as s.unsubscribe(). */
   unsubscribe(s: AnySubscription): Promise<void> {
     if (s.ended) return Promise.resolve();
-    const held = s.isActive || s.reqId !== 0;
+    // Held by the server: subscribed, or a subscribe for it left the pacer.
+    const held = s.isActive || (s.reqId !== 0 && !this.pacer?.waiting(s.reqId));
     this.endSub(s, new UnsubscribedError());
     const conn = this.conn;
     if (!held || !conn || conn.ended) return Promise.resolve();
@@ -478,18 +524,40 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   // Publishes.
 
-  private sendPublish(p: PendingPublish): void {
+  /**
+   * sendPublish sends p on the ready connection; bulk ones (the offline
+   * queue, retries) are paced, and any publish waits behind them. One that
+   * waits gets a deadline, like a queued one: until then a rate_limited
+   * answer is retried when the server says rather than returned.
+   */
+  private sendPublish(p: PendingPublish, bulk: boolean): void {
     const id = this.newId();
     p.callId = id;
+    if (!p.deadline && (bulk || this.pacer!.busy)) p.deadline = Date.now() + this.opts.queueTimeoutMs;
     this.calls.set(id, {
       pub: p,
       reply: (f) => {
         p.callId = 0;
-        if (f.type === "published") p.resolve(f.offset);
-        else if (f.type === "error") p.reject(new ServerError(`publish to ${p.channel}`, f));
+        if (f.type === "published") {
+          p.resolve(f.offset);
+        } else if (f.type === "error" && f.code === "rate_limited" && Date.now() < p.deadline) {
+          this.pacer?.emptied();
+          afterLimit(f, () => this.resendPublish(p));
+        } else if (f.type === "error") {
+          if (f.code === "rate_limited") this.pacer?.emptied();
+          p.reject(new ServerError(`publish to ${p.channel}`, f));
+        }
       },
     });
-    this.conn!.send(p.frame(id));
+    this.pacer!.send(id, p.frame(id), bulk, () => !this.calls.has(id));
+  }
+
+  /** resendPublish sends again a publish the server rate-limited, or queues it while there is no ready connection. */
+  private resendPublish(p: PendingPublish): void {
+    if (p.finished) return;
+    if (this.currentState === "closed") p.reject(new ClosedError(this.cause));
+    else if (this.ready) this.sendPublish(p, true);
+    else this.enqueue(p, true);
   }
 
   /**
@@ -529,6 +597,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
     conn.send({ type: "refresh", id, token });
     return true;
   }
+}
+
+/** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */
+function afterLimit(f: ErrorFrame, fn: () => void): void {
+  setTimeout(fn, Math.max(f.retry_after_ms ?? 0, 1));
 }
 
 function positive(v: number | undefined, def: number): number {

@@ -83,6 +83,10 @@ export interface WelcomeFrame {
   max_message_bytes: number;
   /** Absent for anonymous connections. */
   user?: string;
+  /** The connection's request rate limit: requests per second (absent from older servers). */
+  rate?: number;
+  /** The connection's request rate limit: requests at once (absent from older servers). */
+  burst?: number;
 }
 
 export interface SubscribedFrame {

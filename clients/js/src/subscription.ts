@@ -43,8 +43,9 @@ export interface SubscribeOptions {
   /**
    * Called when the server refused to renew the subscription after a
    * reconnect (for example forbidden, after a token change); the
-   * subscription has ended. Retryable refusals (unavailable, internal,
-   * rate_limited) do not end it: the client reconnects and tries again.
+   * subscription has ended. Retryable refusals do not end it: after
+   * rate_limited the client asks again when the server says, after
+   * unavailable or internal it reconnects and tries again.
    */
   onError?: (err: Error) => void;
 }

@@ -8,6 +8,7 @@ import { PendingPublish, PublishQueue } from "./publish.js";
 import { Subscription } from "./subscription.js";
 import { BrowserSignals } from "./browser.js";
 import { TokenKeeper } from "./tokens.js";
+import { Pacer } from "./pacer.js";
 /**
  * HeraldClient is a connection to a Herald server that keeps itself up until
  * close(). It reconnects with jittered exponential backoff, notices dead
@@ -31,6 +32,8 @@ export class HeraldClient extends Emitter {
     currentState = "idle";
     cause;
     conn;
+    /** The current connection's rate limit, undefined when there is none. */
+    pacer;
     session = "";
     ready = false;
     resubscribing = 0;
@@ -143,7 +146,7 @@ export class HeraldClient extends Emitter {
         const s = new Subscription(this, channel, handler, options);
         this.subs.set(channel, s);
         if (this.conn && !this.conn.ended && this.session)
-            this.sendSubscribe(s, false);
+            this.sendSubscribe(s, false, false);
         return s.first.then(() => s);
     }
     /**
@@ -155,7 +158,10 @@ export class HeraldClient extends Emitter {
      * resubscriptions, in order; a full queue rejects it at once with
      * QueueFullError, and one that waited too long rejects with
      * QueueTimeoutError. A publish sent on a connection that died before the
-     * answer goes back to the queue and is sent again.
+     * answer goes back to the queue and is sent again. The queue goes out
+     * paced to the server's rate limit (see Pacer), and a publish made
+     * meanwhile waits behind it; a rate_limited answer to either is retried
+     * after retry_after_ms (until the queue timeout) rather than returned.
      */
     publish(channel, data, options = {}) {
         let p;
@@ -170,7 +176,7 @@ export class HeraldClient extends Emitter {
         if (p.frameBytes() > this.maxMessageBytes)
             return Promise.reject(new TooLargeError(this.maxMessageBytes));
         if (this.ready)
-            this.sendPublish(p);
+            this.sendPublish(p, false);
         else if (!this.queue.fits(p))
             return Promise.reject(new QueueFullError());
         else
@@ -214,22 +220,27 @@ export class HeraldClient extends Emitter {
         if (c !== this.conn)
             return;
         this.session = w.session;
+        this.pacer = new Pacer(w.rate, w.burst, (f) => c.send(f));
         if (w.max_message_bytes > 0)
             this.maxMessageBytes = w.max_message_bytes;
         this.resubscribing = this.subs.size;
         for (const s of this.subs.values())
-            this.sendSubscribe(s, true);
+            this.sendSubscribe(s, true, true);
         if (this.resubscribing === 0)
             this.onReady();
         this.tokens.connected();
         this.setState({ state: "connected", attempt: this.attempt, session: w.session });
     }
-    /** onReady runs once the connection's resubscriptions are confirmed: it sends the offline queue, in order. */
+    /**
+     * onReady runs once the connection's resubscriptions are confirmed: it
+     * sends the offline queue, in order and paced, and lets publishes go
+     * straight out (behind the queue while it is still being sent).
+     */
     onReady() {
         this.ready = true;
         this.healthySince = Date.now();
         for (const p of this.takeQueue())
-            this.sendPublish(p);
+            this.sendPublish(p, true);
         this.settleFirst?.resolve();
     }
     onFrame(c, f) {
@@ -267,6 +278,8 @@ export class HeraldClient extends Emitter {
      */
     detach() {
         this.conn = undefined;
+        this.pacer?.stop();
+        this.pacer = undefined;
         this.session = "";
         this.ready = false;
         this.resubscribing = 0;
@@ -374,10 +387,11 @@ export class HeraldClient extends Emitter {
     // Subscriptions.
     /**
      * sendSubscribe sends a subscribe for s on the current connection, with
-     * since when s has a position. resub marks one of the resubscriptions a new
-     * connection waits for before it is ready.
+     * since when s has a position; bulk ones are paced (see Pacer). resub marks
+     * one of the resubscriptions a new connection waits for before it is
+     * ready.
      */
-    sendSubscribe(s, resub) {
+    sendSubscribe(s, resub, bulk) {
         const conn = this.conn;
         const id = this.newId();
         const since = s.hasPos ? { ...s.pos } : undefined;
@@ -390,17 +404,50 @@ export class HeraldClient extends Emitter {
                     s.reqId = 0;
             },
         });
-        conn.send(since ? { type: "subscribe", id, channel: s.channel, since } : { type: "subscribe", id, channel: s.channel });
+        const frame = since ? { type: "subscribe", id, channel: s.channel, since } : { type: "subscribe", id, channel: s.channel };
+        this.pacer.send(id, frame, bulk, () => {
+            if (!s.ended && s.reqId === id)
+                return false;
+            this.calls.delete(id); // no longer wanted: answer it here
+            if (resub)
+                this.resubscribed(conn);
+            return true;
+        });
     }
     onSubscribeReply(conn, s, id, since, f, resub) {
         if (!s.ended && s.reqId === id) {
             s.reqId = 0;
+            if (f.type === "error" && f.code === "rate_limited") {
+                this.pacer?.emptied();
+                afterLimit(f, () => this.resendSubscribe(conn, s, resub));
+                return; // still outstanding
+            }
             if (f.type === "subscribed")
                 this.onSubscribed(s, since, f);
             else if (f.type === "error")
                 this.onSubscribeRefused(conn, s, f);
         }
-        if (resub && --this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended)
+        if (resub)
+            this.resubscribed(conn);
+    }
+    /**
+     * resendSubscribe sends again a subscribe the server rate-limited, when its
+     * connection is still the current one; the next connection resubscribes
+     * anyway.
+     */
+    resendSubscribe(conn, s, resub) {
+        if (this.conn !== conn || conn.ended)
+            return;
+        if (s.ended || s.reqId !== 0) {
+            if (resub)
+                this.resubscribed(conn);
+            return;
+        }
+        this.sendSubscribe(s, resub, true);
+    }
+    /** resubscribed counts one confirmed resubscription of conn. */
+    resubscribed(conn) {
+        if (--this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended)
             this.onReady();
     }
     onSubscribed(s, since, f) {
@@ -415,7 +462,8 @@ export class HeraldClient extends Emitter {
         }
     }
     /**
-     * onSubscribeRefused handles an error answering a subscribe. subscribe()
+     * onSubscribeRefused handles an error answering a subscribe (other than
+     * rate_limited, which is sent again when the server says). subscribe()
      * rejects with it; later, a retryable one drops the connection so that the
      * client tries again after backoff, and any other ends the subscription.
      */
@@ -445,7 +493,7 @@ export class HeraldClient extends Emitter {
         if (offset <= s.pos.offset)
             return;
         if (offset > s.pos.offset + 1) {
-            this.sendSubscribe(s, false);
+            this.sendSubscribe(s, false, true);
             return;
         }
         s.pos.offset = offset;
@@ -460,7 +508,8 @@ export class HeraldClient extends Emitter {
     unsubscribe(s) {
         if (s.ended)
             return Promise.resolve();
-        const held = s.isActive || s.reqId !== 0;
+        // Held by the server: subscribed, or a subscribe for it left the pacer.
+        const held = s.isActive || (s.reqId !== 0 && !this.pacer?.waiting(s.reqId));
         this.endSub(s, new UnsubscribedError());
         const conn = this.conn;
         if (!held || !conn || conn.ended)
@@ -480,20 +529,47 @@ export class HeraldClient extends Emitter {
         });
     }
     // Publishes.
-    sendPublish(p) {
+    /**
+     * sendPublish sends p on the ready connection; bulk ones (the offline
+     * queue, retries) are paced, and any publish waits behind them. One that
+     * waits gets a deadline, like a queued one: until then a rate_limited
+     * answer is retried when the server says rather than returned.
+     */
+    sendPublish(p, bulk) {
         const id = this.newId();
         p.callId = id;
+        if (!p.deadline && (bulk || this.pacer.busy))
+            p.deadline = Date.now() + this.opts.queueTimeoutMs;
         this.calls.set(id, {
             pub: p,
             reply: (f) => {
                 p.callId = 0;
-                if (f.type === "published")
+                if (f.type === "published") {
                     p.resolve(f.offset);
-                else if (f.type === "error")
+                }
+                else if (f.type === "error" && f.code === "rate_limited" && Date.now() < p.deadline) {
+                    this.pacer?.emptied();
+                    afterLimit(f, () => this.resendPublish(p));
+                }
+                else if (f.type === "error") {
+                    if (f.code === "rate_limited")
+                        this.pacer?.emptied();
                     p.reject(new ServerError(`publish to ${p.channel}`, f));
+                }
             },
         });
-        this.conn.send(p.frame(id));
+        this.pacer.send(id, p.frame(id), bulk, () => !this.calls.has(id));
+    }
+    /** resendPublish sends again a publish the server rate-limited, or queues it while there is no ready connection. */
+    resendPublish(p) {
+        if (p.finished)
+            return;
+        if (this.currentState === "closed")
+            p.reject(new ClosedError(this.cause));
+        else if (this.ready)
+            this.sendPublish(p, true);
+        else
+            this.enqueue(p, true);
     }
     /**
      * enqueue puts p in the offline queue, with a timer that rejects it when
@@ -531,6 +607,10 @@ export class HeraldClient extends Emitter {
         conn.send({ type: "refresh", id, token });
         return true;
     }
+}
+/** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */
+function afterLimit(f, fn) {
+    setTimeout(fn, Math.max(f.retry_after_ms ?? 0, 1));
 }
 function positive(v, def) {
     return v !== undefined && v > 0 ? v : def;

@@ -88,7 +88,9 @@ test("the offline queue holds 100 messages; the next publish fails at once", asy
   await assert.rejects(client.publish("chat", 100), QueueFullError);
   assert.deepEqual(client.queued.messages, 100);
   client.connect();
-  const ws = await accept();
+  const ws = await accept({ rate: 50, burst: 100 });
+  assert.equal(ws.sentOf("publish").length, 75, "three quarters of the burst at once");
+  await advance(t, 500);
   assert.deepEqual(ws.sentOf("publish").map((p) => p.data), [...Array(100).keys()]);
   ws.sentOf("publish").forEach((p, i) => ws.receive({ type: "published", id: p.id, channel: "chat", offset: i + 1 }));
   assert.equal((await Promise.all(queued)).length, 100);
