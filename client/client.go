@@ -399,6 +399,10 @@ func (c *Client) handle(cn *conn, f protocol.Frame) {
 		c.onMessageLocked(m)
 		return
 	}
+	if u, ok := f.(*protocol.Unsubscribed); ok && u.ID == 0 {
+		c.revokedLocked(u)
+		return
+	}
 	id := replyID(f)
 	cl := c.calls[id]
 	if id == 0 || cl == nil {

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -132,5 +133,48 @@ func TestStaticTokenExpiresOnServer(t *testing.T) {
 	}
 	if fmt.Sprint(states) != "[connecting connected closed]" || !errors.As(changes[2].Err, &ce) {
 		t.Errorf("state changes %+v, want connecting, connected, closed with close 4001", changes)
+	}
+}
+
+// TestRefreshNarrowingChannelsEndsSubscription refreshes to a token that no
+// longer allows one of two channels: the server ends that subscription, and
+// the client ends it too, with a forbidden error and its OnError callback,
+// while the other stays.
+func TestRefreshNarrowingChannelsEndsSubscription(t *testing.T) {
+	n := jwtNode(t)
+	var mu sync.Mutex
+	calls := 0
+	tokenFunc := func(context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		channels := []string{"chat", "news"}
+		if calls > 1 {
+			channels = []string{"news"}
+		}
+		return auth.SignHS256(testSecret, "carol", channels, 3*time.Second)
+	}
+	c := dialClient(t, n.URL(), &client.Options{TokenFunc: tokenFunc})
+	ended := make(chan error, 1)
+	chat, err := c.Subscribe(t.Context(), "chat", func(client.Message) {}, client.OnError(func(err error) { ended <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	news, err := c.Subscribe(t.Context(), "news", func(client.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden || pe.Message == "" {
+			t.Fatalf("OnError got %v, want a forbidden error with the server's reason", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription the refreshed token no longer allows did not end")
+	}
+	<-chat.Done()
+	if err := news.Err(); err != nil {
+		t.Fatalf("news ended with %v, want it kept", err)
 	}
 }

@@ -369,6 +369,21 @@ func (c *Client) subscribeRefusedLocked(cn *conn, s *Subscription, e *protocol.E
 	}
 }
 
+// revokedLocked ends a subscription the server ended on its own (after a
+// refresh to a token that no longer allows it). It is not subscribed again;
+// its error wraps a forbidden *protocol.Error carrying the server's reason.
+func (c *Client) revokedLocked(u *protocol.Unsubscribed) {
+	s := c.subs[u.Channel]
+	if s == nil {
+		return
+	}
+	err := fmt.Errorf("herald: subscription to %s ended by the server: %w", u.Channel, &protocol.Error{Code: protocol.CodeForbidden, Message: u.Reason})
+	if f := s.onError; f != nil {
+		s.q.push(func() { f(err) })
+	}
+	c.endSubLocked(s, err, false)
+}
+
 func retryableCode(code protocol.Code) bool {
 	switch code {
 	case protocol.CodeUnavailable, protocol.CodeInternal:

@@ -261,6 +261,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.onMessage(f.channel, f.offset, f.data);
       return;
     }
+    if (f.type === "unsubscribed" && !f.id) {
+      this.onRevoked(f.channel, f.reason ?? "ended by the server");
+      return;
+    }
     const id = f.id ?? 0;
     const call = id ? this.calls.get(id) : undefined;
     if (call) {
@@ -494,6 +498,19 @@ export class HeraldClient extends Emitter<ClientEvents> {
     }
     s.pos.offset = offset;
     safeCall(s.handler, { channel, offset, data });
+  }
+
+  /**
+   * onRevoked ends a subscription the server ended on its own (after a
+   * refresh to a token that no longer allows it): not subscribed again, its
+   * error is a forbidden ServerError carrying the server's reason.
+   */
+  private onRevoked(channel: string, reason: string): void {
+    const s = this.subs.get(channel);
+    if (!s) return;
+    const err = new ServerError(`subscription to ${channel}`, { type: "error", code: "forbidden", message: reason });
+    this.endSub(s, err);
+    if (s.options.onError) safeCall(s.options.onError, err);
   }
 
   private endSub(s: AnySubscription, err: Error): void {

@@ -104,6 +104,8 @@ export interface UnsubscribedFrame {
   type: "unsubscribed";
   id?: number;
   channel: string;
+  /** Set, without id, when the server ended the subscription itself (a refreshed token no longer allows it). */
+  reason?: string;
 }
 
 export interface PublishedFrame {

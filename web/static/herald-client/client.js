@@ -250,6 +250,10 @@ export class HeraldClient extends Emitter {
             this.onMessage(f.channel, f.offset, f.data);
             return;
         }
+        if (f.type === "unsubscribed" && !f.id) {
+            this.onRevoked(f.channel, f.reason ?? "ended by the server");
+            return;
+        }
         const id = f.id ?? 0;
         const call = id ? this.calls.get(id) : undefined;
         if (call) {
@@ -498,6 +502,20 @@ export class HeraldClient extends Emitter {
         }
         s.pos.offset = offset;
         safeCall(s.handler, { channel, offset, data });
+    }
+    /**
+     * onRevoked ends a subscription the server ended on its own (after a
+     * refresh to a token that no longer allows it): not subscribed again, its
+     * error is a forbidden ServerError carrying the server's reason.
+     */
+    onRevoked(channel, reason) {
+        const s = this.subs.get(channel);
+        if (!s)
+            return;
+        const err = new ServerError(`subscription to ${channel}`, { type: "error", code: "forbidden", message: reason });
+        this.endSub(s, err);
+        if (s.options.onError)
+            safeCall(s.options.onError, err);
     }
     endSub(s, err) {
         s.end(err);

@@ -138,6 +138,24 @@ test("a refused subscribe rejects; a refused renewal ends the subscription throu
   await client.close();
 });
 
+test("an unsubscribed frame without id ends that subscription with the server's reason, and it is not renewed", async (t) => {
+  useFakeTime(t);
+  const { client, ws } = await connected();
+  let ended;
+  const { sub } = await subscribed(ws, client, "chat", "e", 0, { onError: (e) => (ended = e) });
+  const { sub: news } = await subscribed(ws, client, "news", "e", 0);
+  ws.receive({ type: "unsubscribed", channel: "chat", reason: "token does not allow subscribe to chat" });
+  await flush();
+  assert.ok(ended instanceof ServerError && ended.code === "forbidden" && ended.message.includes("token does not allow"));
+  assert.equal(sub.error, ended);
+  assert.equal(news.error, undefined);
+  ws.serverClose(1006);
+  await advance(t, 1000);
+  const ws2 = await accept();
+  assert.deepEqual(ws2.sentOf("subscribe").map((f) => f.channel), ["news"]);
+  await client.close();
+});
+
 test("a retryable refusal of a renewal reconnects and tries again", async (t) => {
   useFakeTime(t);
   const { client, ws } = await connected();
