@@ -61,6 +61,61 @@ func (o HistoryOptions) WithDefaults() HistoryOptions {
 	return o
 }
 
+// HistoryPolicy bounds the history of every channel by its namespace: the
+// part of the channel name before its first ':' (see protocol.Namespace; ""
+// is the namespace of names without ':'). Both brokers resolve a channel's
+// bounds through it, and the server builds one from its NamespaceOptions.
+// The zero value bounds every channel by the HistoryOptions defaults.
+type HistoryPolicy struct {
+	// Default bounds the channels whose namespace has no entry in
+	// Namespaces. Zero fields mean DefaultHistorySize and DefaultHistoryTTL.
+	Default HistoryOptions
+	// Namespaces overrides Default per namespace. Zero fields of an entry
+	// take Default's value.
+	Namespaces map[string]HistoryOptions
+}
+
+// WithDefaults returns p with every zero field set: Default's to the
+// HistoryOptions defaults, each namespace's to Default's. The map is a copy.
+func (p HistoryPolicy) WithDefaults() HistoryPolicy {
+	p.Default = p.Default.WithDefaults()
+	if len(p.Namespaces) == 0 {
+		p.Namespaces = nil
+		return p
+	}
+	ns := make(map[string]HistoryOptions, len(p.Namespaces))
+	for name, o := range p.Namespaces {
+		if o.Size <= 0 {
+			o.Size = p.Default.Size
+		}
+		if o.TTL <= 0 {
+			o.TTL = p.Default.TTL
+		}
+		ns[name] = o
+	}
+	p.Namespaces = ns
+	return p
+}
+
+// For returns the history bounds of channel. Call it on a policy returned
+// by WithDefaults to get no zero field.
+func (p HistoryPolicy) For(channel string) HistoryOptions {
+	if o, ok := p.Namespaces[protocol.Namespace(channel)]; ok {
+		return o
+	}
+	return p.Default
+}
+
+// ShortestTTL returns the shortest history TTL of any channel: what a
+// broker sweeping or refreshing expiring streams paces itself by.
+func (p HistoryPolicy) ShortestTTL() time.Duration {
+	ttl := p.Default.TTL
+	for _, o := range p.Namespaces {
+		ttl = min(ttl, o.TTL)
+	}
+	return ttl
+}
+
 // Errors returned by brokers.
 var (
 	// ErrUnrecoverable means the publications after a position are no longer

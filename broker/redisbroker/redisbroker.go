@@ -49,7 +49,6 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/heraldhq/herald/broker"
-	"github.com/heraldhq/herald/protocol"
 )
 
 // Options configure a Redis broker. The zero value connects to
@@ -69,14 +68,13 @@ type Options struct {
 	// Nodes that share a Redis, a database and a prefix are one service.
 	// Empty means "herald:".
 	Prefix string
-	// History bounds the history of every channel whose namespace has no
-	// entry in Namespaces. Zero fields mean broker.DefaultHistorySize and
-	// broker.DefaultHistoryTTL. Every node of a service should use the same
-	// bounds.
-	History broker.HistoryOptions
-	// Namespaces overrides History per namespace (the part of the channel
-	// name before its first ':'). Zero fields of an entry take History's
-	// value.
+	// History and Namespaces are the broker's broker.HistoryPolicy (its
+	// Default and Namespaces): History bounds the history of every channel
+	// whose namespace has no entry in Namespaces, with zero fields meaning
+	// broker.DefaultHistorySize and broker.DefaultHistoryTTL; an entry of
+	// Namespaces overrides it for one namespace, its zero fields taking
+	// History's value. Every node of a service should use the same bounds.
+	History    broker.HistoryOptions
 	Namespaces map[string]broker.HistoryOptions
 	// MaxHistoryBytes bounds the data one channel's history holds, on top
 	// of the count and age bounds of History and Namespaces: the oldest
@@ -127,7 +125,7 @@ const (
 // may skip offsets, or start a new epoch when Redis lost the stream.
 type Broker struct {
 	client    rueidis.Client
-	history   historyConfig
+	history   broker.HistoryPolicy // with defaults
 	prefix    string
 	pubPrefix string // prefix of pub/sub channel names
 	streamTTL time.Duration
@@ -158,7 +156,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		history:         newHistoryConfig(opts.History, opts.Namespaces),
+		history:         broker.HistoryPolicy{Default: opts.History, Namespaces: opts.Namespaces}.WithDefaults(),
 		prefix:          opts.Prefix,
 		timeout:         opts.Timeout,
 		streamTTL:       opts.StreamTTL,
@@ -333,43 +331,4 @@ func unavailableReply(err *rueidis.RedisError) bool {
 		}
 	}
 	return false
-}
-
-// historyConfig resolves a channel's history bounds from its namespace.
-type historyConfig struct {
-	def broker.HistoryOptions
-	ns  map[string]broker.HistoryOptions
-}
-
-func newHistoryConfig(def broker.HistoryOptions, ns map[string]broker.HistoryOptions) historyConfig {
-	c := historyConfig{def: def.WithDefaults()}
-	if len(ns) > 0 {
-		c.ns = make(map[string]broker.HistoryOptions, len(ns))
-		for name, o := range ns {
-			if o.Size <= 0 {
-				o.Size = c.def.Size
-			}
-			if o.TTL <= 0 {
-				o.TTL = c.def.TTL
-			}
-			c.ns[name] = o
-		}
-	}
-	return c
-}
-
-// shortestTTL returns the shortest history TTL of any namespace.
-func (c *historyConfig) shortestTTL() time.Duration {
-	d := c.def.TTL
-	for _, o := range c.ns {
-		d = min(d, o.TTL)
-	}
-	return d
-}
-
-func (c *historyConfig) forChannel(channel string) broker.HistoryOptions {
-	if o, ok := c.ns[protocol.Namespace(channel)]; ok {
-		return o
-	}
-	return c.def
 }

@@ -23,7 +23,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.forChannel(channel)
+	h := b.history.For(channel)
 	keys := b.streamKeys(channel)
 	if opts.Key != "" {
 		keys = append(keys, b.prefix+"key:{"+channel+"}:"+opts.Key)
@@ -53,7 +53,7 @@ func (b *Broker) Position(ctx context.Context, channel string) (broker.StreamPos
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.forChannel(channel)
+	h := b.history.For(channel)
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	reply, err := positionScript.Exec(ctx, b.client, b.streamKeys(channel), b.streamArgs(h)).ToArray()
@@ -76,7 +76,7 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 	if b.closed.Load() {
 		return nil, broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.forChannel(channel)
+	h := b.history.For(channel)
 	args := append(b.streamArgs(h),
 		since.Epoch,
 		strconv.FormatUint(since.Offset, 10),
