@@ -125,6 +125,11 @@ var (
 	ErrUnavailable = errors.New("herald: broker unavailable")
 	// ErrClosed means the broker was closed.
 	ErrClosed = errors.New("herald: broker closed")
+	// ErrNoDeliver is returned by Run when its deliver func is nil.
+	ErrNoDeliver = errors.New("herald: broker: Run needs a deliver func")
+	// ErrRunning is returned at once by a Run called while another Run of
+	// the same broker is active.
+	ErrRunning = errors.New("herald: broker: Run is already active")
 )
 
 // Broker stores channel streams and delivers publications to the nodes that
@@ -152,7 +157,9 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, channel string) error
 	// Run delivers publications of subscribed channels until ctx ends or the
 	// broker is closed. deliver is called in offset order for each channel,
-	// never concurrently for the same channel; it must not block.
+	// never concurrently for the same channel; it must not block. A nil
+	// deliver returns ErrNoDeliver, and a Run while another is active
+	// returns ErrRunning at once.
 	Run(ctx context.Context, deliver func(Publication)) error
 	// Close releases the broker's resources.
 	Close() error

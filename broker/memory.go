@@ -330,13 +330,13 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 }
 
 // Run implements Broker. Only one Run may be active at a time; another
-// returns an error at once. When Run returns, deliver is no longer called.
+// returns ErrRunning at once. When Run returns, deliver is no longer called.
 func (m *Memory) Run(ctx context.Context, deliver func(Publication)) error {
 	if deliver == nil {
-		return errors.New("herald: broker: Run needs a deliver func")
+		return ErrNoDeliver
 	}
 	if !m.run.CompareAndSwap(nil, &runner{deliver: deliver}) {
-		return errors.New("herald: broker: Run is already active")
+		return ErrRunning
 	}
 	defer m.stopRun()
 	select {

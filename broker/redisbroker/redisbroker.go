@@ -263,11 +263,11 @@ func (b *Broker) Check(ctx context.Context) error {
 }
 
 // Run implements broker.Broker. Only one Run may be active at a time;
-// another returns an error at once. When Run returns, deliver is no longer
+// another returns broker.ErrRunning at once. When Run returns, deliver is no longer
 // called.
 func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) error {
 	if deliver == nil {
-		return errors.New("herald: broker: Run needs a deliver func")
+		return broker.ErrNoDeliver
 	}
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -275,7 +275,7 @@ func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) erro
 	b.runMu.Lock()
 	if b.run != nil {
 		b.runMu.Unlock()
-		return errors.New("herald: broker: Run is already active")
+		return broker.ErrRunning
 	}
 	b.run = deliver
 	b.runMu.Unlock()
