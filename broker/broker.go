@@ -5,6 +5,10 @@
 // A channel's stream is an epoch and an offset that grows by exactly one per
 // publication. The epoch changes whenever the stream's history is lost, so a
 // position from an old epoch can never be mistaken for one of the new stream.
+//
+// Every error the package returns starts with "herald: broker: ", its
+// sentinels (ErrClosed, ErrUnavailable, ...) included; an error of another
+// broker package that wraps one of them starts with the sentinel's text.
 package broker
 
 import (
@@ -120,11 +124,11 @@ func (p HistoryPolicy) ShortestTTL() time.Duration {
 var (
 	// ErrUnrecoverable means the publications after a position are no longer
 	// all in history (wrong epoch, or too old).
-	ErrUnrecoverable = errors.New("herald: stream position not recoverable")
+	ErrUnrecoverable = errors.New("herald: broker: stream position not recoverable")
 	// ErrUnavailable means the broker cannot be reached; the caller may retry.
-	ErrUnavailable = errors.New("herald: broker unavailable")
+	ErrUnavailable = errors.New("herald: broker: unavailable")
 	// ErrClosed means the broker was closed.
-	ErrClosed = errors.New("herald: broker closed")
+	ErrClosed = errors.New("herald: broker: closed")
 	// ErrNoDeliver is returned by Run when its deliver func is nil.
 	ErrNoDeliver = errors.New("herald: broker: Run needs a deliver func")
 	// ErrRunning is returned at once by a Run called while another Run of

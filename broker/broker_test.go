@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,17 @@ func TestHistoryPolicyZero(t *testing.T) {
 	}
 	if got := p.ShortestTTL(); got != broker.DefaultHistoryTTL {
 		t.Errorf("ShortestTTL = %v, want %v", got, broker.DefaultHistoryTTL)
+	}
+}
+
+// TestErrorPrefix: every sentinel of the package starts with its prefix.
+func TestErrorPrefix(t *testing.T) {
+	for _, err := range []error{
+		broker.ErrUnrecoverable, broker.ErrUnavailable, broker.ErrClosed,
+		broker.ErrNoDeliver, broker.ErrRunning, broker.ErrTooManyChannels, broker.ErrDataDirInUse,
+	} {
+		if !strings.HasPrefix(err.Error(), "herald: broker: ") {
+			t.Errorf("%q does not start with %q", err, "herald: broker: ")
+		}
 	}
 }

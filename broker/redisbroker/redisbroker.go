@@ -32,6 +32,10 @@
 //	P key:{CH}:KEY     string "OFFSET EPOCH": an idempotency key in use
 //
 // and the pub/sub channel P pub:DB:CH carries "OFFSET EPOCH DATA".
+//
+// Every error the package returns starts with "herald: redisbroker: ",
+// except those that wrap a sentinel of package broker (ErrUnavailable,
+// ErrClosed, ...), which start with the sentinel's text.
 package redisbroker
 
 import (
@@ -187,7 +191,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	copt.ConnWriteTimeout = 3 * b.timeout
 	b.client, err = rueidis.NewClient(copt)
 	if _, refused := rueidis.IsRedisErr(err); refused {
-		return nil, fmt.Errorf("redisbroker: %w", err) // a wrong password or database
+		return nil, fmt.Errorf("herald: redisbroker: %w", err) // a wrong password or database
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
 	}
@@ -208,7 +212,7 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 	if opts.URL != "" {
 		var err error
 		if copt, err = rueidis.ParseURL(opts.URL); err != nil {
-			return copt, fmt.Errorf("redisbroker: %w", err)
+			return copt, fmt.Errorf("herald: redisbroker: %w", err)
 		}
 	} else {
 		addr := opts.Addr
@@ -216,7 +220,7 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 			addr = DefaultAddr
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return copt, fmt.Errorf("redisbroker: address %q: %w", addr, err)
+			return copt, fmt.Errorf("herald: redisbroker: address %q: %w", addr, err)
 		}
 		copt.InitAddress = []string{addr}
 		copt.SelectDB = opts.DB
@@ -307,11 +311,11 @@ func (b *Broker) wrap(ctx context.Context, op string, err error) error {
 		return broker.ErrClosed
 	}
 	if rerr, ok := rueidis.IsRedisErr(err); ok && !unavailableReply(rerr) {
-		return fmt.Errorf("redisbroker: %s: %w", op, err)
+		return fmt.Errorf("herald: redisbroker: %s: %w", op, err)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
-			return fmt.Errorf("redisbroker: %s: %w", op, cause)
+			return fmt.Errorf("herald: redisbroker: %s: %w", op, cause)
 		}
 	}
 	return fmt.Errorf("%w: redis %s: %w", broker.ErrUnavailable, op, err)

@@ -42,7 +42,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	}
 	pos, err := position(reply)
 	if err != nil {
-		return broker.StreamPosition{}, fmt.Errorf("redisbroker: publish: %w", err)
+		return broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: publish: %w", err)
 	}
 	return pos, nil
 }
@@ -62,7 +62,7 @@ func (b *Broker) Position(ctx context.Context, channel string) (broker.StreamPos
 	}
 	pos, err := position(reply)
 	if err != nil {
-		return broker.StreamPosition{}, fmt.Errorf("redisbroker: position: %w", err)
+		return broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: position: %w", err)
 	}
 	return pos, nil
 }
@@ -94,7 +94,7 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		err = fmt.Errorf("short reply of %d values", len(reply))
 	}
 	if err != nil {
-		return nil, broker.StreamPosition{}, fmt.Errorf("redisbroker: history: %w", err)
+		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: history: %w", err)
 	}
 	if ok, _ := reply[2].AsInt64(); ok != 1 {
 		return nil, pos, broker.ErrUnrecoverable
@@ -105,7 +105,7 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		for i := range pubs {
 			data, err := reply[3+i].AsBytes()
 			if err != nil {
-				return nil, broker.StreamPosition{}, fmt.Errorf("redisbroker: history: %w", err)
+				return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: history: %w", err)
 			}
 			pubs[i] = broker.Publication{Channel: channel, Epoch: pos.Epoch, Offset: since.Offset + 1 + uint64(i), Data: data}
 		}
