@@ -129,11 +129,6 @@ var (
 	ErrUnavailable = errors.New("herald: broker: unavailable")
 	// ErrClosed means the broker was closed.
 	ErrClosed = errors.New("herald: broker: closed")
-	// ErrNoDeliver is returned by Run when its deliver func is nil.
-	ErrNoDeliver = errors.New("herald: broker: Run needs a deliver func")
-	// ErrRunning is returned at once by a Run called while another Run of
-	// the same broker is active.
-	ErrRunning = errors.New("herald: broker: Run is already active")
 )
 
 // Broker stores channel streams and delivers publications to the nodes that
@@ -168,6 +163,15 @@ type Broker interface {
 	// Close releases the broker's resources.
 	Close() error
 }
+
+// The errors of Broker.Run's guards, the same for every broker.
+var (
+	// ErrNoDeliver is returned by Run when its deliver func is nil.
+	ErrNoDeliver = errors.New("herald: broker: Run needs a deliver func")
+	// ErrRunning is returned at once by a Run called while another Run of
+	// the same broker is active.
+	ErrRunning = errors.New("herald: broker: Run is already active")
+)
 
 // Checker is implemented by brokers that can tell whether they can serve
 // right now (for a networked broker: whether its server is reachable). The

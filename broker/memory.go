@@ -218,9 +218,6 @@ func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts 
 }
 
 func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
-	if m.closed.Load() {
-		return StreamPosition{}, ErrClosed
-	}
 	s, now, err := m.lock(channel)
 	if err != nil {
 		return StreamPosition{}, err
@@ -248,9 +245,6 @@ func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (Stre
 
 // Position implements Broker.
 func (m *Memory) Position(ctx context.Context, channel string) (StreamPosition, error) {
-	if m.closed.Load() {
-		return StreamPosition{}, ErrClosed
-	}
 	s, _, err := m.lock(channel)
 	if err != nil {
 		return StreamPosition{}, err
@@ -265,9 +259,6 @@ func (m *Memory) Position(ctx context.Context, channel string) (StreamPosition, 
 // ErrUnrecoverable. The returned publications share their Data with the
 // broker's history: callers must not modify it.
 func (m *Memory) History(ctx context.Context, channel string, since StreamPosition, limit int) ([]Publication, StreamPosition, error) {
-	if m.closed.Load() {
-		return nil, StreamPosition{}, ErrClosed
-	}
 	s, now, err := m.lock(channel)
 	if err != nil {
 		return nil, StreamPosition{}, err
@@ -296,9 +287,6 @@ func (m *Memory) History(ctx context.Context, channel string, since StreamPositi
 
 // Subscribe implements Broker. A subscribed channel is never dropped.
 func (m *Memory) Subscribe(ctx context.Context, channel string) error {
-	if m.closed.Load() {
-		return ErrClosed
-	}
 	s, _, err := m.lock(channel)
 	if err != nil {
 		return err
@@ -395,9 +383,13 @@ func (m *Memory) Stats() Stats {
 }
 
 // lock returns the channel's stream, created if needed, locked, and the
-// current time. An idle stream found here is dropped and replaced, so its
-// expiry does not depend on when the sweeper runs.
+// current time, or ErrClosed once the broker is closed. An idle stream
+// found here is dropped and replaced, so its expiry does not depend on when
+// the sweeper runs.
 func (m *Memory) lock(channel string) (*memStream, int64, error) {
+	if m.closed.Load() {
+		return nil, 0, ErrClosed
+	}
 	for {
 		m.mu.RLock()
 		s := m.channels[channel]

@@ -34,17 +34,8 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		b.pubPrefix+channel,
 		strconv.Itoa(b.maxHistoryBytes),
 	)
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := publishScript.Exec(ctx, b.client, keys, args).ToArray()
-	if err != nil {
-		return broker.StreamPosition{}, b.wrap(ctx, "publish", err)
-	}
-	pos, err := position(reply)
-	if err != nil {
-		return broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: publish: %w", err)
-	}
-	return pos, nil
+	_, pos, err := b.exec(ctx, "publish", publishScript, keys, args)
+	return pos, err
 }
 
 // Position implements broker.Broker. It creates the channel's stream when
@@ -53,18 +44,8 @@ func (b *Broker) Position(ctx context.Context, channel string) (broker.StreamPos
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.For(channel)
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := positionScript.Exec(ctx, b.client, b.streamKeys(channel), b.streamArgs(h)).ToArray()
-	if err != nil {
-		return broker.StreamPosition{}, b.wrap(ctx, "position", err)
-	}
-	pos, err := position(reply)
-	if err != nil {
-		return broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: position: %w", err)
-	}
-	return pos, nil
+	_, pos, err := b.exec(ctx, "position", positionScript, b.streamKeys(channel), b.streamArgs(b.history.For(channel)))
+	return pos, err
 }
 
 // History implements broker.Broker. since.Offset equal to the current
@@ -83,18 +64,12 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		strconv.Itoa(max(limit, 0)),
 		strconv.Itoa(h.Size),
 	)
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := historyScript.Exec(ctx, b.client, b.streamKeys(channel), args).ToArray()
-	if err != nil {
-		return nil, broker.StreamPosition{}, b.wrap(ctx, "history", err)
-	}
-	pos, err := position(reply)
+	reply, pos, err := b.exec(ctx, "history", historyScript, b.streamKeys(channel), args)
 	if err == nil && len(reply) < 3 {
-		err = fmt.Errorf("short reply of %d values", len(reply))
+		err = fmt.Errorf("herald: redisbroker: history: short reply of %d values", len(reply))
 	}
 	if err != nil {
-		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: history: %w", err)
+		return nil, broker.StreamPosition{}, err
 	}
 	if ok, _ := reply[2].AsInt64(); ok != 1 {
 		return nil, pos, broker.ErrUnrecoverable
@@ -111,6 +86,22 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		}
 	}
 	return pubs, pos, nil
+}
+
+// exec runs one of the stream scripts, within Options.Timeout, and decodes
+// the position that starts its reply. op names the call in errors.
+func (b *Broker) exec(ctx context.Context, op string, script *rueidis.Lua, keys, args []string) ([]rueidis.RedisMessage, broker.StreamPosition, error) {
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	reply, err := script.Exec(ctx, b.client, keys, args).ToArray()
+	if err != nil {
+		return nil, broker.StreamPosition{}, b.wrap(ctx, op, err)
+	}
+	pos, err := position(reply)
+	if err != nil {
+		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
+	}
+	return reply, pos, nil
 }
 
 // streamKeys returns the keys of the channel's stream hash and history.
