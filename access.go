@@ -31,8 +31,11 @@ type NamespaceOptions struct {
 	// AccessAll. A token's channels claim, when present, narrows this further.
 	Subscribe Access
 	Publish   Access
-	// History bounds the namespace's history in the memory broker the server
-	// creates when Options.Broker is nil. Zero fields take the defaults.
+	// History is the namespace's entry in the broker.HistoryPolicy of the
+	// memory broker the server creates when Options.Broker is nil. Zero
+	// fields take the defaults. It is not read otherwise: a broker given in
+	// Options.Broker has its own policy (broker.MemoryOptions.Namespaces,
+	// redisbroker.Options.Namespaces).
 	History broker.HistoryOptions
 }
 

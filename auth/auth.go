@@ -1,5 +1,9 @@
 // Package auth holds who a Herald connection is and what it may do: the
 // Identity, token verification with JWTs, and channel patterns.
+//
+// Every error the package returns starts with "herald: ": what follows it
+// in an error wrapping ErrInvalidToken is what the server tells a client
+// whose token it refused.
 package auth
 
 import (

@@ -5,6 +5,10 @@
 // A channel's stream is an epoch and an offset that grows by exactly one per
 // publication. The epoch changes whenever the stream's history is lost, so a
 // position from an old epoch can never be mistaken for one of the new stream.
+//
+// Every error the package returns starts with "herald: broker: ", its
+// sentinels (ErrClosed, ErrUnavailable, ...) included; an error of another
+// broker package that wraps one of them starts with the sentinel's text.
 package broker
 
 import (
@@ -61,15 +65,70 @@ func (o HistoryOptions) WithDefaults() HistoryOptions {
 	return o
 }
 
+// HistoryPolicy bounds the history of every channel by its namespace: the
+// part of the channel name before its first ':' (see protocol.Namespace; ""
+// is the namespace of names without ':'). Both brokers resolve a channel's
+// bounds through it, and the server builds one from its NamespaceOptions.
+// The zero value bounds every channel by the HistoryOptions defaults.
+type HistoryPolicy struct {
+	// Default bounds the channels whose namespace has no entry in
+	// Namespaces. Zero fields mean DefaultHistorySize and DefaultHistoryTTL.
+	Default HistoryOptions
+	// Namespaces overrides Default per namespace. Zero fields of an entry
+	// take Default's value.
+	Namespaces map[string]HistoryOptions
+}
+
+// WithDefaults returns p with every zero field set: Default's to the
+// HistoryOptions defaults, each namespace's to Default's. The map is a copy.
+func (p HistoryPolicy) WithDefaults() HistoryPolicy {
+	p.Default = p.Default.WithDefaults()
+	if len(p.Namespaces) == 0 {
+		p.Namespaces = nil
+		return p
+	}
+	ns := make(map[string]HistoryOptions, len(p.Namespaces))
+	for name, o := range p.Namespaces {
+		if o.Size <= 0 {
+			o.Size = p.Default.Size
+		}
+		if o.TTL <= 0 {
+			o.TTL = p.Default.TTL
+		}
+		ns[name] = o
+	}
+	p.Namespaces = ns
+	return p
+}
+
+// For returns the history bounds of channel. Call it on a policy returned
+// by WithDefaults to get no zero field.
+func (p HistoryPolicy) For(channel string) HistoryOptions {
+	if o, ok := p.Namespaces[protocol.Namespace(channel)]; ok {
+		return o
+	}
+	return p.Default
+}
+
+// ShortestTTL returns the shortest history TTL of any channel: what a
+// broker sweeping or refreshing expiring streams paces itself by.
+func (p HistoryPolicy) ShortestTTL() time.Duration {
+	ttl := p.Default.TTL
+	for _, o := range p.Namespaces {
+		ttl = min(ttl, o.TTL)
+	}
+	return ttl
+}
+
 // Errors returned by brokers.
 var (
 	// ErrUnrecoverable means the publications after a position are no longer
 	// all in history (wrong epoch, or too old).
-	ErrUnrecoverable = errors.New("herald: stream position not recoverable")
+	ErrUnrecoverable = errors.New("herald: broker: stream position not recoverable")
 	// ErrUnavailable means the broker cannot be reached; the caller may retry.
-	ErrUnavailable = errors.New("herald: broker unavailable")
+	ErrUnavailable = errors.New("herald: broker: unavailable")
 	// ErrClosed means the broker was closed.
-	ErrClosed = errors.New("herald: broker closed")
+	ErrClosed = errors.New("herald: broker: closed")
 )
 
 // Broker stores channel streams and delivers publications to the nodes that
@@ -97,11 +156,22 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, channel string) error
 	// Run delivers publications of subscribed channels until ctx ends or the
 	// broker is closed. deliver is called in offset order for each channel,
-	// never concurrently for the same channel; it must not block.
+	// never concurrently for the same channel; it must not block. A nil
+	// deliver returns ErrNoDeliver, and a Run while another is active
+	// returns ErrRunning at once.
 	Run(ctx context.Context, deliver func(Publication)) error
 	// Close releases the broker's resources.
 	Close() error
 }
+
+// The errors of Broker.Run's guards, the same for every broker.
+var (
+	// ErrNoDeliver is returned by Run when its deliver func is nil.
+	ErrNoDeliver = errors.New("herald: broker: Run needs a deliver func")
+	// ErrRunning is returned at once by a Run called while another Run of
+	// the same broker is active.
+	ErrRunning = errors.New("herald: broker: Run is already active")
+)
 
 // Checker is implemented by brokers that can tell whether they can serve
 // right now (for a networked broker: whether its server is reachable). The

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/heraldhq/herald/protocol"
 )
 
 // MemoryOptions configure a memory broker. The zero value (or a nil pointer)
@@ -22,13 +20,12 @@ import (
 // at most DefaultMaxHistoryBytes of history and DefaultMaxChannels channels
 // in all, and writes nothing to disk.
 type MemoryOptions struct {
-	// History bounds the history of every channel whose namespace has no
-	// entry in Namespaces. Zero fields mean DefaultHistorySize and
-	// DefaultHistoryTTL.
-	History HistoryOptions
-	// Namespaces overrides History per namespace: the part of the channel
-	// name before its first ':' (see protocol.Namespace; "" is the namespace
-	// of names without ':'). Zero fields of an entry take History's value.
+	// History and Namespaces are the broker's HistoryPolicy (its Default
+	// and Namespaces): History bounds the history of every channel whose
+	// namespace has no entry in Namespaces, with zero fields meaning
+	// DefaultHistorySize and DefaultHistoryTTL; an entry of Namespaces
+	// overrides it for one namespace, its zero fields taking History's value.
+	History    HistoryOptions
 	Namespaces map[string]HistoryOptions
 	// MaxHistoryBytes bounds the history of all channels together, counted
 	// as the length of every publication's data and idempotency key plus a
@@ -81,9 +78,9 @@ type MemoryOptions struct {
 // history and idempotency keys have expired by then, so only its offset is
 // lost, and its next use starts a new stream with a new epoch.
 type Memory struct {
-	history     historyConfig
-	maxBytes    int64 // <= 0: no bound
-	maxChannels int   // <= 0: no bound
+	history     HistoryPolicy // with defaults
+	maxBytes    int64         // <= 0: no bound
+	maxChannels int           // <= 0: no bound
 	dataDir     string
 	dirLock     *os.File // holds the lock on dataDir
 	log         *slog.Logger
@@ -134,28 +131,6 @@ type StatsReporter interface {
 	Stats() Stats
 }
 
-// historyConfig resolves a channel's history bounds from its namespace.
-type historyConfig struct {
-	def HistoryOptions
-	ns  map[string]HistoryOptions
-}
-
-func (c *historyConfig) forChannel(channel string) HistoryOptions {
-	if o, ok := c.ns[protocol.Namespace(channel)]; ok {
-		return o
-	}
-	return c.def
-}
-
-// minTTL is the shortest TTL of any channel.
-func (c *historyConfig) minTTL() time.Duration {
-	ttl := c.def.TTL
-	for _, o := range c.ns {
-		ttl = min(ttl, o.TTL)
-	}
-	return ttl
-}
-
 // Sweep interval bounds; see sweepLoop.
 const (
 	minSweepInterval = 100 * time.Millisecond
@@ -201,7 +176,7 @@ func open(opts *MemoryOptions) (*Memory, error) {
 		opts = &MemoryOptions{}
 	}
 	m := &Memory{
-		history:     historyConfig{def: opts.History.WithDefaults()},
+		history:     HistoryPolicy{Default: opts.History, Namespaces: opts.Namespaces}.WithDefaults(),
 		maxBytes:    opts.MaxHistoryBytes,
 		maxChannels: opts.MaxChannels,
 		dataDir:     opts.DataDir,
@@ -219,19 +194,7 @@ func open(opts *MemoryOptions) (*Memory, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	if len(opts.Namespaces) > 0 {
-		m.history.ns = make(map[string]HistoryOptions, len(opts.Namespaces))
-		for ns, o := range opts.Namespaces {
-			if o.Size <= 0 {
-				o.Size = m.history.def.Size
-			}
-			if o.TTL <= 0 {
-				o.TTL = m.history.def.TTL
-			}
-			m.history.ns[ns] = o
-		}
-	}
-	m.interval = min(max(m.history.minTTL()/2, minSweepInterval), maxSweepInterval)
+	m.interval = min(max(m.history.ShortestTTL()/2, minSweepInterval), maxSweepInterval)
 	if m.dataDir != "" {
 		if err := m.openDataDir(); err != nil {
 			return m, err
@@ -255,9 +218,6 @@ func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts 
 }
 
 func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
-	if m.closed.Load() {
-		return StreamPosition{}, ErrClosed
-	}
 	s, now, err := m.lock(channel)
 	if err != nil {
 		return StreamPosition{}, err
@@ -285,9 +245,6 @@ func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (Stre
 
 // Position implements Broker.
 func (m *Memory) Position(ctx context.Context, channel string) (StreamPosition, error) {
-	if m.closed.Load() {
-		return StreamPosition{}, ErrClosed
-	}
 	s, _, err := m.lock(channel)
 	if err != nil {
 		return StreamPosition{}, err
@@ -302,9 +259,6 @@ func (m *Memory) Position(ctx context.Context, channel string) (StreamPosition, 
 // ErrUnrecoverable. The returned publications share their Data with the
 // broker's history: callers must not modify it.
 func (m *Memory) History(ctx context.Context, channel string, since StreamPosition, limit int) ([]Publication, StreamPosition, error) {
-	if m.closed.Load() {
-		return nil, StreamPosition{}, ErrClosed
-	}
 	s, now, err := m.lock(channel)
 	if err != nil {
 		return nil, StreamPosition{}, err
@@ -333,9 +287,6 @@ func (m *Memory) History(ctx context.Context, channel string, since StreamPositi
 
 // Subscribe implements Broker. A subscribed channel is never dropped.
 func (m *Memory) Subscribe(ctx context.Context, channel string) error {
-	if m.closed.Load() {
-		return ErrClosed
-	}
 	s, _, err := m.lock(channel)
 	if err != nil {
 		return err
@@ -367,13 +318,13 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 }
 
 // Run implements Broker. Only one Run may be active at a time; another
-// returns an error at once. When Run returns, deliver is no longer called.
+// returns ErrRunning at once. When Run returns, deliver is no longer called.
 func (m *Memory) Run(ctx context.Context, deliver func(Publication)) error {
 	if deliver == nil {
-		return errors.New("herald: broker: Run needs a deliver func")
+		return ErrNoDeliver
 	}
 	if !m.run.CompareAndSwap(nil, &runner{deliver: deliver}) {
-		return errors.New("herald: broker: Run is already active")
+		return ErrRunning
 	}
 	defer m.stopRun()
 	select {
@@ -432,9 +383,13 @@ func (m *Memory) Stats() Stats {
 }
 
 // lock returns the channel's stream, created if needed, locked, and the
-// current time. An idle stream found here is dropped and replaced, so its
-// expiry does not depend on when the sweeper runs.
+// current time, or ErrClosed once the broker is closed. An idle stream
+// found here is dropped and replaced, so its expiry does not depend on when
+// the sweeper runs.
 func (m *Memory) lock(channel string) (*memStream, int64, error) {
+	if m.closed.Load() {
+		return nil, 0, ErrClosed
+	}
 	for {
 		m.mu.RLock()
 		s := m.channels[channel]
@@ -467,7 +422,7 @@ func (m *Memory) create(channel string) (*memStream, error) {
 		m.mu.Lock()
 		s := m.channels[channel]
 		if s == nil && (m.maxChannels <= 0 || len(m.channels) < m.maxChannels) {
-			s = newStream(channel, NewEpoch(), m.history.forChannel(channel), time.Now().UnixNano(), &m.held)
+			s = newStream(channel, NewEpoch(), m.history.For(channel), time.Now().UnixNano(), &m.held)
 			m.channels[channel] = s
 		}
 		m.mu.Unlock()

@@ -207,7 +207,7 @@ func (m *Memory) install(f *savedFile, now int64) int {
 		if !m.valid(sv) {
 			continue
 		}
-		s := newStream(sv.Channel, sv.Epoch, m.history.forChannel(sv.Channel), sv.Active, &m.held)
+		s := newStream(sv.Channel, sv.Epoch, m.history.For(sv.Channel), sv.Active, &m.held)
 		if s.idle(now) {
 			continue
 		}

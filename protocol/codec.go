@@ -200,7 +200,7 @@ func badRequest(id uint64, msg string) *Error {
 func Encode(f Frame) ([]byte, error) {
 	switch f := f.(type) {
 	case nil:
-		return nil, errors.New("protocol: encode: nil frame")
+		return nil, errors.New("herald: protocol: encode: nil frame")
 	case *Publish:
 		if f != nil {
 			return encodePublish(f)
@@ -212,10 +212,10 @@ func Encode(f Frame) ([]byte, error) {
 	}
 	body, err := json.Marshal(f)
 	if err != nil {
-		return nil, fmt.Errorf("protocol: encode %s: %w", f.Type(), err)
+		return nil, fmt.Errorf("herald: protocol: encode %s: %w", f.Type(), err)
 	}
 	if len(body) < 2 || body[0] != '{' {
-		return nil, fmt.Errorf("protocol: encode %s: frame is not a JSON object", f.Type())
+		return nil, fmt.Errorf("herald: protocol: encode %s: frame is not a JSON object", f.Type())
 	}
 	out := make([]byte, 0, len(body)+len(f.Type())+12)
 	out = append(out, `{"type":"`...)
@@ -269,7 +269,7 @@ func appendData(dst []byte, typ string, data json.RawMessage) ([]byte, error) {
 		return append(dst, "null"...), nil
 	}
 	if !json.Valid(data) {
-		return nil, fmt.Errorf("protocol: encode %s: data is not valid JSON", typ)
+		return nil, fmt.Errorf("herald: protocol: encode %s: data is not valid JSON", typ)
 	}
 	return append(dst, data...), nil
 }

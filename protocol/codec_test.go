@@ -516,3 +516,13 @@ func TestErrorIsError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestEncodeErrorPrefix: Encode's errors, meant for Go callers, start with
+// the package's prefix.
+func TestEncodeErrorPrefix(t *testing.T) {
+	for _, f := range []protocol.Frame{nil, &protocol.Message{Channel: "c", Data: json.RawMessage(`nope`)}} {
+		if _, err := protocol.Encode(f); err == nil || !strings.HasPrefix(err.Error(), "herald: protocol: ") {
+			t.Errorf("Encode(%#v) = %v, want an error starting with %q", f, err, "herald: protocol: ")
+		}
+	}
+}

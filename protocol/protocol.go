@@ -5,6 +5,11 @@
 //
 // One WebSocket text message holds exactly one JSON object with a string
 // field "type". The contract is written down in docs/PROTOCOL.md.
+//
+// Every error the package returns to a Go caller starts with
+// "herald: protocol: ". The messages meant for an error frame (of
+// ValidateChannel, and the Error that Decode returns) carry no prefix: a
+// client shows them as they are.
 package protocol
 
 import "encoding/json"

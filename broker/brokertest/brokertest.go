@@ -10,8 +10,8 @@
 // The suite checks what the server relies on: offsets that grow by exactly
 // one under concurrent publishers, delivery in offset order, history bounded
 // by count and age, recovery that is exact or refused, idempotent publishes,
-// and a subscribe-then-read-history sequence that leaves no gap while
-// publishers run. Some subtests sleep for real (history TTLs of a few
+// a subscribe-then-read-history sequence that leaves no gap while
+// publishers run, and Run's guards (broker.ErrNoDeliver, broker.ErrRunning). Some subtests sleep for real (history TTLs of a few
 // hundred milliseconds), because a broker backed by a server cannot run on a
 // fake clock.
 package brokertest
@@ -56,6 +56,7 @@ func Run(t *testing.T, newBroker Factory) {
 		{"SubscribeWhilePublishing", testSubscribeWhilePublishing},
 		{"Unsubscribe", testUnsubscribe},
 		{"DataCopied", testDataCopied},
+		{"RunGuards", testRunGuards},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {

@@ -181,6 +181,23 @@ func testDataCopied(t *testing.T, newBroker Factory) {
 	wantData(t, "delivered", h.delivered(ch, pos.Offset), `"original"`)
 }
 
+// testRunGuards: Run refuses a nil deliver func, and a second Run while
+// one is active, at once and without disturbing the active one.
+func testRunGuards(t *testing.T, newBroker Factory) {
+	h := start(t, newBroker, broker.HistoryOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := h.b.Run(ctx, nil); !errors.Is(err, broker.ErrNoDeliver) {
+		t.Errorf("Run(nil) = %v, want ErrNoDeliver", err)
+	}
+	if err := h.b.Run(ctx, func(broker.Publication) {}); !errors.Is(err, broker.ErrRunning) {
+		t.Errorf("a second Run = %v, want ErrRunning", err)
+	}
+	ch := h.channel("guards")
+	h.subscribe(ch)
+	h.delivered(ch, h.publish(ch, `1`, "").Offset)
+}
+
 // testClose: Close ends Run, later calls fail with ErrClosed, and Close
 // may be called again.
 func testClose(t *testing.T, newBroker Factory) {

@@ -323,7 +323,7 @@ func decodeMessage(channel, msg string) (broker.Publication, error) {
 // stream TTL.
 func (b *Broker) keepAlive() {
 	defer b.stopped.Done()
-	period := min(max(min(b.streamTTL, b.history.shortestTTL())/4, 100*time.Millisecond), time.Hour)
+	period := min(max(min(b.streamTTL, b.history.ShortestTTL())/4, 100*time.Millisecond), time.Hour)
 	long := max(b.streamTTL/4, period)
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -360,7 +360,7 @@ func (b *Broker) touchSubscribed(published map[string]time.Time, now time.Time, 
 		n := min(len(chans), subscribeBatch)
 		execs := make([]rueidis.LuaExec, n)
 		for i, ch := range chans[:n] {
-			h := b.history.forChannel(ch)
+			h := b.history.For(ch)
 			execs[i] = rueidis.LuaExec{
 				Keys: b.streamKeys(ch)[:1],
 				Args: []string{millis(max(b.streamTTL, h.TTL)), millis(h.TTL)},

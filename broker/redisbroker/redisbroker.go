@@ -32,6 +32,10 @@
 //	P key:{CH}:KEY     string "OFFSET EPOCH": an idempotency key in use
 //
 // and the pub/sub channel P pub:DB:CH carries "OFFSET EPOCH DATA".
+//
+// Every error the package returns starts with "herald: redisbroker: ",
+// except those that wrap a sentinel of package broker (ErrUnavailable,
+// ErrClosed, ...), which start with the sentinel's text.
 package redisbroker
 
 import (
@@ -49,7 +53,6 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/heraldhq/herald/broker"
-	"github.com/heraldhq/herald/protocol"
 )
 
 // Options configure a Redis broker. The zero value connects to
@@ -69,14 +72,13 @@ type Options struct {
 	// Nodes that share a Redis, a database and a prefix are one service.
 	// Empty means "herald:".
 	Prefix string
-	// History bounds the history of every channel whose namespace has no
-	// entry in Namespaces. Zero fields mean broker.DefaultHistorySize and
-	// broker.DefaultHistoryTTL. Every node of a service should use the same
-	// bounds.
-	History broker.HistoryOptions
-	// Namespaces overrides History per namespace (the part of the channel
-	// name before its first ':'). Zero fields of an entry take History's
-	// value.
+	// History and Namespaces are the broker's broker.HistoryPolicy (its
+	// Default and Namespaces): History bounds the history of every channel
+	// whose namespace has no entry in Namespaces, with zero fields meaning
+	// broker.DefaultHistorySize and broker.DefaultHistoryTTL; an entry of
+	// Namespaces overrides it for one namespace, its zero fields taking
+	// History's value. Every node of a service should use the same bounds.
+	History    broker.HistoryOptions
 	Namespaces map[string]broker.HistoryOptions
 	// MaxHistoryBytes bounds the data one channel's history holds, on top
 	// of the count and age bounds of History and Namespaces: the oldest
@@ -127,7 +129,7 @@ const (
 // may skip offsets, or start a new epoch when Redis lost the stream.
 type Broker struct {
 	client    rueidis.Client
-	history   historyConfig
+	history   broker.HistoryPolicy // with defaults
 	prefix    string
 	pubPrefix string // prefix of pub/sub channel names
 	streamTTL time.Duration
@@ -158,7 +160,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		history:         newHistoryConfig(opts.History, opts.Namespaces),
+		history:         broker.HistoryPolicy{Default: opts.History, Namespaces: opts.Namespaces}.WithDefaults(),
 		prefix:          opts.Prefix,
 		timeout:         opts.Timeout,
 		streamTTL:       opts.StreamTTL,
@@ -189,7 +191,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	copt.ConnWriteTimeout = 3 * b.timeout
 	b.client, err = rueidis.NewClient(copt)
 	if _, refused := rueidis.IsRedisErr(err); refused {
-		return nil, fmt.Errorf("redisbroker: %w", err) // a wrong password or database
+		return nil, fmt.Errorf("herald: redisbroker: %w", err) // a wrong password or database
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
 	}
@@ -210,7 +212,7 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 	if opts.URL != "" {
 		var err error
 		if copt, err = rueidis.ParseURL(opts.URL); err != nil {
-			return copt, fmt.Errorf("redisbroker: %w", err)
+			return copt, fmt.Errorf("herald: redisbroker: %w", err)
 		}
 	} else {
 		addr := opts.Addr
@@ -218,7 +220,7 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 			addr = DefaultAddr
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return copt, fmt.Errorf("redisbroker: address %q: %w", addr, err)
+			return copt, fmt.Errorf("herald: redisbroker: address %q: %w", addr, err)
 		}
 		copt.InitAddress = []string{addr}
 		copt.SelectDB = opts.DB
@@ -265,11 +267,11 @@ func (b *Broker) Check(ctx context.Context) error {
 }
 
 // Run implements broker.Broker. Only one Run may be active at a time;
-// another returns an error at once. When Run returns, deliver is no longer
+// another returns broker.ErrRunning at once. When Run returns, deliver is no longer
 // called.
 func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) error {
 	if deliver == nil {
-		return errors.New("herald: broker: Run needs a deliver func")
+		return broker.ErrNoDeliver
 	}
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -277,7 +279,7 @@ func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) erro
 	b.runMu.Lock()
 	if b.run != nil {
 		b.runMu.Unlock()
-		return errors.New("herald: broker: Run is already active")
+		return broker.ErrRunning
 	}
 	b.run = deliver
 	b.runMu.Unlock()
@@ -309,11 +311,11 @@ func (b *Broker) wrap(ctx context.Context, op string, err error) error {
 		return broker.ErrClosed
 	}
 	if rerr, ok := rueidis.IsRedisErr(err); ok && !unavailableReply(rerr) {
-		return fmt.Errorf("redisbroker: %s: %w", op, err)
+		return fmt.Errorf("herald: redisbroker: %s: %w", op, err)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
-			return fmt.Errorf("redisbroker: %s: %w", op, cause)
+			return fmt.Errorf("herald: redisbroker: %s: %w", op, cause)
 		}
 	}
 	return fmt.Errorf("%w: redis %s: %w", broker.ErrUnavailable, op, err)
@@ -333,43 +335,4 @@ func unavailableReply(err *rueidis.RedisError) bool {
 		}
 	}
 	return false
-}
-
-// historyConfig resolves a channel's history bounds from its namespace.
-type historyConfig struct {
-	def broker.HistoryOptions
-	ns  map[string]broker.HistoryOptions
-}
-
-func newHistoryConfig(def broker.HistoryOptions, ns map[string]broker.HistoryOptions) historyConfig {
-	c := historyConfig{def: def.WithDefaults()}
-	if len(ns) > 0 {
-		c.ns = make(map[string]broker.HistoryOptions, len(ns))
-		for name, o := range ns {
-			if o.Size <= 0 {
-				o.Size = c.def.Size
-			}
-			if o.TTL <= 0 {
-				o.TTL = c.def.TTL
-			}
-			c.ns[name] = o
-		}
-	}
-	return c
-}
-
-// shortestTTL returns the shortest history TTL of any namespace.
-func (c *historyConfig) shortestTTL() time.Duration {
-	d := c.def.TTL
-	for _, o := range c.ns {
-		d = min(d, o.TTL)
-	}
-	return d
-}
-
-func (c *historyConfig) forChannel(channel string) broker.HistoryOptions {
-	if o, ok := c.ns[protocol.Namespace(channel)]; ok {
-		return o
-	}
-	return c.def
 }

@@ -45,11 +45,7 @@ if not epoch or state[3] ~= run then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', run)
 end
-if offset > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
+redis.call('PEXPIRE', KEYS[1], offset > 0 and ARGV[2] or ARGV[3])
 local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -177,10 +173,6 @@ local offset = tonumber(redis.call('HGET', KEYS[1], 'o'))
 if not offset then
   return -1
 end
-if offset > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+redis.call('PEXPIRE', KEYS[1], offset > 0 and ARGV[1] or ARGV[2])
 return offset
 `)

@@ -23,7 +23,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.forChannel(channel)
+	h := b.history.For(channel)
 	keys := b.streamKeys(channel)
 	if opts.Key != "" {
 		keys = append(keys, b.prefix+"key:{"+channel+"}:"+opts.Key)
@@ -34,17 +34,8 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		b.pubPrefix+channel,
 		strconv.Itoa(b.maxHistoryBytes),
 	)
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := publishScript.Exec(ctx, b.client, keys, args).ToArray()
-	if err != nil {
-		return broker.StreamPosition{}, b.wrap(ctx, "publish", err)
-	}
-	pos, err := position(reply)
-	if err != nil {
-		return broker.StreamPosition{}, fmt.Errorf("redisbroker: publish: %w", err)
-	}
-	return pos, nil
+	_, pos, err := b.exec(ctx, "publish", publishScript, keys, args)
+	return pos, err
 }
 
 // Position implements broker.Broker. It creates the channel's stream when
@@ -53,18 +44,8 @@ func (b *Broker) Position(ctx context.Context, channel string) (broker.StreamPos
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.forChannel(channel)
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := positionScript.Exec(ctx, b.client, b.streamKeys(channel), b.streamArgs(h)).ToArray()
-	if err != nil {
-		return broker.StreamPosition{}, b.wrap(ctx, "position", err)
-	}
-	pos, err := position(reply)
-	if err != nil {
-		return broker.StreamPosition{}, fmt.Errorf("redisbroker: position: %w", err)
-	}
-	return pos, nil
+	_, pos, err := b.exec(ctx, "position", positionScript, b.streamKeys(channel), b.streamArgs(b.history.For(channel)))
+	return pos, err
 }
 
 // History implements broker.Broker. since.Offset equal to the current
@@ -76,25 +57,19 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 	if b.closed.Load() {
 		return nil, broker.StreamPosition{}, broker.ErrClosed
 	}
-	h := b.history.forChannel(channel)
+	h := b.history.For(channel)
 	args := append(b.streamArgs(h),
 		since.Epoch,
 		strconv.FormatUint(since.Offset, 10),
 		strconv.Itoa(max(limit, 0)),
 		strconv.Itoa(h.Size),
 	)
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := historyScript.Exec(ctx, b.client, b.streamKeys(channel), args).ToArray()
-	if err != nil {
-		return nil, broker.StreamPosition{}, b.wrap(ctx, "history", err)
-	}
-	pos, err := position(reply)
+	reply, pos, err := b.exec(ctx, "history", historyScript, b.streamKeys(channel), args)
 	if err == nil && len(reply) < 3 {
-		err = fmt.Errorf("short reply of %d values", len(reply))
+		err = fmt.Errorf("herald: redisbroker: history: short reply of %d values", len(reply))
 	}
 	if err != nil {
-		return nil, broker.StreamPosition{}, fmt.Errorf("redisbroker: history: %w", err)
+		return nil, broker.StreamPosition{}, err
 	}
 	if ok, _ := reply[2].AsInt64(); ok != 1 {
 		return nil, pos, broker.ErrUnrecoverable
@@ -105,12 +80,28 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		for i := range pubs {
 			data, err := reply[3+i].AsBytes()
 			if err != nil {
-				return nil, broker.StreamPosition{}, fmt.Errorf("redisbroker: history: %w", err)
+				return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: history: %w", err)
 			}
 			pubs[i] = broker.Publication{Channel: channel, Epoch: pos.Epoch, Offset: since.Offset + 1 + uint64(i), Data: data}
 		}
 	}
 	return pubs, pos, nil
+}
+
+// exec runs one of the stream scripts, within Options.Timeout, and decodes
+// the position that starts its reply. op names the call in errors.
+func (b *Broker) exec(ctx context.Context, op string, script *rueidis.Lua, keys, args []string) ([]rueidis.RedisMessage, broker.StreamPosition, error) {
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	reply, err := script.Exec(ctx, b.client, keys, args).ToArray()
+	if err != nil {
+		return nil, broker.StreamPosition{}, b.wrap(ctx, op, err)
+	}
+	pos, err := position(reply)
+	if err != nil {
+		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
+	}
+	return reply, pos, nil
 }
 
 // streamKeys returns the keys of the channel's stream hash and history.

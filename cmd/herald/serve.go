@@ -127,9 +127,10 @@ func (c *serveConfig) finish(fs *flag.FlagSet) error {
 				return fmt.Errorf("config: namespace %q: access %q is not all, users or none", name, a)
 			}
 		}
-		h := broker.HistoryOptions{Size: n.HistorySize, TTL: n.HistoryTTL}
-		c.opts.Namespaces[name] = herald.NamespaceOptions{Subscribe: n.Subscribe, Publish: n.Publish, History: h}
-		c.namespaceHistory[name] = h
+		// The history bounds go to the broker openBroker makes; the
+		// server reads NamespaceOptions.History only for a broker of its own.
+		c.opts.Namespaces[name] = herald.NamespaceOptions{Subscribe: n.Subscribe, Publish: n.Publish}
+		c.namespaceHistory[name] = broker.HistoryOptions{Size: n.HistorySize, TTL: n.HistoryTTL}
 	}
 	return nil
 }
