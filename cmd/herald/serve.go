@@ -37,6 +37,7 @@ type serveConfig struct {
 	dataDir          string
 	allowedOrigins   string
 	shutdownTimeout  time.Duration
+	httpIdleTimeout  time.Duration
 	logFormat        string
 	jwtSecret        string
 	jwtPublicKey     string
@@ -65,6 +66,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for the graceful shutdown on SIGTERM/SIGINT (drain, then save); connections still open after it are cut")
 	fs.DurationVar(&c.opts.DrainWindow, "drain-window", time.Second, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
+	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 60*time.Second, "how long an HTTP keep-alive connection may wait for its next request before it is closed")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json; logs go to stderr")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret")
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "verify RS256/ES256 tokens with the public key in this PEM file")
@@ -204,7 +206,14 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 		mux.Handle("GET /dashboard", http.RedirectHandler("/dashboard/", http.StatusMovedPermanently))
 	}
 	mux.Handle("/", web.Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	conns := newHTTPConns(c.opts.MaxConnections, srv.Connections)
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       c.httpIdleTimeout,
+		ConnState:         conns.ConnState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 
 	errc := make(chan error, 1)
 	scheme := "http"
