@@ -82,3 +82,23 @@ func (h *httpConns) count() (open, idle int) {
 	defer h.mu.Unlock()
 	return len(h.open), h.idle.Len()
 }
+
+// fdHeadroom is the descriptors the default --max-connections leaves for
+// the listener, the broker's connections, --data-dir files, the log and the
+// httpSlack HTTP connections let in beyond the limit.
+const fdHeadroom = 256
+
+// maxConnectionsFor is the default --max-connections for an open-file limit:
+// the limit less fdHeadroom, or half the limit when it is 512 or less;
+// 0 (no limit) when the limit is unknown.
+func maxConnectionsFor(limit uint64) int {
+	switch {
+	case limit == 0:
+		return 0
+	case limit <= 2*fdHeadroom:
+		return int(limit / 2)
+	case limit > 1<<31:
+		return 1<<31 - fdHeadroom
+	}
+	return int(limit - fdHeadroom)
+}

@@ -147,3 +147,11 @@ func TestHTTPConnectionsShareMaxConnections(t *testing.T) {
 		t.Fatal("a connection over the limit with none idle was kept")
 	}
 }
+
+func TestMaxConnectionsFor(t *testing.T) {
+	for limit, want := range map[uint64]int{0: 0, 256: 128, 512: 256, 513: 257, 1024: 768, 1 << 20: 1<<20 - 256, 1 << 39: 1<<31 - 256} {
+		if got := maxConnectionsFor(limit); got != want {
+			t.Errorf("maxConnectionsFor(%d) = %d, want %d", limit, got, want)
+		}
+	}
+}
