@@ -155,3 +155,18 @@ func TestMaxConnectionsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowedOriginsTrimsSpaces checks that "https://a, https://b" allows
+// both origins, and that empty entries allow nothing.
+func TestAllowedOriginsTrimsSpaces(t *testing.T) {
+	addr := startServe(t, "--allowed-origins", "https://a.test, https://b.test, ,")
+	for origin, ok := range map[string]bool{"https://a.test": true, "https://b.test": true, "https://c.test": false} {
+		c, err := heraldtest.Dial(t.Context(), "ws://"+addr+"/ws", &heraldtest.DialOptions{Header: http.Header{"Origin": {origin}}})
+		if (err == nil) != ok {
+			t.Errorf("Origin %s: err %v, want allowed %v", origin, err, ok)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+}

@@ -63,7 +63,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.SendQueueBytes, "send-queue-bytes", 1<<20, "per-connection send queue before the slow-consumer close")
 	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", 128, "channels per connection")
 	fs.IntVar(&c.opts.MaxConnections, "max-connections", maxConnectionsFor(openFileLimit()), "connections open at once, WebSocket and HTTP not upgraded; above it upgrades get 503. Default: the open-file limit (RLIMIT_NOFILE) less 256, or half of it when it is 512 or less; 0: no limit")
-	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host; spaces around entries are ignored")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for the graceful shutdown on SIGTERM/SIGINT (drain, then save); connections still open after it are cut")
 	fs.DurationVar(&c.opts.DrainWindow, "drain-window", time.Second, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
 	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 60*time.Second, "how long an HTTP keep-alive connection may wait for its next request before it is closed")
@@ -98,8 +98,11 @@ type namespaceConfig struct {
 // finish derives the options that depend on several flags and reads the
 // namespaces section of the config file.
 func (c *serveConfig) finish(fs *flag.FlagSet) error {
-	if c.allowedOrigins != "" {
-		c.opts.AllowedOrigins = strings.Split(c.allowedOrigins, ",")
+	c.opts.AllowedOrigins = nil
+	for _, o := range strings.Split(c.allowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.opts.AllowedOrigins = append(c.opts.AllowedOrigins, o)
+		}
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}

@@ -51,6 +51,14 @@ func startHerald(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 // URL once it serves.
 func startServeCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, base, _ := startServeLog(t, cmd)
+	return cmd, base
+}
+
+// startServeLog is startServeCmd that also returns what cmd logs after it
+// serves.
+func startServeLog(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -60,12 +68,13 @@ func startServeCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, string) {
 	re := regexp.MustCompile(`url=(https?://\S+)/`)
 	for lines.Scan() {
 		if m := re.FindStringSubmatch(lines.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
-			return cmd, m[1]
+			var log syncBuffer
+			go io.Copy(&log, stderr)
+			return cmd, m[1], &log
 		}
 	}
 	t.Fatal("herald serve exited before it served")
-	return nil, ""
+	return nil, "", nil
 }
 
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
