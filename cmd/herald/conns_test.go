@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,14 @@ import (
 // returns its address; the test's end shuts it down.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	addr, _, _ := startServeStop(t, args...)
+	return addr
+}
+
+// startServeStop is startServe that also returns a function that shuts the
+// server down and returns serve's error, and the server's log.
+func startServeStop(t *testing.T, args ...string) (addr string, stop func() error, log *syncBuffer) {
+	t.Helper()
 	var c serveConfig
 	fs := serveFlags(stdio{out: io.Discard, err: io.Discard}, &c)
 	if err := parseFlags(fs, args); err != nil {
@@ -29,17 +38,25 @@ func startServe(t *testing.T, args ...string) string {
 	if err := c.finish(fs); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c.opts.Broker, c.opts.Logger = broker.NewMemory(nil), log
+	log = &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(log, nil))
+	c.opts.Broker = broker.NewMemory(&broker.MemoryOptions{DataDir: c.dataDir, Logger: logger})
+	c.opts.Logger = logger
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, &c, log) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	go func() { done <- serve(ctx, ln, &c, logger) }()
+	var once sync.Once
+	var serr error
+	stop = func() error {
+		once.Do(func() { cancel(); serr = <-done })
+		return serr
+	}
+	t.Cleanup(func() { stop() })
+	return ln.Addr().String(), stop, log
 }
 
 // keepAlive opens a connection to addr and makes one HTTP/1.1 request for

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -78,17 +79,16 @@ func run(ctx context.Context, std stdio, args []string) int {
 		return 2
 	}
 	err := c.run(ctx, std, rest)
-	var uerr usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
-	case errors.As(err, &uerr):
-		fmt.Fprintf(std.err, "herald %s: %v\n", name, err)
-		return 2
-	default:
-		fmt.Fprintf(std.err, "herald %s: %v\n", name, err)
-		return 1
 	}
+	// The packages' errors start with "herald: ", which the command's own
+	// prefix replaces.
+	fmt.Fprintf(std.err, "herald %s: %s\n", name, strings.TrimPrefix(err.Error(), "herald: "))
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
 }
 
 // usageError is a mistake on the command line (exit status 2).
