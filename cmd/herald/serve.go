@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,7 @@ type serveConfig struct {
 	allowedOrigins   string
 	shutdownTimeout  time.Duration
 	httpIdleTimeout  time.Duration
+	metricsAddr      string
 	logFormat        string
 	jwtSecret        string
 	jwtPublicKey     string
@@ -79,7 +81,8 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IPv4 address or IPv6 /64; above it upgrades get 503 (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
-	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/ (empty: API off)")
+	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
 	return fs
 }
 
@@ -192,6 +195,15 @@ func runServe(ctx context.Context, std stdio, args []string) error {
 // gracefully: HTTP first, then the WebSocket connections (1001, drained),
 // then the broker, which saves its streams when it has a data directory.
 func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logger) error {
+	var metricsLn net.Listener
+	if c.metricsAddr != "" {
+		var err error
+		if metricsLn, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			c.opts.Broker.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.opts.Registry = reg
@@ -202,7 +214,14 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /readyz", srv.ReadyHandler())
-	mux.Handle("GET /metrics", srv.MetricsHandler())
+	var metrics *http.Server
+	if metricsLn != nil {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", srv.MetricsHandler())
+		metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: c.httpIdleTimeout}
+	} else {
+		mux.Handle("GET /metrics", bearer(c.opts.APIKey, srv.MetricsHandler()))
+	}
 	mux.Handle("/api/", srv.APIHandler())
 	if c.opts.APIKey != "" {
 		mux.Handle("GET /dashboard/", http.StripPrefix("/dashboard/", web.Dashboard()))
@@ -218,7 +237,7 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	scheme := "http"
 	if c.tlsCert != "" {
 		scheme = "https"
@@ -232,8 +251,17 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 		log.Warn("running without authentication: any client may connect, subscribe and publish; set --jwt-secret or --jwt-public-key")
 	}
 
+	if metrics != nil {
+		go func() { errc <- metrics.Serve(metricsLn) }()
+		log.Info("metrics serving", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
+
 	select {
 	case err := <-errc:
+		hs.Close()
+		if metrics != nil {
+			metrics.Close()
+		}
 		srv.Close()
 		c.opts.Broker.Close()
 		return err
@@ -248,6 +276,9 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 	herr := hs.Shutdown(sctx)
 	if errors.Is(herr, context.DeadlineExceeded) {
 		herr = hs.Close() // cut the HTTP requests still running
+	}
+	if metrics != nil {
+		metrics.Close()
 	}
 	log.Info("http server stopped", "took", since(start))
 	t := time.Now()
@@ -289,6 +320,23 @@ func withoutTimeout(err error) error {
 	}
 	walk(err)
 	return errors.Join(keep...)
+}
+
+// bearer requires "Authorization: Bearer key" on h's requests when key is
+// set; Prometheus sends it with authorization: {credentials: KEY}.
+func bearer(key string, h http.Handler) http.Handler {
+	if key == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+			http.Error(w, "missing or wrong API key", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // since is the time since t, rounded for logs.
