@@ -45,6 +45,7 @@ type serveConfig struct {
 	jwtPublicKey     string
 	jwtAudience      string
 	jwtIssuer        string
+	jwtRequireExp    bool
 	allowAnonymous   bool
 	tlsCert          string
 	tlsKey           string
@@ -70,10 +71,11 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.opts.DrainWindow, "drain-window", time.Second, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
 	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 60*time.Second, "how long an HTTP keep-alive connection may wait for its next request before it is closed")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json; logs go to stderr")
-	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret, 32 bytes or more (pass it as HERALD_JWT_SECRET: command lines are visible to other users)")
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "verify RS256/ES256 tokens with the public key in this PEM file")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "required token audience (aud), if set")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "required token issuer (iss), if set")
+	fs.BoolVar(&c.jwtRequireExp, "jwt-require-exp", false, "refuse tokens without an expiry (exp)")
 	fs.DurationVar(&c.opts.HelloTimeout, "hello-timeout", 10*time.Second, "time allowed for the hello frame when a token is required and none came with the upgrade")
 	fs.BoolVar(&c.allowAnonymous, "allow-anonymous", true, "accept connections without a token (default true when no token key is set, else false)")
 	fs.Float64Var(&c.opts.Rate, "rate", 50, "per-connection request rate limit (requests per second)")
@@ -81,7 +83,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IPv4 address or IPv6 /64; above it upgrades get 503 (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
-	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open)")
+	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open); pass it as HERALD_API_KEY")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
 	return fs
 }
@@ -147,7 +149,7 @@ func (c *serveConfig) tokens() error {
 	if c.jwtSecret == "" && c.jwtPublicKey == "" {
 		return nil
 	}
-	o := auth.JWTOptions{Secret: []byte(c.jwtSecret), Audience: c.jwtAudience, Issuer: c.jwtIssuer}
+	o := auth.JWTOptions{Secret: []byte(c.jwtSecret), Audience: c.jwtAudience, Issuer: c.jwtIssuer, RequireExp: c.jwtRequireExp}
 	if c.jwtPublicKey != "" {
 		pemData, err := os.ReadFile(c.jwtPublicKey)
 		if err != nil {
@@ -250,6 +252,9 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 	if c.opts.Tokens == nil {
 		log.Warn("running without authentication: any client may connect, subscribe and publish; set --jwt-secret or --jwt-public-key")
 	}
+	if n := len(c.jwtSecret); n > 0 && n < minSecretBytes {
+		log.Warn("the --jwt-secret is short: an HS256 secret under 32 bytes can be guessed offline from one token", "bytes", n)
+	}
 
 	if metrics != nil {
 		go func() { errc <- metrics.Serve(metricsLn) }()
@@ -321,6 +326,10 @@ func withoutTimeout(err error) error {
 	walk(err)
 	return errors.Join(keep...)
 }
+
+// minSecretBytes is the shortest HS256 secret serve accepts without a
+// warning: as many bytes as the hash (RFC 7518 §3.2).
+const minSecretBytes = 32
 
 // bearer requires "Authorization: Bearer key" on h's requests when key is
 // set; Prometheus sends it with authorization: {credentials: KEY}.
