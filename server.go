@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -212,12 +213,22 @@ func (s *Server) release(addr string) {
 	}
 }
 
+// remoteIP is the key MaxConnectionsPerAddr counts remote (host:port) under:
+// the IP address for IPv4, its /64 prefix for IPv6.
 func remoteIP(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		return remote
+		host = remote
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap().WithZone(""); ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64) // one IPv6 client usually holds a whole /64
+	return p.String()
 }
 
 func (s *Server) track(sess *session) bool {

@@ -25,6 +25,9 @@ type JWTOptions struct {
 	Issuer   string
 	// Leeway tolerates clock skew on exp and nbf. Default 0.
 	Leeway time.Duration
+	// RequireExp refuses tokens without an exp claim. By default a token
+	// without exp is valid until its key changes.
+	RequireExp bool
 }
 
 // JWT verifies JSON Web Tokens: signature, exp, nbf, and optionally aud and
@@ -65,6 +68,9 @@ func NewJWT(opts JWTOptions) (*JWT, error) {
 	}
 	if opts.Issuer != "" {
 		parserOpts = append(parserOpts, jwt.WithIssuer(opts.Issuer))
+	}
+	if opts.RequireExp {
+		parserOpts = append(parserOpts, jwt.WithExpirationRequired())
 	}
 	v := &JWT{key: opts.PublicKey, parser: jwt.NewParser(parserOpts...)}
 	if opts.PublicKey == nil {

@@ -149,3 +149,20 @@ func TestMatchChannel(t *testing.T) {
 		t.Error("identity without channel list refuses a channel")
 	}
 }
+
+func TestJWTRequireExp(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	loose, _ := auth.NewJWT(auth.JWTOptions{Secret: secret})
+	strict, _ := auth.NewJWT(auth.JWTOptions{Secret: secret, RequireExp: true})
+	noExp := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice"})
+	withExp := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	if _, err := loose.Verify(noExp); err != nil {
+		t.Errorf("without RequireExp, a token without exp: %v, want accepted", err)
+	}
+	if _, err := strict.Verify(noExp); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("with RequireExp, a token without exp: %v, want ErrInvalidToken", err)
+	}
+	if id, err := strict.Verify(withExp); err != nil || id.User != "alice" {
+		t.Errorf("with RequireExp, a token with exp: %v %v, want accepted", id, err)
+	}
+}

@@ -23,11 +23,18 @@ func Handler() http.Handler {
 }
 
 // Dashboard serves the live dashboard page; mount it at "/dashboard/" with
-// http.StripPrefix. It reads /api/stats with the API key the user enters.
+// http.StripPrefix. It reads /api/stats with the API key the user enters,
+// so it refuses to be framed by another page (X-Frame-Options and the CSP
+// frame-ancestors directive), which could trick the user into typing it.
 func Dashboard() http.Handler {
 	sub, err := fs.Sub(dashboard, "dashboard")
 	if err != nil {
 		panic(err)
 	}
-	return http.FileServerFS(sub)
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		files.ServeHTTP(w, r)
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -36,9 +37,24 @@ var commands = map[string]*command{}
 func register(c *command) { commands[c.name] = c }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, stdio{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
+	os.Exit(run(onSignals(os.Stderr), stdio{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
+}
+
+// onSignals returns a context that ends at the first SIGINT or SIGTERM,
+// which starts a graceful shutdown. A second one during that shutdown ends
+// the process at once with status 1, after saying so on w.
+func onSignals(w io.Writer) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel()
+		sig := <-sigs
+		fmt.Fprintf(w, "herald: %v again during the shutdown: exiting now, without finishing it\n", sig)
+		os.Exit(1)
+	}()
+	return ctx
 }
 
 // run executes the command line args and returns the exit status.
@@ -63,17 +79,16 @@ func run(ctx context.Context, std stdio, args []string) int {
 		return 2
 	}
 	err := c.run(ctx, std, rest)
-	var uerr usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
-	case errors.As(err, &uerr):
-		fmt.Fprintf(std.err, "herald %s: %v\n", name, err)
-		return 2
-	default:
-		fmt.Fprintf(std.err, "herald %s: %v\n", name, err)
-		return 1
 	}
+	// The packages' errors start with "herald: ", which the command's own
+	// prefix replaces.
+	fmt.Fprintf(std.err, "herald %s: %s\n", name, strings.TrimPrefix(err.Error(), "herald: "))
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
 }
 
 // usageError is a mistake on the command line (exit status 2).

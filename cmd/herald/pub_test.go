@@ -21,6 +21,9 @@ func TestPubFailureExitsNonZero(t *testing.T) {
 	if c != 1 || !strings.Contains(errOut.String(), "invalid_channel") {
 		t.Errorf("pub to an invalid channel: exit %d, stderr %q; want 1 and invalid_channel", c, errOut.String())
 	}
+	if got := errOut.String(); !strings.HasPrefix(got, `herald pub: publish to "bad channel!": invalid_channel: `) {
+		t.Errorf("pub error reads %q, want one prefix", got)
+	}
 	big := strings.Repeat("x", 70<<10)
 	out, errOut = syncBuffer{}, syncBuffer{}
 	c = runCmd(t.Context(), "1\n"+big+"\n3\n", &out, &errOut, "pub", "--url", n.URL(), "chat")

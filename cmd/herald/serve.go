@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,11 +38,14 @@ type serveConfig struct {
 	dataDir          string
 	allowedOrigins   string
 	shutdownTimeout  time.Duration
+	httpIdleTimeout  time.Duration
+	metricsAddr      string
 	logFormat        string
 	jwtSecret        string
 	jwtPublicKey     string
 	jwtAudience      string
 	jwtIssuer        string
+	jwtRequireExp    bool
 	allowAnonymous   bool
 	tlsCert          string
 	tlsKey           string
@@ -61,23 +65,26 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.MaxMessageBytes, "max-message-bytes", 65536, "largest incoming message")
 	fs.IntVar(&c.opts.SendQueueBytes, "send-queue-bytes", 1<<20, "per-connection send queue before the slow-consumer close")
 	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", 128, "channels per connection")
-	fs.IntVar(&c.opts.MaxConnections, "max-connections", 0, "total connections; above it upgrades get 503 (0: no limit)")
-	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host")
+	fs.IntVar(&c.opts.MaxConnections, "max-connections", maxConnectionsFor(openFileLimit()), "connections open at once, WebSocket and HTTP not upgraded; above it upgrades get 503. Default: the open-file limit (RLIMIT_NOFILE) less 256, or half of it when it is 512 or less; 0: no limit")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host; spaces around entries are ignored")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for the graceful shutdown on SIGTERM/SIGINT (drain, then save); connections still open after it are cut")
 	fs.DurationVar(&c.opts.DrainWindow, "drain-window", time.Second, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
+	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 60*time.Second, "how long an HTTP keep-alive connection may wait for its next request before it is closed")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json; logs go to stderr")
-	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret, 32 bytes or more (pass it as HERALD_JWT_SECRET: command lines are visible to other users)")
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "verify RS256/ES256 tokens with the public key in this PEM file")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "required token audience (aud), if set")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "required token issuer (iss), if set")
+	fs.BoolVar(&c.jwtRequireExp, "jwt-require-exp", false, "refuse tokens without an expiry (exp)")
 	fs.DurationVar(&c.opts.HelloTimeout, "hello-timeout", 10*time.Second, "time allowed for the hello frame when a token is required and none came with the upgrade")
 	fs.BoolVar(&c.allowAnonymous, "allow-anonymous", true, "accept connections without a token (default true when no token key is set, else false)")
 	fs.Float64Var(&c.opts.Rate, "rate", 50, "per-connection request rate limit (requests per second)")
 	fs.IntVar(&c.opts.Burst, "burst", 100, "per-connection request burst")
-	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IP address; above it upgrades get 503 (0: no limit)")
+	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IPv4 address or IPv6 /64; above it upgrades get 503 (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
-	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/ (empty: API off)")
+	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open); pass it as HERALD_API_KEY")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
 	return fs
 }
 
@@ -96,8 +103,11 @@ type namespaceConfig struct {
 // finish derives the options that depend on several flags and reads the
 // namespaces section of the config file.
 func (c *serveConfig) finish(fs *flag.FlagSet) error {
-	if c.allowedOrigins != "" {
-		c.opts.AllowedOrigins = strings.Split(c.allowedOrigins, ",")
+	c.opts.AllowedOrigins = nil
+	for _, o := range strings.Split(c.allowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.opts.AllowedOrigins = append(c.opts.AllowedOrigins, o)
+		}
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}
@@ -140,7 +150,7 @@ func (c *serveConfig) tokens() error {
 	if c.jwtSecret == "" && c.jwtPublicKey == "" {
 		return nil
 	}
-	o := auth.JWTOptions{Secret: []byte(c.jwtSecret), Audience: c.jwtAudience, Issuer: c.jwtIssuer}
+	o := auth.JWTOptions{Secret: []byte(c.jwtSecret), Audience: c.jwtAudience, Issuer: c.jwtIssuer, RequireExp: c.jwtRequireExp}
 	if c.jwtPublicKey != "" {
 		pemData, err := os.ReadFile(c.jwtPublicKey)
 		if err != nil {
@@ -188,6 +198,15 @@ func runServe(ctx context.Context, std stdio, args []string) error {
 // gracefully: HTTP first, then the WebSocket connections (1001, drained),
 // then the broker, which saves its streams when it has a data directory.
 func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logger) error {
+	var metricsLn net.Listener
+	if c.metricsAddr != "" {
+		var err error
+		if metricsLn, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			c.opts.Broker.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.opts.Registry = reg
@@ -198,16 +217,30 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /readyz", srv.ReadyHandler())
-	mux.Handle("GET /metrics", srv.MetricsHandler())
+	var metrics *http.Server
+	if metricsLn != nil {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", srv.MetricsHandler())
+		metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: c.httpIdleTimeout}
+	} else {
+		mux.Handle("GET /metrics", bearer(c.opts.APIKey, srv.MetricsHandler()))
+	}
 	mux.Handle("/api/", srv.APIHandler())
 	if c.opts.APIKey != "" {
 		mux.Handle("GET /dashboard/", http.StripPrefix("/dashboard/", web.Dashboard()))
 		mux.Handle("GET /dashboard", http.RedirectHandler("/dashboard/", http.StatusMovedPermanently))
 	}
 	mux.Handle("/", web.Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	conns := newHTTPConns(c.opts.MaxConnections, srv.Connections)
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       c.httpIdleTimeout,
+		ConnState:         conns.ConnState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	scheme := "http"
 	if c.tlsCert != "" {
 		scheme = "https"
@@ -220,9 +253,21 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 	if c.opts.Tokens == nil {
 		log.Warn("running without authentication: any client may connect, subscribe and publish; set --jwt-secret or --jwt-public-key")
 	}
+	if n := len(c.jwtSecret); n > 0 && n < minSecretBytes {
+		log.Warn("the --jwt-secret is short: an HS256 secret under 32 bytes can be guessed offline from one token", "bytes", n)
+	}
+
+	if metrics != nil {
+		go func() { errc <- metrics.Serve(metricsLn) }()
+		log.Info("metrics serving", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
 
 	select {
 	case err := <-errc:
+		hs.Close()
+		if metrics != nil {
+			metrics.Close()
+		}
 		srv.Close()
 		c.opts.Broker.Close()
 		return err
@@ -235,18 +280,73 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	herr := hs.Shutdown(sctx)
+	if errors.Is(herr, context.DeadlineExceeded) {
+		herr = hs.Close() // cut the HTTP requests still running
+	}
+	if metrics != nil {
+		metrics.Close()
+	}
 	log.Info("http server stopped", "took", since(start))
 	t := time.Now()
+	open := srv.Connections()
 	serr := srv.Shutdown(sctx)
 	log.Info("connections closed", "took", since(t))
+	if sctx.Err() != nil {
+		log.Warn("shutdown timeout reached: connections still open were cut", "timeout", c.shutdownTimeout, "connections", open)
+		serr = withoutTimeout(serr)
+	}
 	t = time.Now()
 	berr := c.opts.Broker.Close()
+	if berr != nil {
+		log.Error("broker close failed", "err", berr)
+	}
 	log.Info("broker closed", "took", since(t))
 	if err := errors.Join(herr, serr, berr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped", "took", since(start))
 	return nil
+}
+
+// withoutTimeout is err less the context.DeadlineExceeded that
+// herald.Server.Shutdown joins to its other errors when its context ends:
+// connections cut at the shutdown timeout are the shutdown working as
+// designed, not a failure.
+func withoutTimeout(err error) error {
+	var keep []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+		} else if e != nil && !errors.Is(e, context.DeadlineExceeded) {
+			keep = append(keep, e)
+		}
+	}
+	walk(err)
+	return errors.Join(keep...)
+}
+
+// minSecretBytes is the shortest HS256 secret serve accepts without a
+// warning: as many bytes as the hash (RFC 7518 §3.2).
+const minSecretBytes = 32
+
+// bearer requires "Authorization: Bearer key" on h's requests when key is
+// set; Prometheus sends it with authorization: {credentials: KEY}.
+func bearer(key string, h http.Handler) http.Handler {
+	if key == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+			http.Error(w, "missing or wrong API key", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // since is the time since t, rounded for logs.

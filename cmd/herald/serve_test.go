@@ -44,7 +44,21 @@ func buildHerald(t *testing.T) string {
 // its base URL (http://host:port).
 func startHerald(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return startServeCmd(t, exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
+}
+
+// startServeCmd starts cmd, a "herald serve", and returns it and its base
+// URL once it serves.
+func startServeCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, string) {
+	t.Helper()
+	cmd, base, _ := startServeLog(t, cmd)
+	return cmd, base
+}
+
+// startServeLog is startServeCmd that also returns what cmd logs after it
+// serves.
+func startServeLog(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -54,12 +68,13 @@ func startHerald(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	re := regexp.MustCompile(`url=(https?://\S+)/`)
 	for lines.Scan() {
 		if m := re.FindStringSubmatch(lines.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
-			return cmd, m[1]
+			var log syncBuffer
+			go io.Copy(&log, stderr)
+			return cmd, m[1], &log
 		}
 	}
 	t.Fatal("herald serve exited before it served")
-	return nil, ""
+	return nil, "", nil
 }
 
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
