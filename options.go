@@ -116,7 +116,8 @@ type Options struct {
 	// not bound by it.
 	PublishBytesRate  int
 	PublishBytesBurst int
-	// MaxConnectionsPerAddr caps open connections per remote IP address; zero
+	// MaxConnectionsPerAddr caps open connections per remote IPv4 address or
+	// IPv6 /64 (a host usually holds a whole /64); zero
 	// means no cap. Behind a proxy every client shares the proxy's address.
 	MaxConnectionsPerAddr int
 

@@ -482,7 +482,7 @@ func (m *Memory) evictIfOver() {
 }
 
 // evict drops at least need bytes of history, oldest publications first,
-// from the channels holding the most: they come down to a common level,
+// from the channels holding the most: they come down towards a common level,
 // chosen as high as frees need, and channels under it keep all they hold.
 func (m *Memory) evict(need int64) {
 	type held struct {
@@ -514,10 +514,16 @@ func (m *Memory) evict(need int64) {
 			break
 		}
 	}
+	// Publications are whole: when the level falls inside the only one of
+	// channels of equal size, going all the way would empty every one of
+	// them, so stop as soon as enough is freed.
+	var freed int64
 	for _, h := range all[:k] {
 		h.s.mu.Lock()
-		for !h.s.dead && h.s.bytes > level && !h.s.bare() {
+		for freed < need && !h.s.dead && h.s.bytes > level && !h.s.bare() {
+			before := h.s.bytes
 			h.s.evictOldest()
+			freed += before - h.s.bytes
 		}
 		h.s.mu.Unlock()
 	}

@@ -202,3 +202,33 @@ func TestMemoryChannelBoundDropsExpired(t *testing.T) {
 		}
 	})
 }
+
+// Channels of one publication each, all the same size: going past the bound
+// drops as few of them as it takes, not all of them.
+func TestMemoryHistoryByteBoundEqualChannels(t *testing.T) {
+	const bound = 300_000
+	m := broker.NewMemory(&broker.MemoryOptions{MaxHistoryBytes: bound})
+	defer m.Close()
+	ctx := context.Background()
+	for i := range 10 {
+		ch := fmt.Sprintf("eq%d", i)
+		if _, err := m.Publish(ctx, ch, []byte(payload(ch, i, 60_000)), broker.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := 0
+	for i := range 10 {
+		ch := fmt.Sprintf("eq%d", i)
+		pos, err := m.Position(ctx, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs, _, err := m.History(ctx, ch, broker.StreamPosition{Epoch: pos.Epoch}, 0)
+		if err == nil && len(pubs) == 1 {
+			kept++
+		}
+	}
+	if held := m.Stats().HistoryBytes; held > bound || kept < 3 {
+		t.Fatalf("%d of 10 channels kept their publication, %d bytes held; want at least 3 kept within %d", kept, held, bound)
+	}
+}

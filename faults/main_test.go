@@ -4,11 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // heraldBin is the herald binary the scenarios run, built once by TestMain.
@@ -50,17 +50,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M, dir string) int {
-	heraldBin = filepath.Join(dir, "herald")
-	args := []string{"build", "-o", heraldBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/heraldhq/herald/cmd/herald")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building herald:", err)
+	bin, err := heraldtest.BuildHerald(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	heraldBin = bin
 	start := time.Now()
 	code := m.Run()
 	if err := writeReport("report.txt", time.Since(start)); err != nil {

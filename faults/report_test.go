@@ -11,6 +11,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // outcome is what one subscriber saw under one fault.
@@ -144,7 +146,7 @@ func writeReport(path string, elapsed time.Duration) error {
 		return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a.subscriber, b.subscriber))
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "Herald fault-injection report, %s (%s, race detector %v)\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), raceEnabled)
+	fmt.Fprintf(&b, "Herald fault-injection report, %s (%s, race detector %v)\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), heraldtest.Race)
 	fmt.Fprintf(&b, "Each scenario: a publisher sends %d messages/s for %v on an unfaulted path; the fault starts after %v and lasts %v;\n",
 		int(time.Second/publishPeriod), scenarioLength, (scenarioLength / 12).Round(time.Second/10), scenarioLength/2)
 	fmt.Fprintf(&b, "server ping interval %v, pong timeout %v; subscribers use the client's default options.\n", pingInterval, pongTimeout)

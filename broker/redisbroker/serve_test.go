@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,10 +76,9 @@ func TestServeProcesses(t *testing.T) {
 		t.Skip("builds and runs the herald binary")
 	}
 	r := startRedis(t)
-	bin := filepath.Join(t.TempDir(), "herald")
-	build := exec.Command("go", append(append([]string{"build"}, raceFlag...), "-o", bin, "github.com/heraldhq/herald/cmd/herald")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := heraldtest.BuildHerald(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	url := "redis://" + r.addr + "/3"
 	a, b := startServe(t, bin, url), startServe(t, bin, url)

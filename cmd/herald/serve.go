@@ -37,6 +37,10 @@ type serveConfig struct {
 	namespaceHistory map[string]broker.HistoryOptions
 	dataDir          string
 	allowedOrigins   string
+	allowedHosts     string
+	historyMaxBytes  int64
+	channelMaxBytes  int
+	maxChannels      int
 	shutdownTimeout  time.Duration
 	httpIdleTimeout  time.Duration
 	metricsAddr      string
@@ -56,19 +60,23 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.config, "config", "", "YAML file with flag values (keys named like the flags) and a namespaces section")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&c.brokerURL, "broker", "memory", "broker: memory (this process only), or a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS) to run several nodes as one service")
-	fs.DurationVar(&c.opts.PingInterval, "ping-interval", 25*time.Second, "server ping period")
-	fs.DurationVar(&c.opts.PongTimeout, "pong-timeout", 15*time.Second, "silence allowed after a ping before the connection is dead")
-	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", 10*time.Second, "deadline of every socket write")
+	fs.DurationVar(&c.opts.PingInterval, "ping-interval", herald.DefaultPingInterval, "server ping period")
+	fs.DurationVar(&c.opts.PongTimeout, "pong-timeout", herald.DefaultPongTimeout, "silence allowed after a ping before the connection is dead")
+	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", herald.DefaultWriteTimeout, "deadline of every socket write")
 	fs.IntVar(&c.history.Size, "history-size", broker.DefaultHistorySize, "messages kept per channel for recovery")
 	fs.DurationVar(&c.history.TTL, "history-ttl", broker.DefaultHistoryTTL, "how long they are kept")
+	fs.Int64Var(&c.historyMaxBytes, "history-max-bytes", broker.DefaultMaxHistoryBytes, "memory broker: bytes of history of all channels together; when full, the largest channels lose their oldest messages first (recovering past them answers recovered:false); -1: no bound")
+	fs.IntVar(&c.maxChannels, "max-channels", broker.DefaultMaxChannels, "memory broker: channels kept at once; at the cap, idle channels are dropped, else new channels are refused with limit_exceeded; -1: no cap")
+	fs.IntVar(&c.channelMaxBytes, "history-channel-max-bytes", redisbroker.DefaultMaxHistoryBytes, "Redis broker: bytes of history per channel, besides --history-size and --history-ttl; -1: no byte bound")
 	fs.StringVar(&c.dataDir, "data-dir", "", "where the memory broker saves its streams on graceful shutdown and reloads them at start, locked by one server at a time (empty: keep nothing)")
-	fs.IntVar(&c.opts.MaxMessageBytes, "max-message-bytes", 65536, "largest incoming message")
-	fs.IntVar(&c.opts.SendQueueBytes, "send-queue-bytes", 1<<20, "per-connection send queue before the slow-consumer close")
-	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", 128, "channels per connection")
+	fs.IntVar(&c.opts.MaxMessageBytes, "max-message-bytes", herald.DefaultMaxMessageBytes, "largest incoming message")
+	fs.IntVar(&c.opts.SendQueueBytes, "send-queue-bytes", herald.DefaultSendQueueBytes, "per-connection send queue before the slow-consumer close; a recovery replays its backlog through it in pieces, so keep it at least twice the largest message")
+	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", herald.DefaultMaxSubscriptions, "channels per connection")
 	fs.IntVar(&c.opts.MaxConnections, "max-connections", maxConnectionsFor(openFileLimit()), "connections open at once, WebSocket and HTTP not upgraded; above it upgrades get 503. Default: the open-file limit (RLIMIT_NOFILE) less 256, or half of it when it is 512 or less; 0: no limit")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins or patterns (https://*.example.com) allowed besides the same host; spaces around entries are ignored")
+	fs.StringVar(&c.allowedHosts, "allowed-hosts", "", "comma-separated host names (or *.example.com) clients may connect to, against DNS rebinding; empty: only localhost, 127.0.0.1 and [::1] when --addr is a loopback address, else any")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for the graceful shutdown on SIGTERM/SIGINT (drain, then save); connections still open after it are cut")
-	fs.DurationVar(&c.opts.DrainWindow, "drain-window", time.Second, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
+	fs.DurationVar(&c.opts.DrainWindow, "drain-window", herald.DefaultDrainWindow, "time over which a shutdown spreads the 1001 closes of open connections (at most half of --shutdown-timeout)")
 	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 60*time.Second, "how long an HTTP keep-alive connection may wait for its next request before it is closed")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json; logs go to stderr")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret, 32 bytes or more (pass it as HERALD_JWT_SECRET: command lines are visible to other users)")
@@ -76,10 +84,12 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "required token audience (aud), if set")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "required token issuer (iss), if set")
 	fs.BoolVar(&c.jwtRequireExp, "jwt-require-exp", false, "refuse tokens without an expiry (exp)")
-	fs.DurationVar(&c.opts.HelloTimeout, "hello-timeout", 10*time.Second, "time allowed for the hello frame when a token is required and none came with the upgrade")
+	fs.DurationVar(&c.opts.HelloTimeout, "hello-timeout", herald.DefaultHelloTimeout, "time allowed for the hello frame when a token is required and none came with the upgrade")
 	fs.BoolVar(&c.allowAnonymous, "allow-anonymous", true, "accept connections without a token (default true when no token key is set, else false)")
-	fs.Float64Var(&c.opts.Rate, "rate", 50, "per-connection request rate limit (requests per second)")
-	fs.IntVar(&c.opts.Burst, "burst", 100, "per-connection request burst")
+	fs.Float64Var(&c.opts.Rate, "rate", herald.DefaultRate, "per-connection request rate limit (requests per second)")
+	fs.IntVar(&c.opts.Burst, "burst", herald.DefaultBurst, "per-connection request burst")
+	fs.IntVar(&c.opts.PublishBytesRate, "publish-bytes-rate", herald.DefaultPublishBytesRate, "per-connection limit on the bytes of data published, per second (the HTTP API is not limited)")
+	fs.IntVar(&c.opts.PublishBytesBurst, "publish-bytes-burst", herald.DefaultPublishBytesBurst, "per-connection bytes of data that may be published at once (at least --max-message-bytes)")
 	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IPv4 address or IPv6 /64; above it upgrades get 503 (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
@@ -107,6 +117,12 @@ func (c *serveConfig) finish(fs *flag.FlagSet) error {
 	for _, o := range strings.Split(c.allowedOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			c.opts.AllowedOrigins = append(c.opts.AllowedOrigins, o)
+		}
+	}
+	c.opts.AllowedHosts = nil
+	for _, h := range strings.Split(c.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.opts.AllowedHosts = append(c.opts.AllowedHosts, h)
 		}
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
@@ -357,7 +373,7 @@ func since(t time.Time) time.Duration {
 func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 	switch {
 	case c.brokerURL == "memory":
-		b, err := broker.OpenMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, Logger: log})
+		b, err := broker.OpenMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, MaxHistoryBytes: c.historyMaxBytes, MaxChannels: c.maxChannels, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -368,7 +384,7 @@ func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, Logger: log})
+		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, MaxHistoryBytes: c.channelMaxBytes, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}

@@ -32,10 +32,9 @@ import (
 // buildHerald builds the binary once per test run.
 func buildHerald(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "herald")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	bin, err := heraldtest.BuildHerald(t.TempDir())
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -83,6 +83,9 @@ type DialOptions struct {
 	TLSConfig *tls.Config
 	// Protocols are the subprotocols offered; nil offers herald.v1.
 	Protocols []string
+	// Addr, when set, is the TCP address dialled instead of the URL's host,
+	// which still names the server in the Host header.
+	Addr string
 }
 
 // Conn is a raw herald.v1 client connection. Writes may come from any
@@ -110,6 +113,12 @@ func Dial(ctx context.Context, url string, o *DialOptions) (*Conn, error) {
 	}
 	if o.Header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(o.Header)
+	}
+	if o.Addr != "" {
+		d.NetDial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var nd net.Dialer
+			return nd.DialContext(ctx, network, o.Addr)
+		}
 	}
 	nc, br, _, err := d.Dial(ctx, url)
 	if err != nil {

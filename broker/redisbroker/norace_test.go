@@ -1,5 +1,0 @@
-//go:build !race
-
-package redisbroker_test
-
-var raceFlag []string
