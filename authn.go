@@ -162,13 +162,7 @@ func (s *session) refresh(req *protocol.Refresh) {
 // allows (after a refresh to a token with narrower channels), telling the
 // client with an unsubscribed frame that carries the reason.
 func (s *session) dropForbidden() {
-	s.mu.Lock()
-	chans := make([]string, 0, len(s.subs))
-	for _, sub := range s.subs {
-		chans = append(chans, sub.channel)
-	}
-	s.mu.Unlock()
-	for _, ch := range chans {
+	for _, ch := range s.channels() {
 		if e := s.authorize(ActionSubscribe, ch); e != nil {
 			s.dropSubscription(ch)
 			s.send(&protocol.Unsubscribed{Channel: ch, Reason: e.Message})

@@ -371,13 +371,18 @@ func (srv *Server) brokerUnsubscribe(ch string) {
 }
 
 func (s *session) unsubscribeAll() {
+	for _, ch := range s.channels() {
+		s.dropSubscription(ch)
+	}
+}
+
+// channels returns the channels the connection holds.
+func (s *session) channels() []string {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	chans := make([]string, 0, len(s.subs))
 	for _, sub := range s.subs {
 		chans = append(chans, sub.channel)
 	}
-	s.mu.Unlock()
-	for _, ch := range chans {
-		s.dropSubscription(ch)
-	}
+	return chans
 }
