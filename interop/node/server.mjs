@@ -47,10 +47,12 @@ export async function startServer(args = defaultArgs) {
     proc,
     log,
     exited,
-    // stop sends SIGTERM and resolves with the exit status; it rejects
-    // when the server does not exit cleanly (the race detector exits 66).
+    // stop sends SIGTERM, unless a test already did (a second one during
+    // the shutdown makes herald exit at once, with 1), and resolves with the
+    // exit status; it rejects when the server does not exit cleanly (the
+    // race detector exits 66).
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      if (!proc.killed && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const st = await exited;
       if (st.code !== 0) throw new Error(`herald serve exited with ${st.code ?? st.signal}:\n${log.join('\n')}`);
       return st;

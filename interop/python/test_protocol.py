@@ -39,6 +39,7 @@ class Server:
         if not binary:
             raise RuntimeError("HERALD_BIN is not set: run interop/run, or build cmd/herald and point HERALD_BIN at it")
         self.log = []
+        self.terminated = False
         self.proc = subprocess.Popen(
             [binary, "serve", "--addr", "127.0.0.1:0", "--log-format", "json", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -64,11 +65,17 @@ class Server:
             self.proc.wait()
             raise RuntimeError("herald serve did not start:\n" + "\n".join(self.log))
 
-    def stop(self):
-        """Sends SIGTERM and returns the exit status; raises unless it is 0
-        (the race detector exits 66)."""
-        if self.proc.poll() is None:
+    def terminate(self):
+        """Sends SIGTERM once: a second one during the shutdown makes herald
+        exit at once, with 1."""
+        if not self.terminated and self.proc.poll() is None:
+            self.terminated = True
             self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self):
+        """Sends SIGTERM, unless terminate already did, and returns the exit
+        status; raises unless it is 0 (the race detector exits 66)."""
+        self.terminate()
         code = self.proc.wait(20)
         self.reader.join(5)
         self.proc.stderr.close()
@@ -345,7 +352,7 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
         try:
             peer, _ = await Peer.welcomed(own.url)
             await peer.request({"type": "subscribe", "channel": channel()})
-            own.proc.send_signal(signal.SIGTERM)
+            own.terminate()
             await asyncio.wait_for(peer.ws.wait_closed(), 10)
             self.assertEqual(peer.ws.close_code, 1001)
             self.assertIsNotNone(peer.ws.close_rcvd, "a close frame, not a dropped connection")
