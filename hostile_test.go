@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -103,6 +104,31 @@ func misbehave(ctx context.Context, kind int, conn net.Conn) {
 	}
 }
 
+// syncLog collects a server's log lines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the lines that mention s.
+func (l *syncLog) lines(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(l.b.String()) {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}
+
 // drain reads what the server sent, without waiting for more.
 func drain(conn net.Conn) error {
 	conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
@@ -133,7 +159,9 @@ const (
 func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	mem := broker.NewMemory(&broker.MemoryOptions{MaxHistoryBytes: hostileHistoryBytes})
 	defer mem.Close()
-	srv := herald.New(&herald.Options{Broker: mem, PingInterval: 2 * time.Second, PongTimeout: 2 * time.Second, SendQueueBytes: hostileQueueBytes})
+	var serverLog syncLog
+	srv := herald.New(&herald.Options{Broker: mem, PingInterval: 2 * time.Second, PongTimeout: 2 * time.Second, SendQueueBytes: hostileQueueBytes,
+		Logger: slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)
 	hs := httptest.NewUnstartedServer(mux)
@@ -146,7 +174,8 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	baseHeap := heapInUse()
 	baseGoroutines := runtime.NumGoroutine()
 
-	sub := heraldtest.DialWelcome(t, ts.url, nil)
+	sub := heraldtest.MustDial(t, ts.url, nil)
+	subSession, _ := sub.Expect(t, "welcome").Fields()["session"].(string)
 	sub.Send(t, `{"type":"subscribe","id":1,"channel":"calm"}`)
 	sub.Expect(t, "subscribed")
 	pub := heraldtest.DialWelcome(t, ts.url, nil)
@@ -174,11 +203,13 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	// subscriber reads all the time, as a real client does, and must see
 	// every message, in order.
 	received := make(chan map[string]any, 10000)
+	var subErr error // why the subscriber's reading ended, once received is closed
 	go func() {
 		defer close(received)
 		for {
 			f, err := sub.Next(time.Minute) // answers the server's pings
 			if err != nil {
+				subErr = err
 				return
 			}
 			received <- f.Fields()
@@ -213,7 +244,7 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 		select {
 		case m, ok := <-received:
 			if !ok {
-				t.Fatalf("subscriber connection lost after %d of %d messages", i-1, sent)
+				t.Fatalf("subscriber connection lost after %d of %d messages: %v; the server said: %s", i-1, sent, subErr, serverLog.lines(subSession))
 			}
 			if m["type"] != "message" || m["offset"] != float64(i) || m["data"] != float64(i) {
 				t.Fatalf("message %d: got %v", i, m)

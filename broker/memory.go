@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,7 @@ type Memory struct {
 	channels map[string]*memStream
 
 	held      atomic.Int64 // bytes of history, see MaxHistoryBytes
+	reserved  atomic.Int64 // bytes publishes under way are about to add
 	evictMu   sync.Mutex   // one eviction at a time
 	reclaimMu sync.Mutex   // one search for channels to drop at a time
 	full      atomic.Bool  // no channel could be dropped; reset by the sweeper
@@ -212,7 +214,10 @@ func (m *Memory) start() { go m.sweepLoop() }
 // that takes the history over MaxHistoryBytes returns once the oldest
 // history of the largest channels was dropped.
 func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
+	n := int64(len(data)) + entryOverhead + keyBytes(opts.Key)
+	m.reserve(n)
 	pos, err := m.publish(channel, data, opts)
+	m.reserved.Add(-n)
 	m.evictIfOver()
 	return pos, err
 }
@@ -467,6 +472,37 @@ func (m *Memory) reclaim() bool {
 		return false
 	}
 	return true
+}
+
+// reserve counts n bytes that a publish is about to add, dropping history
+// first when the history and the publishes under way would go over
+// MaxHistoryBytes: concurrent publishes wait for the eviction instead of
+// all adding to a history that is already full. When the publishes under
+// way hold all the room, it waits for them; a publication larger than the
+// bound on its own is counted anyway.
+func (m *Memory) reserve(n int64) {
+	for m.maxBytes > 0 {
+		if m.held.Load()+m.reserved.Add(n) <= m.maxBytes {
+			return
+		}
+		m.reserved.Add(-n)
+		m.evictMu.Lock()
+		total := m.held.Load() + m.reserved.Load() + n
+		freed := int64(1)
+		if total > m.maxBytes {
+			before := m.held.Load()
+			m.evict(total - (m.maxBytes - m.maxBytes/16))
+			freed = before - m.held.Load()
+		}
+		m.evictMu.Unlock()
+		if freed <= 0 {
+			if m.reserved.Load() == 0 {
+				break // one publication larger than the bound
+			}
+			runtime.Gosched() // the publishes under way hold the room: wait for them
+		}
+	}
+	m.reserved.Add(n)
 }
 
 // evictIfOver brings the history back under MaxHistoryBytes when it is over.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -230,5 +231,45 @@ func TestMemoryHistoryByteBoundEqualChannels(t *testing.T) {
 	}
 	if held := m.Stats().HistoryBytes; held > bound || kept < 3 {
 		t.Fatalf("%d of 10 channels kept their publication, %d bytes held; want at least 3 kept within %d", kept, held, bound)
+	}
+}
+
+// Concurrent publishers do not take the history over its bound, even for a
+// moment: a publish that would go over waits for the eviction.
+func TestMemoryHistoryByteBoundConcurrent(t *testing.T) {
+	const bound = 1 << 20
+	m := broker.NewMemory(&broker.MemoryOptions{MaxHistoryBytes: bound})
+	defer m.Close()
+	done := make(chan struct{})
+	var peak int64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			peak = max(peak, m.Stats().HistoryBytes)
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Microsecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 25 {
+				ch := fmt.Sprintf("c%d-%d", g, i)
+				if _, err := m.Publish(context.Background(), ch, []byte(payload(ch, i, 60_000)), broker.PublishOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	<-sampled
+	if peak > bound {
+		t.Fatalf("history held %d bytes at its peak, over the bound of %d", peak, bound)
 	}
 }
