@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,7 +70,6 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 const (
 	walDirName     = "wal"
 	segmentSuffix  = ".log"
-	segmentBytes   = 16 << 20 // a segment is sealed once it holds this much
 	frameHeader    = 8
 	maxRecordBytes = 256 << 20 // longer lengths are damage
 	walFormat      = 1
@@ -79,6 +80,10 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// segmentBytes is the size at which a segment is sealed and the next begun;
+// a variable for tests.
+var segmentBytes int64 = 16 << 20
 
 // errTorn is what the reader returns for a record cut short or damaged.
 var errTorn = errors.New("torn or corrupt record")
@@ -224,10 +229,12 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 	if n == 0 || n > maxRecordBytes {
 		return nil, errTorn
 	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
+	// Grown as bytes arrive, not allocated from a length that may be damage.
+	var b bytes.Buffer
+	if _, err := io.CopyN(&b, r, int64(n)); err != nil {
 		return nil, errTorn
 	}
+	p := b.Bytes()
 	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
 		return nil, errTorn
 	}
@@ -302,7 +309,8 @@ type wal struct {
 	err     error
 
 	syncMu sync.Mutex
-	synced uint64 // written when the last fsync started
+	synced uint64       // written when the last fsync started
+	syncs  atomic.Int64 // fsyncs done, for tests
 
 	stop chan struct{}
 	done chan struct{}
@@ -453,6 +461,7 @@ func (w *wal) syncTo(end uint64) error {
 		return err
 	}
 	w.synced = upto
+	w.syncs.Add(1)
 	return nil
 }
 
