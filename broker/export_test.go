@@ -35,3 +35,4 @@ func SetSegmentBytes(n int64) (restore func()) {
 	segmentBytes = n
 	return func() { segmentBytes = old }
 }
+

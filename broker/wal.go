@@ -229,12 +229,21 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 	if n == 0 || n > maxRecordBytes {
 		return nil, errTorn
 	}
-	// Grown as bytes arrive, not allocated from a length that may be damage.
-	var b bytes.Buffer
-	if _, err := io.CopyN(&b, r, int64(n)); err != nil {
-		return nil, errTorn
+	var p []byte
+	if n <= 64<<10 {
+		p = make([]byte, n)
+		if _, err := io.ReadFull(r, p); err != nil {
+			return nil, errTorn
+		}
+	} else {
+		// Grown as bytes arrive, not allocated from a length that may be
+		// damage.
+		var b bytes.Buffer
+		if _, err := io.CopyN(&b, r, int64(n)); err != nil {
+			return nil, errTorn
+		}
+		p = b.Bytes()
 	}
-	p := b.Bytes()
 	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
 		return nil, errTorn
 	}
