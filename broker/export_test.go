@@ -35,4 +35,3 @@ func SetSegmentBytes(n int64) (restore func()) {
 	segmentBytes = n
 	return func() { segmentBytes = old }
 }
-
