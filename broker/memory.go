@@ -39,6 +39,12 @@ type MemoryOptions struct {
 	// publish repeating a dropped key is published again. Zero means
 	// DefaultMaxHistoryBytes; negative means no bound.
 	MaxHistoryBytes int64
+	// Fsync says when the write-ahead log is forced to disk (see
+	// FsyncMode); the zero value is FsyncInterval.
+	Fsync FsyncMode
+	// FsyncInterval is the period of FsyncInterval. Zero means
+	// DefaultFsyncInterval.
+	FsyncInterval time.Duration
 	// MaxChannels bounds the number of channels kept. A channel's first use
 	// at the bound first drops the channels that lose nothing but their
 	// position (expired, or not subscribed and holding no history or key:
@@ -46,11 +52,17 @@ type MemoryOptions struct {
 	// when none is left to drop. Zero means DefaultMaxChannels; negative
 	// means no bound.
 	MaxChannels int
-	// DataDir is where Close saves every stream (file streams.json) and where
-	// NewMemory restores them from, so that clients recover across a graceful
-	// restart. NewMemory moves the file away before it reads it and deletes
-	// it once read: after a crash (no Close), even one while loading, every
-	// channel starts with a new epoch. Saved channels whose name or epoch is
+	// DataDir is where the broker keeps its streams, so that clients
+	// recover across a restart. Every publication is written to a
+	// write-ahead log (DataDir/wal) before Publish returns, and Close saves
+	// every stream to streams.json and deletes the log. NewMemory restores
+	// the streams from streams.json when there is one (it moves the file
+	// away before it reads it and deletes it once read), else by replaying
+	// the log, which it truncates at its first damaged record; see
+	// FsyncMode for which crashes keep the channels' epochs. It then writes
+	// the streams as the first segment of a new log. While the broker runs,
+	// the oldest segments (of 16 MiB) are deleted once all their records
+	// have left history. Saved channels whose name or epoch is
 	// invalid are skipped, and publications whose data is not JSON are
 	// dropped with the older ones of their channel, each with a log line. A
 	// file that cannot be read is renamed streams.json.corrupt-<time>; the
@@ -84,6 +96,9 @@ type Memory struct {
 	maxChannels int           // <= 0: no bound
 	dataDir     string
 	dirLock     *os.File // holds the lock on dataDir
+	fsync       FsyncMode
+	fsyncEvery  time.Duration
+	wal         *wal // nil without dataDir
 	log         *slog.Logger
 	interval    time.Duration // between sweeps
 
@@ -182,6 +197,8 @@ func open(opts *MemoryOptions) (*Memory, error) {
 		maxBytes:    opts.MaxHistoryBytes,
 		maxChannels: opts.MaxChannels,
 		dataDir:     opts.DataDir,
+		fsync:       opts.Fsync,
+		fsyncEvery:  cmp.Or(opts.FsyncInterval, DefaultFsyncInterval),
 		log:         opts.Logger,
 		channels:    make(map[string]*memStream),
 		done:        make(chan struct{}),
@@ -239,6 +256,9 @@ func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (Stre
 		}
 	}
 	data = bytes.Clone(data)
+	if err := m.logPublish(s, data, opts.Key, now); err != nil {
+		return StreamPosition{}, err
+	}
 	s.append(data, opts.Key, now)
 	if s.subscribed {
 		if r := m.run.Load(); r != nil {
@@ -361,6 +381,7 @@ func (m *Memory) Close() error {
 		<-m.swept
 		if m.dataDir != "" {
 			m.closeErr = m.save()
+			m.closeLog(m.closeErr == nil)
 		}
 		m.unlockDataDir()
 	})
@@ -622,6 +643,7 @@ func (m *Memory) sweep(buf []*memStream) []*memStream {
 	}
 	clear(buf)
 	m.full.Store(false)
+	m.dropDeadSegments()
 	return buf
 }
 

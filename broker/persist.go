@@ -114,8 +114,7 @@ func (m *Memory) openDataDir() error {
 		return fmt.Errorf("herald: broker: cannot lock data dir %s: %w", m.dataDir, err)
 	}
 	m.dirLock = f
-	m.restore()
-	return nil
+	return m.openLog(m.restore())
 }
 
 // unlockDataDir releases the data dir for another broker.
@@ -131,21 +130,30 @@ func (m *Memory) unlockDataDir() {
 // crash before the next Close must restart with new epochs rather than
 // replay it. A crash while loading (say, out of memory) leaves the
 // .loading file, which the next start sets aside instead of loading it
-// again. A file that cannot be used is renamed aside and logged.
-func (m *Memory) restore() {
+// again. A file that cannot be used is renamed aside and logged. A file
+// that was found makes the write-ahead log stale (Close saved the file after
+// the last publish and deleted the log, which can only be left over): the
+// log is deleted before the file, and restore reports true.
+func (m *Memory) restore() bool {
 	m.removeTemps()
 	path := filepath.Join(m.dataDir, streamsFile)
 	loading := path + ".loading"
+	found := false
 	if _, err := os.Lstat(loading); err == nil {
 		m.setAside(loading, errors.New("an earlier start stopped while loading it"))
+		found = true
 	}
 	if err := os.Rename(path, loading); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			m.probe()
 		} else {
 			m.log.Error("herald: broker cannot move the streams file to load it; channels start with new epochs", "file", path, "err", err)
+			found = true
 		}
-		return
+		if found {
+			m.dropStaleLog()
+		}
+		return found
 	}
 	if err := syncDir(m.dataDir); err != nil {
 		m.log.Warn("herald: broker cannot sync data dir before loading the streams file", "dir", m.dataDir, "err", err)
@@ -157,17 +165,28 @@ func (m *Memory) restore() {
 	}
 	if err != nil {
 		m.setAside(loading, err)
-		return
+		m.dropStaleLog()
+		return true
 	}
+	m.dropStaleLog()
 	if err := os.Remove(loading); err != nil {
 		m.log.Error("herald: broker cannot delete the loaded streams file; channels start with new epochs", "file", loading, "err", err)
-		return
+		return true
 	}
 	if err := syncDir(m.dataDir); err != nil {
 		m.log.Warn("herald: broker cannot sync data dir after deleting the streams file", "dir", m.dataDir, "err", err)
 	}
 	n := m.install(&f, time.Now().UnixNano())
 	m.log.Info("herald: broker restored streams", "file", path, "channels", n)
+	return true
+}
+
+// dropStaleLog deletes a write-ahead log left beside a streams file; it is
+// not replayed either way.
+func (m *Memory) dropStaleLog() {
+	if err := m.removeLog(); err != nil {
+		m.log.Warn("herald: broker cannot delete the write-ahead log left beside the streams file", "err", err)
+	}
 }
 
 func (f *savedFile) decode(raw []byte) error {

@@ -42,8 +42,11 @@ func TestMemoryPersistenceRoundTrip(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 2 || entries[0].Name() != "lock" || entries[1].Name() != "streams.json" {
-		t.Fatalf("data dir after Close holds %v, want lock and streams.json only", entries)
+	if len(entries) != 3 || entries[0].Name() != "lock" || entries[1].Name() != "streams.json" || entries[2].Name() != "wal" {
+		t.Fatalf("data dir after Close holds %v, want lock, streams.json and wal only", entries)
+	}
+	if segs, _ := os.ReadDir(filepath.Join(dir, "wal")); len(segs) != 0 {
+		t.Fatalf("wal after Close holds %v, want nothing: streams.json has it all", segs)
 	}
 
 	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})

@@ -73,9 +73,30 @@ func (s *memStream) bare() bool {
 // kill marks the stream dropped and releases what it holds.
 func (s *memStream) kill() {
 	s.dead = true
+	s.release()
+}
+
+// reset drops the history and keys and moves the stream to offset, in the
+// same epoch: the publications before it can no longer be recovered.
+func (s *memStream) reset(offset uint64) {
+	s.release()
+	s.offset = offset
+}
+
+func (s *memStream) release() {
 	s.charge(-s.bytes)
 	s.hist = ring{}
 	s.keys, s.keyq, s.keyqHead = nil, nil, 0
+}
+
+// floor returns the lowest offset the stream still holds, in history or as
+// an idempotency key's publication; offset+1 when it holds none.
+func (s *memStream) floor() uint64 {
+	low := s.offset + 1 - uint64(s.hist.n)
+	if s.keyqHead < len(s.keyq) {
+		low = min(low, s.keyq[s.keyqHead].offset)
+	}
+	return low
 }
 
 func (s *memStream) charge(n int64) {
@@ -96,14 +117,18 @@ func (s *memStream) append(data []byte, key string, now int64) {
 	}
 	s.pushEntry(entry{data: data, at: now})
 	if key != "" {
-		if s.keys == nil {
-			s.keys = make(map[string]keyRec)
-		}
-		rec := keyRec{offset: s.offset, at: now}
-		s.keys[key] = rec
-		s.keyq = append(s.keyq, keyEntry{key: key, keyRec: rec})
-		s.charge(keyBytes(key))
+		s.addKey(key, keyRec{offset: s.offset, at: now})
 	}
+}
+
+// addKey records key as used by the publication at rec.
+func (s *memStream) addKey(key string, rec keyRec) {
+	if s.keys == nil {
+		s.keys = make(map[string]keyRec)
+	}
+	s.keys[key] = rec
+	s.keyq = append(s.keyq, keyEntry{key: key, keyRec: rec})
+	s.charge(keyBytes(key))
 }
 
 func (s *memStream) pushEntry(e entry) {

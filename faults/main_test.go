@@ -21,7 +21,12 @@ func enabled() bool { return os.Getenv("HERALD_FAULTS") == "1" }
 
 func TestMain(m *testing.M) {
 	if !enabled() {
-		os.Exit(m.Run()) // every test skips
+		// Every test skips but the few rounds of TestCrashRestart.
+		code := m.Run()
+		if quickBinDir != "" {
+			os.RemoveAll(quickBinDir)
+		}
+		os.Exit(code)
 	}
 	// The scenarios are mostly waiting: run them all at once unless
 	// -parallel says otherwise.

@@ -36,6 +36,7 @@ type serveConfig struct {
 	history          broker.HistoryOptions
 	namespaceHistory map[string]broker.HistoryOptions
 	dataDir          string
+	fsync            string
 	allowedOrigins   string
 	allowedHosts     string
 	historyMaxBytes  int64
@@ -68,7 +69,8 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.Int64Var(&c.historyMaxBytes, "history-max-bytes", broker.DefaultMaxHistoryBytes, "memory broker: bytes of history of all channels together; when full, the largest channels lose their oldest messages first (recovering past them answers recovered:false); -1: no bound")
 	fs.IntVar(&c.maxChannels, "max-channels", broker.DefaultMaxChannels, "memory broker: channels kept at once; at the cap, idle channels are dropped, else new channels are refused with limit_exceeded; -1: no cap")
 	fs.IntVar(&c.channelMaxBytes, "history-channel-max-bytes", redisbroker.DefaultMaxHistoryBytes, "Redis broker: bytes of history per channel, besides --history-size and --history-ttl; -1: no byte bound")
-	fs.StringVar(&c.dataDir, "data-dir", "", "where the memory broker saves its streams on graceful shutdown and reloads them at start, locked by one server at a time (empty: keep nothing)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "where the memory broker keeps its streams: a write-ahead log of every publication, replayed after a crash, and a snapshot saved on graceful shutdown; locked by one server at a time (empty: keep nothing)")
+	fs.StringVar(&c.fsync, "fsync", "interval", "with --data-dir, when the log is forced to disk: always (a publish is acknowledged once on disk; concurrent publishes share an fsync), interval (every 100ms) or off (when the OS likes); after a power cut, interval and off restart channels with new epochs")
 	fs.IntVar(&c.opts.MaxMessageBytes, "max-message-bytes", herald.DefaultMaxMessageBytes, "largest incoming message")
 	fs.IntVar(&c.opts.SendQueueBytes, "send-queue-bytes", herald.DefaultSendQueueBytes, "per-connection send queue before the slow-consumer close; a recovery replays its backlog through it in pieces, so keep it at least twice the largest message")
 	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", herald.DefaultMaxSubscriptions, "channels per connection")
@@ -373,7 +375,11 @@ func since(t time.Time) time.Duration {
 func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 	switch {
 	case c.brokerURL == "memory":
-		b, err := broker.OpenMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, MaxHistoryBytes: c.historyMaxBytes, MaxChannels: c.maxChannels, Logger: log})
+		fsync, err := broker.ParseFsyncMode(c.fsync)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--fsync must be always, interval or off, not %q", c.fsync)}
+		}
+		b, err := broker.OpenMemory(&broker.MemoryOptions{History: c.history, Namespaces: c.namespaceHistory, DataDir: c.dataDir, Fsync: fsync, MaxHistoryBytes: c.historyMaxBytes, MaxChannels: c.maxChannels, Logger: log})
 		if err != nil {
 			return nil, err
 		}
