@@ -142,29 +142,6 @@ func TestMemoryCorruptFileSetAside(t *testing.T) {
 	}
 }
 
-func TestMemoryNoReplayAfterCrash(t *testing.T) {
-	dir := t.TempDir()
-	m1 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
-	mustPublish(t, m1, "ch", `1`, "")
-	if err := m1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	m2 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
-	t.Cleanup(func() { m2.Close() })
-	seen := mustPublish(t, m2, "ch", `2`, "")
-
-	// m2 crashes here: it is never closed before the next process starts.
-	m3 := broker.NewMemory(&broker.MemoryOptions{DataDir: dir})
-	defer m3.Close()
-	pos := mustPosition(t, m3, "ch")
-	if pos.Epoch == seen.Epoch || pos.Offset != 0 {
-		t.Errorf("after a crash, Position = %v; want a new epoch (the old one reached %v)", pos, seen)
-	}
-	if _, err := historyData(m3, "ch", seen); !errors.Is(err, broker.ErrUnrecoverable) {
-		t.Errorf("History since the crashed epoch: %v, want ErrUnrecoverable", err)
-	}
-}
-
 func TestMemoryDataDirUnusable(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
