@@ -160,7 +160,10 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	mem := broker.NewMemory(&broker.MemoryOptions{MaxHistoryBytes: hostileHistoryBytes})
 	defer mem.Close()
 	var serverLog syncLog
-	srv := herald.New(&herald.Options{Broker: mem, PingInterval: 2 * time.Second, PongTimeout: 2 * time.Second, SendQueueBytes: hostileQueueBytes,
+	// Pings every 2 s keep the heartbeat busy through the attack; the pong
+	// timeout leaves a loaded machine (the race detector, a GC a second for
+	// the memory samples, other tests) time to read the calm pair's pongs.
+	srv := herald.New(&herald.Options{Broker: mem, PingInterval: 2 * time.Second, PongTimeout: 5 * time.Second, SendQueueBytes: hostileQueueBytes,
 		Logger: slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)

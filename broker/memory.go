@@ -231,7 +231,9 @@ func (m *Memory) start() { go m.sweepLoop() }
 // that takes the history over MaxHistoryBytes returns once the oldest
 // history of the largest channels was dropped.
 func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
-	n := int64(len(data)) + entryOverhead + keyBytes(opts.Key)
+	// What the publication adds: its entry, its key, and the first slots of
+	// a new channel's history ring.
+	n := int64(len(data)) + entryOverhead + keyBytes(opts.Key) + 4*slotBytes
 	m.reserve(n)
 	pos, err := m.publish(channel, data, opts)
 	m.reserved.Add(-n)
@@ -503,12 +505,16 @@ func (m *Memory) reclaim() bool {
 // bound on its own is counted anyway.
 func (m *Memory) reserve(n int64) {
 	for m.maxBytes > 0 {
-		if m.held.Load()+m.reserved.Add(n) <= m.maxBytes {
+		// Reservations are read before the history: a publish charges the
+		// history before it gives its reservation back, so its bytes are
+		// counted at least once.
+		if r := m.reserved.Add(n); m.held.Load()+r <= m.maxBytes {
 			return
 		}
 		m.reserved.Add(-n)
 		m.evictMu.Lock()
-		total := m.held.Load() + m.reserved.Load() + n
+		r := m.reserved.Load()
+		total := m.held.Load() + r + n
 		freed := int64(1)
 		if total > m.maxBytes {
 			before := m.held.Load()
