@@ -1,7 +1,8 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
 import { DEFAULTS, type ClientEvents, type ClientOptions, type State, type StateChange } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { probeUpgrade } from "./handshake.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
 import { PendingPublish, PublishQueue, type PublishOptions } from "./publish.js";
@@ -33,6 +34,7 @@ type AnySubscription = Subscription<any>;
 export class HeraldClient extends Emitter<ClientEvents> {
   readonly url: string;
   private readonly WS: WebSocketConstructor;
+  private readonly fetchFn: typeof fetch | null;
   private readonly opts: Required<Pick<ClientOptions, "connectTimeoutMs" | "queueTimeoutMs" | "clientName">>;
   private readonly backoff: Required<BackoffOptions>;
   private readonly tokens: TokenKeeper;
@@ -49,6 +51,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private pacer: Pacer | undefined;
   private session = "";
   private ready = false;
+  /** Whether any connection was welcomed: from then on, every failure is retried. */
+  private welcomedOnce = false;
+  /** Whether a refused upgrade was reported on "error" since the last welcome. */
+  private refusalReported = false;
   private resubscribing = 0;
   private healthySince = 0;
   private maxMessageBytes: number = DEFAULTS.maxMessageBytes;
@@ -66,6 +72,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
       throw new HeraldError("herald: no WebSocket implementation: pass one as options.WebSocket");
     }
     this.WS = WS as WebSocketConstructor;
+    const f = options.fetch === undefined ? (globalThis as { fetch?: typeof fetch }).fetch : options.fetch;
+    this.fetchFn = typeof f === "function" ? f.bind(globalThis) : null;
     this.opts = {
       connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
       queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
@@ -151,7 +159,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /**
    * subscribe subscribes to channel and resolves once the server confirmed
-   * it; while the client is not connected it waits for the next connection.
+   * it; while the client is not connected it waits for the next connection,
+   * and on a client not yet started it starts it, as connect() does.
    * handler gets every message of the channel in offset order, each once,
    * also across reconnects (see Recovery). A client holds one subscription
    * per channel.
@@ -166,12 +175,14 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const s = new Subscription<T>(this, channel, handler, options);
     this.subs.set(channel, s);
     if (this.conn && !this.conn.ended && this.session) this.sendSubscribe(s, false, false);
+    this.startIfIdle();
     return s.first.then(() => s);
   }
 
   /**
    * publish sends data to channel and resolves with the offset the server
-   * gave it. Every publish carries an idempotency key (a UUIDv7 unless given)
+   * gave it; on a client not yet started it starts it, as connect() does.
+   * Every publish carries an idempotency key (a UUIDv7 unless given)
    * that it keeps when resent, so it is applied at most once. While the
    * client is not connected, or is still resubscribing after a reconnect,
    * the publish waits in the offline queue and is sent after the
@@ -195,7 +206,17 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.ready) this.sendPublish(p, false);
     else if (!this.queue.fits(p)) return Promise.reject(new QueueFullError());
     else this.enqueue(p, false);
+    this.startIfIdle();
     return p.promise;
+  }
+
+  /**
+   * startIfIdle connects a client that was never started: subscribe() and
+   * publish() before connect() start it, so that the order of the calls
+   * does not matter. A failure to connect reaches them as their rejection.
+   */
+  private startIfIdle(): void {
+    if (this.currentState === "idle" && !this.firstReady) void this.connect().catch(() => {});
   }
 
   /** The number of publishes waiting in the offline queue, and their bytes. */
@@ -233,6 +254,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private onWelcome(c: Connection, w: WelcomeFrame): void {
     if (c !== this.conn) return;
+    this.welcomedOnce = true;
+    this.refusalReported = false;
     this.session = w.session;
     this.pacer = new Pacer(w.rate, w.burst, (f) => c.send(f));
     if (w.max_message_bytes > 0) this.maxMessageBytes = w.max_message_bytes;
@@ -281,7 +304,25 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.detach();
     if (healthy && Date.now() - healthy >= this.backoff.resetAfterMs) this.attempt = 0;
     if (this.currentState === "closed") return;
-    this.scheduleRetry(err);
+    if (!c.opened && !this.welcomedOnce && !(err instanceof UpgradeError)) void this.probeThenRetry(err);
+    else this.scheduleRetry(err);
+  }
+
+  /**
+   * probeThenRetry asks the URL over HTTP why an attempt before the first
+   * welcome failed before the socket opened, and reports what it answered
+   * instead of the bare connection failure: a URL that is not a WebSocket
+   * endpoint stops the client; a refusal the page may not read is reported
+   * on "error" once, and retried.
+   */
+  private async probeThenRetry(err: Error): Promise<void> {
+    const found = await probeUpgrade(this.url, this.fetchFn);
+    if (this.currentState === "closed" || this.conn || this.retryTimer !== undefined) return;
+    if (found && !found.terminal && !this.refusalReported) {
+      this.refusalReported = true;
+      this.emit("error", found);
+    }
+    this.scheduleRetry(found ?? err);
   }
 
   /**
@@ -332,6 +373,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private nextDelay(err: Error): number | undefined {
     const delay = backoffDelay(this.attempt, this.backoff);
     this.attempt++;
+    if (err instanceof UpgradeError) return err.terminal && !this.welcomedOnce ? undefined : delay;
     if (!(err instanceof CloseError)) return delay;
     if (err.code === CloseCodes.UNAUTHORIZED) return this.tokens.reject() ? delay : undefined;
     if (isTerminalCloseCode(err.code)) return undefined;

@@ -102,6 +102,41 @@ export class ConnectionLostError extends HeraldError {
   }
 }
 
+/**
+ * TokenRequiredError is why a client that has no token stopped: the server
+ * needs one. It answered the client's first request "send hello with a token
+ * first", or closed with 4001 when no hello came within its hello_timeout.
+ * Its code is 4001, as for any refused token: without getToken it is
+ * terminal, with getToken the client asks for a token and tries again.
+ */
+export class TokenRequiredError extends CloseError {
+  constructor(detail: string) {
+    super(4001, detail);
+    this.message = `herald: this server needs a token: pass the token or getToken option (the server said: ${detail})`;
+  }
+}
+
+/**
+ * UpgradeError is an attempt the URL did not accept as a WebSocket
+ * connection: the HTTP answer to the upgrade was not 101, or the connection
+ * failed before opening. `status` is the HTTP status when the client could
+ * learn it (Node, or a page allowed to read the answer); a browser cannot
+ * read the status of a refused upgrade, and the client then probes the URL
+ * with fetch() (see README, "When it does not connect"). `terminal` is set
+ * when the answer shows that trying again cannot help, before the first
+ * welcome: the client then stops with this error.
+ */
+export class UpgradeError extends HeraldError {
+  readonly status: number | undefined;
+  readonly terminal: boolean;
+
+  constructor(message: string, status?: number, terminal = false) {
+    super(message);
+    this.status = status;
+    this.terminal = terminal;
+  }
+}
+
 /** TokenError is a failed token callback, or one that returned a rejected token. */
 export class TokenError extends HeraldError {}
 

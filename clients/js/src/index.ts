@@ -12,7 +12,7 @@ export type { BackoffOptions } from "./backoff.js";
 export type { WebSocketConstructor, WebSocketLike } from "./connection.js";
 export {
   ClosedError, CloseError, ConnectionLostError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError,
-  ServerError, TokenError, TooLargeError, UnsubscribedError, closeCodeMeaning,
+  ServerError, TokenError, TokenRequiredError, TooLargeError, UnsubscribedError, UpgradeError, closeCodeMeaning,
 } from "./errors.js";
 export { uuidv7 } from "./uuid.js";
 export { tokenExpiry } from "./tokens.js";

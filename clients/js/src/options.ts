@@ -76,6 +76,12 @@ export interface ClientOptions {
   queueBytes?: number;
   /** How long one publish may wait in the offline queue. Default 60 s. */
   queueTimeoutMs?: number;
+  /**
+   * Asks the URL over HTTP why a WebSocket upgrade failed before the socket
+   * opened, until the first welcome (a browser cannot read the status of a
+   * refused upgrade). Default globalThis.fetch; null turns the probe off.
+   */
+  fetch?: typeof fetch | null;
   /** Sent in hello as `client`. Default "herald-js/0.1". */
   clientName?: string;
   /**

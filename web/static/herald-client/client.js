@@ -1,7 +1,8 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults } from "./backoff.js";
 import { DEFAULTS } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { probeUpgrade } from "./handshake.js";
 import { Connection } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
 import { PendingPublish, PublishQueue } from "./publish.js";
@@ -21,6 +22,7 @@ import { Pacer } from "./pacer.js";
 export class HeraldClient extends Emitter {
     url;
     WS;
+    fetchFn;
     opts;
     backoff;
     tokens;
@@ -36,6 +38,10 @@ export class HeraldClient extends Emitter {
     pacer;
     session = "";
     ready = false;
+    /** Whether any connection was welcomed: from then on, every failure is retried. */
+    welcomedOnce = false;
+    /** Whether a refused upgrade was reported on "error" since the last welcome. */
+    refusalReported = false;
     resubscribing = 0;
     healthySince = 0;
     maxMessageBytes = DEFAULTS.maxMessageBytes;
@@ -52,6 +58,8 @@ export class HeraldClient extends Emitter {
             throw new HeraldError("herald: no WebSocket implementation: pass one as options.WebSocket");
         }
         this.WS = WS;
+        const f = options.fetch === undefined ? globalThis.fetch : options.fetch;
+        this.fetchFn = typeof f === "function" ? f.bind(globalThis) : null;
         this.opts = {
             connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
             queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
@@ -130,7 +138,8 @@ export class HeraldClient extends Emitter {
     }
     /**
      * subscribe subscribes to channel and resolves once the server confirmed
-     * it; while the client is not connected it waits for the next connection.
+     * it; while the client is not connected it waits for the next connection,
+     * and on a client not yet started it starts it, as connect() does.
      * handler gets every message of the channel in offset order, each once,
      * also across reconnects (see Recovery). A client holds one subscription
      * per channel.
@@ -147,11 +156,13 @@ export class HeraldClient extends Emitter {
         this.subs.set(channel, s);
         if (this.conn && !this.conn.ended && this.session)
             this.sendSubscribe(s, false, false);
+        this.startIfIdle();
         return s.first.then(() => s);
     }
     /**
      * publish sends data to channel and resolves with the offset the server
-     * gave it. Every publish carries an idempotency key (a UUIDv7 unless given)
+     * gave it; on a client not yet started it starts it, as connect() does.
+     * Every publish carries an idempotency key (a UUIDv7 unless given)
      * that it keeps when resent, so it is applied at most once. While the
      * client is not connected, or is still resubscribing after a reconnect,
      * the publish waits in the offline queue and is sent after the
@@ -181,7 +192,17 @@ export class HeraldClient extends Emitter {
             return Promise.reject(new QueueFullError());
         else
             this.enqueue(p, false);
+        this.startIfIdle();
         return p.promise;
+    }
+    /**
+     * startIfIdle connects a client that was never started: subscribe() and
+     * publish() before connect() start it, so that the order of the calls
+     * does not matter. A failure to connect reaches them as their rejection.
+     */
+    startIfIdle() {
+        if (this.currentState === "idle" && !this.firstReady)
+            void this.connect().catch(() => { });
     }
     /** The number of publishes waiting in the offline queue, and their bytes. */
     get queued() {
@@ -219,6 +240,8 @@ export class HeraldClient extends Emitter {
     onWelcome(c, w) {
         if (c !== this.conn)
             return;
+        this.welcomedOnce = true;
+        this.refusalReported = false;
         this.session = w.session;
         this.pacer = new Pacer(w.rate, w.burst, (f) => c.send(f));
         if (w.max_message_bytes > 0)
@@ -273,7 +296,27 @@ export class HeraldClient extends Emitter {
             this.attempt = 0;
         if (this.currentState === "closed")
             return;
-        this.scheduleRetry(err);
+        if (!c.opened && !this.welcomedOnce && !(err instanceof UpgradeError))
+            void this.probeThenRetry(err);
+        else
+            this.scheduleRetry(err);
+    }
+    /**
+     * probeThenRetry asks the URL over HTTP why an attempt before the first
+     * welcome failed before the socket opened, and reports what it answered
+     * instead of the bare connection failure: a URL that is not a WebSocket
+     * endpoint stops the client; a refusal the page may not read is reported
+     * on "error" once, and retried.
+     */
+    async probeThenRetry(err) {
+        const found = await probeUpgrade(this.url, this.fetchFn);
+        if (this.currentState === "closed" || this.conn || this.retryTimer !== undefined)
+            return;
+        if (found && !found.terminal && !this.refusalReported) {
+            this.refusalReported = true;
+            this.emit("error", found);
+        }
+        this.scheduleRetry(found ?? err);
     }
     /**
      * detach forgets the current connection: unconfirmed publishes go back to
@@ -324,6 +367,8 @@ export class HeraldClient extends Emitter {
     nextDelay(err) {
         const delay = backoffDelay(this.attempt, this.backoff);
         this.attempt++;
+        if (err instanceof UpgradeError)
+            return err.terminal && !this.welcomedOnce ? undefined : delay;
         if (!(err instanceof CloseError))
             return delay;
         if (err.code === CloseCodes.UNAUTHORIZED)
