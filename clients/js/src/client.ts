@@ -1,4 +1,4 @@
-import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
+import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONCompatible, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
 import { DEFAULTS, type ClientEvents, type ClientOptions, type State, type StateChange } from "./options.js";
 import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
@@ -194,7 +194,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
    * meanwhile waits behind it; a rate_limited answer to either is retried
    * after retry_after_ms (until the queue timeout) rather than returned.
    */
-  publish(channel: string, data: JSONValue, options: PublishOptions = {}): Promise<number> {
+  publish<T = JSONValue>(channel: string, data: T & JSONCompatible<T>, options: PublishOptions = {}): Promise<number> {
     let p: PendingPublish;
     try {
       p = new PendingPublish(channel, data, options);
