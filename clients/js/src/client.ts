@@ -1,7 +1,7 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONCompatible, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
-import { DEFAULTS, type ClientEvents, type ClientOptions, type State, type StateChange } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { DEFAULTS, type ClientEvents, type ClientOptions, type DebugLog, type State, type StateChange } from "./options.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
 import { probeUpgrade } from "./handshake.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
@@ -35,7 +35,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   readonly url: string;
   private readonly WS: WebSocketConstructor;
   private readonly fetchFn: typeof fetch | null;
-  private readonly opts: Required<Pick<ClientOptions, "connectTimeoutMs" | "queueTimeoutMs" | "clientName">>;
+  private readonly opts: Required<Pick<ClientOptions, "connectTimeoutMs" | "queueTimeoutMs" | "clientName" | "subscribeTimeoutMs" | "publishTimeoutMs">>;
+  private readonly log: DebugLog | undefined;
   private readonly backoff: Required<BackoffOptions>;
   private readonly tokens: TokenKeeper;
   private readonly signals: BrowserSignals;
@@ -78,7 +79,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
       connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
       queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
       clientName: options.clientName || DEFAULTS.clientName,
+      subscribeTimeoutMs: positive(options.subscribeTimeoutMs, 0),
+      publishTimeoutMs: positive(options.publishTimeoutMs, 0),
     };
+    this.log = debugLog(options.debug);
     this.backoff = withBackoffDefaults(options.backoff);
     const qm = options.queueMessages ?? DEFAULTS.queueMessages;
     this.queue = new PublishQueue({
@@ -174,6 +178,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.subs.has(channel)) return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
     const s = new Subscription<T>(this, channel, handler, options);
     this.subs.set(channel, s);
+    this.limit(s.first, options.timeoutMs ?? this.opts.subscribeTimeoutMs, () => {
+      if (!s.firstDone) void this.endAndUnsubscribe(s, new TimeoutError(`subscribe ${channel}`, options.timeoutMs ?? this.opts.subscribeTimeoutMs)).catch(() => {});
+    });
     if (this.conn && !this.conn.ended && this.session) this.sendSubscribe(s, false, false);
     this.startIfIdle();
     return s.first.then(() => s);
@@ -206,8 +213,30 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.ready) this.sendPublish(p, false);
     else if (!this.queue.fits(p)) return Promise.reject(new QueueFullError());
     else this.enqueue(p, false);
+    const ms = options.timeoutMs ?? this.opts.publishTimeoutMs;
+    this.limit(p.promise, ms, () => this.expire(p, new TimeoutError(`publish to ${channel}`, ms)));
     this.startIfIdle();
     return p.promise;
+  }
+
+  /** limit calls expire when promise is still pending after ms (none when ms <= 0). */
+  private limit(promise: Promise<unknown>, ms: number, expire: () => void): void {
+    if (!(ms > 0)) return;
+    const timer = setTimeout(expire, ms);
+    const stop = () => clearTimeout(timer);
+    promise.then(stop, stop);
+  }
+
+  /** expire rejects p with err, taking it out of the queue or forgetting its request. */
+  private expire(p: PendingPublish, err: Error): void {
+    if (p.finished) return;
+    if (p.queued && this.queue.remove(p)) {
+      p.queued = false;
+      clearTimeout(p.timer);
+    }
+    if (p.callId) this.calls.delete(p.callId); // an answer, or the pacer's turn, finds nothing
+    p.callId = 0;
+    p.reject(err);
   }
 
   /**
@@ -246,7 +275,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         welcome: (c, w) => this.onWelcome(c, w),
         frame: (c, f) => this.onFrame(c, f),
         ended: (c, err) => this.onEnded(c, err),
-      }, this.newId, hello, this.opts.connectTimeoutMs);
+      }, this.newId, hello, this.opts.connectTimeoutMs, this.log);
     } catch (err) {
       this.finish(new HeraldError(`herald: cannot open ${this.url}: ${(err as Error).message}`, { cause: err }));
     }
@@ -317,6 +346,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
    */
   private async probeThenRetry(err: Error): Promise<void> {
     const found = await probeUpgrade(this.url, this.fetchFn);
+    this.log?.(`probe of ${this.url}: ${found ? found.message : "nothing learned"}`);
     if (this.currentState === "closed" || this.conn || this.retryTimer !== undefined) return;
     if (found && !found.terminal && !this.refusalReported) {
       this.refusalReported = true;
@@ -354,6 +384,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     for (const s of this.subs.values()) {
       s.isActive = false;
       s.reqId = 0;
+      s.setState("subscribing");
     }
   }
 
@@ -430,6 +461,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private setState(ch: StateChange, force = false): void {
     if (!force && this.currentState === "closed") return;
     this.currentState = ch.state;
+    this.log?.(`state ${ch.state}${ch.error ? ": " + ch.error.message : ""}${ch.retryInMs !== undefined ? `, next attempt in ${ch.retryInMs} ms` : ""}`);
     this.emit("state", ch);
     this.emit(ch.state as Exclude<State, "idle">, ch);
   }
@@ -502,6 +534,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     s.hasPos = true;
     s.isActive = true;
     s.resolveFirst();
+    s.setState("subscribed");
     if (since && s.options.onRecovery) {
       safeCall(s.options.onRecovery, { channel: s.channel, recovered, since, position: { epoch: f.epoch, offset: f.offset } });
     }
@@ -562,10 +595,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** unsubscribe ends s; the same as s.unsubscribe(). */
   unsubscribe(s: AnySubscription): Promise<void> {
+    return this.endAndUnsubscribe(s, new UnsubscribedError());
+  }
+
+  /** endAndUnsubscribe ends s with reason and tells the server when it holds the subscription. */
+  private endAndUnsubscribe(s: AnySubscription, reason: Error): Promise<void> {
     if (s.ended) return Promise.resolve();
     // Held by the server: subscribed, or a subscribe for it left the pacer.
     const held = s.isActive || (s.reqId !== 0 && !this.pacer?.waiting(s.reqId));
-    this.endSub(s, new UnsubscribedError());
+    this.endSub(s, reason);
     const conn = this.conn;
     if (!held || !conn || conn.ended) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -661,6 +699,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
 /** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */
 function afterLimit(f: ErrorFrame, fn: () => void): void {
   setTimeout(fn, Math.max(f.retry_after_ms ?? 0, 1));
+}
+
+/** debugLog makes the logger of ClientOptions.debug, undefined when off. */
+function debugLog(debug: ClientOptions["debug"]): DebugLog | undefined {
+  if (typeof debug === "function") return debug;
+  return debug ? (message, detail) => (detail === undefined ? console.debug("herald:", message) : console.debug("herald:", message, detail)) : undefined;
 }
 
 function positive(v: number | undefined, def: number): number {

@@ -81,9 +81,11 @@ export class Connection {
     private readonly newId: () => number,
     hello: ClientFrame | undefined,
     connectTimeoutMs: number,
+    private readonly log?: (message: string, detail?: unknown) => void,
   ) {
     this.events = events;
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
+    this.log?.(`opening ${url}`);
     this.ws = new WS(url, SUBPROTOCOL);
     this.ws.onopen = () => {
       this.isOpen = true;
@@ -124,7 +126,9 @@ export class Connection {
   /** send writes one frame; it does nothing once the socket is not open. */
   send(f: ClientFrame | string): void {
     if (this.done || this.ws.readyState !== OPEN) return;
-    this.ws.send(typeof f === "string" ? f : JSON.stringify(f));
+    const text = typeof f === "string" ? f : JSON.stringify(f);
+    this.log?.(`send ${typeof f !== "string" && "token" in f ? JSON.stringify({ ...f, token: "<token>" }) : text}`);
+    this.ws.send(text);
   }
 
   /**
@@ -135,6 +139,7 @@ export class Connection {
   fail(err: Error, code?: number, reason?: string): void {
     if (this.done) return;
     this.done = true;
+    this.log?.(`connection ended: ${err.message}`);
     clearTimeout(this.connectTimer);
     clearTimeout(this.probeTimer);
     clearInterval(this.tick);
@@ -159,6 +164,7 @@ export class Connection {
     if (this.done) return;
     this.lastRecv = Date.now();
     if (typeof data !== "string") return; // the server sends text only
+    this.log?.(`recv ${data}`);
     const f = parseServerFrame(data);
     if (!f) return; // a newer server's frame we cannot read
     if (this.welcomed) {

@@ -11,6 +11,8 @@ export interface PublishOptions {
    * delivers nothing new.
    */
   key?: string;
+  /** Overrides ClientOptions.publishTimeoutMs for this publish; 0: none. */
+  timeoutMs?: number;
 }
 
 const utf8 = new TextEncoder();

@@ -1,7 +1,7 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults } from "./backoff.js";
 import { DEFAULTS } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
 import { probeUpgrade } from "./handshake.js";
 import { Connection } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
@@ -24,6 +24,7 @@ export class HeraldClient extends Emitter {
     WS;
     fetchFn;
     opts;
+    log;
     backoff;
     tokens;
     signals;
@@ -64,7 +65,10 @@ export class HeraldClient extends Emitter {
             connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
             queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
             clientName: options.clientName || DEFAULTS.clientName,
+            subscribeTimeoutMs: positive(options.subscribeTimeoutMs, 0),
+            publishTimeoutMs: positive(options.publishTimeoutMs, 0),
         };
+        this.log = debugLog(options.debug);
         this.backoff = withBackoffDefaults(options.backoff);
         const qm = options.queueMessages ?? DEFAULTS.queueMessages;
         this.queue = new PublishQueue({
@@ -154,6 +158,10 @@ export class HeraldClient extends Emitter {
             return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
         const s = new Subscription(this, channel, handler, options);
         this.subs.set(channel, s);
+        this.limit(s.first, options.timeoutMs ?? this.opts.subscribeTimeoutMs, () => {
+            if (!s.firstDone)
+                void this.endAndUnsubscribe(s, new TimeoutError(`subscribe ${channel}`, options.timeoutMs ?? this.opts.subscribeTimeoutMs)).catch(() => { });
+        });
         if (this.conn && !this.conn.ended && this.session)
             this.sendSubscribe(s, false, false);
         this.startIfIdle();
@@ -192,8 +200,31 @@ export class HeraldClient extends Emitter {
             return Promise.reject(new QueueFullError());
         else
             this.enqueue(p, false);
+        const ms = options.timeoutMs ?? this.opts.publishTimeoutMs;
+        this.limit(p.promise, ms, () => this.expire(p, new TimeoutError(`publish to ${channel}`, ms)));
         this.startIfIdle();
         return p.promise;
+    }
+    /** limit calls expire when promise is still pending after ms (none when ms <= 0). */
+    limit(promise, ms, expire) {
+        if (!(ms > 0))
+            return;
+        const timer = setTimeout(expire, ms);
+        const stop = () => clearTimeout(timer);
+        promise.then(stop, stop);
+    }
+    /** expire rejects p with err, taking it out of the queue or forgetting its request. */
+    expire(p, err) {
+        if (p.finished)
+            return;
+        if (p.queued && this.queue.remove(p)) {
+            p.queued = false;
+            clearTimeout(p.timer);
+        }
+        if (p.callId)
+            this.calls.delete(p.callId); // an answer, or the pacer's turn, finds nothing
+        p.callId = 0;
+        p.reject(err);
     }
     /**
      * startIfIdle connects a client that was never started: subscribe() and
@@ -231,7 +262,7 @@ export class HeraldClient extends Emitter {
                 welcome: (c, w) => this.onWelcome(c, w),
                 frame: (c, f) => this.onFrame(c, f),
                 ended: (c, err) => this.onEnded(c, err),
-            }, this.newId, hello, this.opts.connectTimeoutMs);
+            }, this.newId, hello, this.opts.connectTimeoutMs, this.log);
         }
         catch (err) {
             this.finish(new HeraldError(`herald: cannot open ${this.url}: ${err.message}`, { cause: err }));
@@ -310,6 +341,7 @@ export class HeraldClient extends Emitter {
      */
     async probeThenRetry(err) {
         const found = await probeUpgrade(this.url, this.fetchFn);
+        this.log?.(`probe of ${this.url}: ${found ? found.message : "nothing learned"}`);
         if (this.currentState === "closed" || this.conn || this.retryTimer !== undefined)
             return;
         if (found && !found.terminal && !this.refusalReported) {
@@ -350,6 +382,7 @@ export class HeraldClient extends Emitter {
         for (const s of this.subs.values()) {
             s.isActive = false;
             s.reqId = 0;
+            s.setState("subscribing");
         }
     }
     /** scheduleRetry reports the end of a connection or attempt and schedules the next, or stops on a terminal error. */
@@ -430,6 +463,7 @@ export class HeraldClient extends Emitter {
         if (!force && this.currentState === "closed")
             return;
         this.currentState = ch.state;
+        this.log?.(`state ${ch.state}${ch.error ? ": " + ch.error.message : ""}${ch.retryInMs !== undefined ? `, next attempt in ${ch.retryInMs} ms` : ""}`);
         this.emit("state", ch);
         this.emit(ch.state, ch);
     }
@@ -506,6 +540,7 @@ export class HeraldClient extends Emitter {
         s.hasPos = true;
         s.isActive = true;
         s.resolveFirst();
+        s.setState("subscribed");
         if (since && s.options.onRecovery) {
             safeCall(s.options.onRecovery, { channel: s.channel, recovered, since, position: { epoch: f.epoch, offset: f.offset } });
         }
@@ -569,11 +604,15 @@ export class HeraldClient extends Emitter {
     }
     /** unsubscribe ends s; the same as s.unsubscribe(). */
     unsubscribe(s) {
+        return this.endAndUnsubscribe(s, new UnsubscribedError());
+    }
+    /** endAndUnsubscribe ends s with reason and tells the server when it holds the subscription. */
+    endAndUnsubscribe(s, reason) {
         if (s.ended)
             return Promise.resolve();
         // Held by the server: subscribed, or a subscribe for it left the pacer.
         const held = s.isActive || (s.reqId !== 0 && !this.pacer?.waiting(s.reqId));
-        this.endSub(s, new UnsubscribedError());
+        this.endSub(s, reason);
         const conn = this.conn;
         if (!held || !conn || conn.ended)
             return Promise.resolve();
@@ -674,6 +713,12 @@ export class HeraldClient extends Emitter {
 /** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */
 function afterLimit(f, fn) {
     setTimeout(fn, Math.max(f.retry_after_ms ?? 0, 1));
+}
+/** debugLog makes the logger of ClientOptions.debug, undefined when off. */
+function debugLog(debug) {
+    if (typeof debug === "function")
+        return debug;
+    return debug ? (message, detail) => (detail === undefined ? console.debug("herald:", message) : console.debug("herald:", message, detail)) : undefined;
 }
 function positive(v, def) {
     return v !== undefined && v > 0 ? v : def;

@@ -18,6 +18,7 @@ const TOKEN_PROBE_MS = 500;
  */
 export class Connection {
     newId;
+    log;
     ws;
     events;
     welcomed = false;
@@ -38,10 +39,12 @@ export class Connection {
      * connection with TokenRequiredError. newId makes the ids of the client's
      * pings. A failure before the socket opened ends it at once (see opened).
      */
-    constructor(WS, url, events, newId, hello, connectTimeoutMs) {
+    constructor(WS, url, events, newId, hello, connectTimeoutMs, log) {
         this.newId = newId;
+        this.log = log;
         this.events = events;
         this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
+        this.log?.(`opening ${url}`);
         this.ws = new WS(url, SUBPROTOCOL);
         this.ws.onopen = () => {
             this.isOpen = true;
@@ -84,7 +87,9 @@ export class Connection {
     send(f) {
         if (this.done || this.ws.readyState !== OPEN)
             return;
-        this.ws.send(typeof f === "string" ? f : JSON.stringify(f));
+        const text = typeof f === "string" ? f : JSON.stringify(f);
+        this.log?.(`send ${typeof f !== "string" && "token" in f ? JSON.stringify({ ...f, token: "<token>" }) : text}`);
+        this.ws.send(text);
     }
     /**
      * fail ends the connection with err: the socket is closed (with code, when
@@ -95,6 +100,7 @@ export class Connection {
         if (this.done)
             return;
         this.done = true;
+        this.log?.(`connection ended: ${err.message}`);
         clearTimeout(this.connectTimer);
         clearTimeout(this.probeTimer);
         clearInterval(this.tick);
@@ -122,6 +128,7 @@ export class Connection {
         this.lastRecv = Date.now();
         if (typeof data !== "string")
             return; // the server sends text only
+        this.log?.(`recv ${data}`);
         const f = parseServerFrame(data);
         if (!f)
             return; // a newer server's frame we cannot read

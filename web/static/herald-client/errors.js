@@ -67,6 +67,17 @@ export class TooLargeError extends HeraldError {
         super(`herald: message larger than the server's max_message_bytes (${limit} bytes)`);
     }
 }
+/**
+ * TimeoutError rejects a subscribe or publish not confirmed within its
+ * timeout (subscribeTimeoutMs, publishTimeoutMs or the call's timeoutMs).
+ * The subscription has ended; a publish that was sent may still have been
+ * applied, and publishing it again with the same key is safe.
+ */
+export class TimeoutError extends HeraldError {
+    constructor(what, ms) {
+        super(`herald: ${what}: not confirmed within ${ms} ms`);
+    }
+}
 /** UnsubscribedError is why a subscription ended after unsubscribe(). */
 export class UnsubscribedError extends HeraldError {
     constructor() {
