@@ -1,7 +1,8 @@
-import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
+import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONCompatible, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
-import { DEFAULTS, type ClientEvents, type ClientOptions, type State, type StateChange } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
+import { DEFAULTS, type ClientEvents, type ClientOptions, type DebugLog, type State, type StateChange } from "./options.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { probeUpgrade } from "./handshake.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
 import { PendingPublish, PublishQueue, type PublishOptions } from "./publish.js";
@@ -33,7 +34,9 @@ type AnySubscription = Subscription<any>;
 export class HeraldClient extends Emitter<ClientEvents> {
   readonly url: string;
   private readonly WS: WebSocketConstructor;
-  private readonly opts: Required<Pick<ClientOptions, "connectTimeoutMs" | "queueTimeoutMs" | "clientName">>;
+  private readonly fetchFn: typeof fetch | null;
+  private readonly opts: Required<Pick<ClientOptions, "connectTimeoutMs" | "queueTimeoutMs" | "clientName" | "subscribeTimeoutMs" | "publishTimeoutMs">>;
+  private readonly log: DebugLog | undefined;
   private readonly backoff: Required<BackoffOptions>;
   private readonly tokens: TokenKeeper;
   private readonly signals: BrowserSignals;
@@ -49,6 +52,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private pacer: Pacer | undefined;
   private session = "";
   private ready = false;
+  /** Whether any connection was welcomed: from then on, every failure is retried. */
+  private welcomedOnce = false;
+  /** Whether a refused upgrade was reported on "error" since the last welcome. */
+  private refusalReported = false;
   private resubscribing = 0;
   private healthySince = 0;
   private maxMessageBytes: number = DEFAULTS.maxMessageBytes;
@@ -66,11 +73,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
       throw new HeraldError("herald: no WebSocket implementation: pass one as options.WebSocket");
     }
     this.WS = WS as WebSocketConstructor;
+    const f = options.fetch === undefined ? (globalThis as { fetch?: typeof fetch }).fetch : options.fetch;
+    this.fetchFn = typeof f === "function" ? f.bind(globalThis) : null;
     this.opts = {
       connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
       queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
       clientName: options.clientName || DEFAULTS.clientName,
+      subscribeTimeoutMs: positive(options.subscribeTimeoutMs, 0),
+      publishTimeoutMs: positive(options.publishTimeoutMs, 0),
     };
+    this.log = debugLog(options.debug);
     this.backoff = withBackoffDefaults(options.backoff);
     const qm = options.queueMessages ?? DEFAULTS.queueMessages;
     this.queue = new PublishQueue({
@@ -151,7 +163,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /**
    * subscribe subscribes to channel and resolves once the server confirmed
-   * it; while the client is not connected it waits for the next connection.
+   * it; while the client is not connected it waits for the next connection,
+   * and on a client not yet started it starts it, as connect() does.
    * handler gets every message of the channel in offset order, each once,
    * also across reconnects (see Recovery). A client holds one subscription
    * per channel.
@@ -165,13 +178,18 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.subs.has(channel)) return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
     const s = new Subscription<T>(this, channel, handler, options);
     this.subs.set(channel, s);
+    this.limit(s.first, options.timeoutMs ?? this.opts.subscribeTimeoutMs, () => {
+      if (!s.firstDone) void this.endAndUnsubscribe(s, new TimeoutError(`subscribe ${channel}`, options.timeoutMs ?? this.opts.subscribeTimeoutMs)).catch(() => {});
+    });
     if (this.conn && !this.conn.ended && this.session) this.sendSubscribe(s, false, false);
+    this.startIfIdle();
     return s.first.then(() => s);
   }
 
   /**
    * publish sends data to channel and resolves with the offset the server
-   * gave it. Every publish carries an idempotency key (a UUIDv7 unless given)
+   * gave it; on a client not yet started it starts it, as connect() does.
+   * Every publish carries an idempotency key (a UUIDv7 unless given)
    * that it keeps when resent, so it is applied at most once. While the
    * client is not connected, or is still resubscribing after a reconnect,
    * the publish waits in the offline queue and is sent after the
@@ -183,7 +201,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
    * meanwhile waits behind it; a rate_limited answer to either is retried
    * after retry_after_ms (until the queue timeout) rather than returned.
    */
-  publish(channel: string, data: JSONValue, options: PublishOptions = {}): Promise<number> {
+  publish<T = JSONValue>(channel: string, data: T & JSONCompatible<T>, options: PublishOptions = {}): Promise<number> {
     let p: PendingPublish;
     try {
       p = new PendingPublish(channel, data, options);
@@ -195,7 +213,39 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.ready) this.sendPublish(p, false);
     else if (!this.queue.fits(p)) return Promise.reject(new QueueFullError());
     else this.enqueue(p, false);
+    const ms = options.timeoutMs ?? this.opts.publishTimeoutMs;
+    this.limit(p.promise, ms, () => this.expire(p, new TimeoutError(`publish to ${channel}`, ms)));
+    this.startIfIdle();
     return p.promise;
+  }
+
+  /** limit calls expire when promise is still pending after ms (none when ms <= 0). */
+  private limit(promise: Promise<unknown>, ms: number, expire: () => void): void {
+    if (!(ms > 0)) return;
+    const timer = setTimeout(expire, ms);
+    const stop = () => clearTimeout(timer);
+    promise.then(stop, stop);
+  }
+
+  /** expire rejects p with err, taking it out of the queue or forgetting its request. */
+  private expire(p: PendingPublish, err: Error): void {
+    if (p.finished) return;
+    if (p.queued && this.queue.remove(p)) {
+      p.queued = false;
+      clearTimeout(p.timer);
+    }
+    if (p.callId) this.calls.delete(p.callId); // an answer, or the pacer's turn, finds nothing
+    p.callId = 0;
+    p.reject(err);
+  }
+
+  /**
+   * startIfIdle connects a client that was never started: subscribe() and
+   * publish() before connect() start it, so that the order of the calls
+   * does not matter. A failure to connect reaches them as their rejection.
+   */
+  private startIfIdle(): void {
+    if (this.currentState === "idle" && !this.firstReady) void this.connect().catch(() => {});
   }
 
   /** The number of publishes waiting in the offline queue, and their bytes. */
@@ -225,7 +275,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         welcome: (c, w) => this.onWelcome(c, w),
         frame: (c, f) => this.onFrame(c, f),
         ended: (c, err) => this.onEnded(c, err),
-      }, this.newId, hello, this.opts.connectTimeoutMs);
+      }, this.newId, hello, this.opts.connectTimeoutMs, this.log);
     } catch (err) {
       this.finish(new HeraldError(`herald: cannot open ${this.url}: ${(err as Error).message}`, { cause: err }));
     }
@@ -233,6 +283,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private onWelcome(c: Connection, w: WelcomeFrame): void {
     if (c !== this.conn) return;
+    this.welcomedOnce = true;
+    this.refusalReported = false;
     this.session = w.session;
     this.pacer = new Pacer(w.rate, w.burst, (f) => c.send(f));
     if (w.max_message_bytes > 0) this.maxMessageBytes = w.max_message_bytes;
@@ -281,7 +333,26 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.detach();
     if (healthy && Date.now() - healthy >= this.backoff.resetAfterMs) this.attempt = 0;
     if (this.currentState === "closed") return;
-    this.scheduleRetry(err);
+    if (!c.opened && !this.welcomedOnce && !(err instanceof UpgradeError)) void this.probeThenRetry(err);
+    else this.scheduleRetry(err);
+  }
+
+  /**
+   * probeThenRetry asks the URL over HTTP why an attempt before the first
+   * welcome failed before the socket opened, and reports what it answered
+   * instead of the bare connection failure: a URL that is not a WebSocket
+   * endpoint stops the client; a refusal the page may not read is reported
+   * on "error" once, and retried.
+   */
+  private async probeThenRetry(err: Error): Promise<void> {
+    const found = await probeUpgrade(this.url, this.fetchFn);
+    this.log?.(`probe of ${this.url}: ${found ? found.message : "nothing learned"}`);
+    if (this.currentState === "closed" || this.conn || this.retryTimer !== undefined) return;
+    if (found && !found.terminal && !this.refusalReported) {
+      this.refusalReported = true;
+      this.emit("error", found);
+    }
+    this.scheduleRetry(found ?? err);
   }
 
   /**
@@ -313,6 +384,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     for (const s of this.subs.values()) {
       s.isActive = false;
       s.reqId = 0;
+      s.setState("subscribing");
     }
   }
 
@@ -332,6 +404,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private nextDelay(err: Error): number | undefined {
     const delay = backoffDelay(this.attempt, this.backoff);
     this.attempt++;
+    if (err instanceof UpgradeError) return err.terminal && !this.welcomedOnce ? undefined : delay;
     if (!(err instanceof CloseError)) return delay;
     if (err.code === CloseCodes.UNAUTHORIZED) return this.tokens.reject() ? delay : undefined;
     if (isTerminalCloseCode(err.code)) return undefined;
@@ -388,6 +461,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private setState(ch: StateChange, force = false): void {
     if (!force && this.currentState === "closed") return;
     this.currentState = ch.state;
+    this.log?.(`state ${ch.state}${ch.error ? ": " + ch.error.message : ""}${ch.retryInMs !== undefined ? `, next attempt in ${ch.retryInMs} ms` : ""}`);
     this.emit("state", ch);
     this.emit(ch.state as Exclude<State, "idle">, ch);
   }
@@ -460,6 +534,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     s.hasPos = true;
     s.isActive = true;
     s.resolveFirst();
+    s.setState("subscribed");
     if (since && s.options.onRecovery) {
       safeCall(s.options.onRecovery, { channel: s.channel, recovered, since, position: { epoch: f.epoch, offset: f.offset } });
     }
@@ -520,10 +595,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** unsubscribe ends s; the same as s.unsubscribe(). */
   unsubscribe(s: AnySubscription): Promise<void> {
+    return this.endAndUnsubscribe(s, new UnsubscribedError());
+  }
+
+  /** endAndUnsubscribe ends s with reason and tells the server when it holds the subscription. */
+  private endAndUnsubscribe(s: AnySubscription, reason: Error): Promise<void> {
     if (s.ended) return Promise.resolve();
     // Held by the server: subscribed, or a subscribe for it left the pacer.
     const held = s.isActive || (s.reqId !== 0 && !this.pacer?.waiting(s.reqId));
-    this.endSub(s, new UnsubscribedError());
+    this.endSub(s, reason);
     const conn = this.conn;
     if (!held || !conn || conn.ended) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -619,6 +699,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
 /** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */
 function afterLimit(f: ErrorFrame, fn: () => void): void {
   setTimeout(fn, Math.max(f.retry_after_ms ?? 0, 1));
+}
+
+/** debugLog makes the logger of ClientOptions.debug, undefined when off. */
+function debugLog(debug: ClientOptions["debug"]): DebugLog | undefined {
+  if (typeof debug === "function") return debug;
+  return debug ? (message, detail) => (detail === undefined ? console.debug("herald:", message) : console.debug("herald:", message, detail)) : undefined;
 }
 
 function positive(v: number | undefined, def: number): number {

@@ -1,5 +1,6 @@
 import { SUBPROTOCOL, parseServerFrame, type ClientFrame, type ServerFrame, type WelcomeFrame } from "./protocol.js";
-import { CloseError, ConnectionLostError, NoPongError } from "./errors.js";
+import { CloseError, ConnectionLostError, NoPongError, TokenRequiredError } from "./errors.js";
+import { refusal, statusFromEvent } from "./handshake.js";
 
 /**
  * WebSocketLike is what the client needs of a WebSocket: the browser's, Node
@@ -19,6 +20,14 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 const OPEN = 1;
+
+/**
+ * How long after the upgrade a connection without a token waits for welcome
+ * before asking whether the server needs a token: a server that admits
+ * anonymous connections sends welcome at once, one that needs a token
+ * answers the first request "unauthorized" until hello brings one.
+ */
+const TOKEN_PROBE_MS = 500;
 
 /** The callbacks a Connection reports to. Each runs at most as documented. */
 export interface ConnectionEvents {
@@ -47,18 +56,23 @@ export class Connection {
   private readonly ws: WebSocketLike;
   private readonly events: ConnectionEvents;
   private welcomed = false;
+  private isOpen = false;
   private done = false;
+  private tokenProbe = 0;
   private heartbeat: Heartbeat = { intervalMs: 0, timeoutMs: 0 };
   private lastRecv = Date.now();
   private pingAt = 0;
   private tick: ReturnType<typeof setInterval> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly closedPromise: Promise<void>;
   private markClosed!: () => void;
 
   /**
    * open starts a connection to url. hello, when given, is sent as the first
-   * frame; newId makes the ids of the client's pings.
+   * frame; without it, a server that keeps waiting for one ends the
+   * connection with TokenRequiredError. newId makes the ids of the client's
+   * pings. A failure before the socket opened ends it at once (see opened).
    */
   constructor(
     WS: WebSocketConstructor,
@@ -67,24 +81,41 @@ export class Connection {
     private readonly newId: () => number,
     hello: ClientFrame | undefined,
     connectTimeoutMs: number,
+    private readonly log?: (message: string, detail?: unknown) => void,
   ) {
     this.events = events;
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
+    this.log?.(`opening ${url}`);
     this.ws = new WS(url, SUBPROTOCOL);
     this.ws.onopen = () => {
+      this.isOpen = true;
       if (hello) this.send(hello);
+      else this.probeTimer = setTimeout(() => this.probeToken(), TOKEN_PROBE_MS);
     };
     this.ws.onmessage = (ev: { data: unknown }) => this.onMessage(ev.data);
     this.ws.onclose = (ev: { code?: number; reason?: string }) => {
       this.markClosed();
       const code = ev.code ?? 1006;
-      this.fail(code === 1006 || code === 1005 ? new ConnectionLostError(`no close frame (${code})`) : new CloseError(code, ev.reason ?? ""));
+      if (!this.isOpen) this.fail(this.notOpened(url, ev));
+      else if (code === 1006 || code === 1005) this.fail(new ConnectionLostError(`no close frame (${code})`));
+      else if (code === 4001 && !hello) this.fail(new TokenRequiredError(ev.reason || "unauthorized"));
+      else this.fail(new CloseError(code, ev.reason ?? ""));
     };
-    this.ws.onerror = () => {}; // onclose follows with the details there are
+    // Before the socket opened, an error is the end of the attempt: Node's
+    // built-in WebSocket reports a refused upgrade with error and no close.
+    // After, close follows with the details there are.
+    this.ws.onerror = (ev: unknown) => {
+      if (!this.isOpen) this.fail(this.notOpened(url, ev));
+    };
     this.connectTimer = setTimeout(
       () => this.fail(new ConnectionLostError(`no welcome within ${connectTimeoutMs} ms`)),
       connectTimeoutMs,
     );
+  }
+
+  /** Whether the socket opened: the server accepted the WebSocket upgrade. */
+  get opened(): boolean {
+    return this.isOpen;
   }
 
   /** Whether the connection has ended. */
@@ -95,7 +126,9 @@ export class Connection {
   /** send writes one frame; it does nothing once the socket is not open. */
   send(f: ClientFrame | string): void {
     if (this.done || this.ws.readyState !== OPEN) return;
-    this.ws.send(typeof f === "string" ? f : JSON.stringify(f));
+    const text = typeof f === "string" ? f : JSON.stringify(f);
+    this.log?.(`send ${typeof f !== "string" && "token" in f ? JSON.stringify({ ...f, token: "<token>" }) : text}`);
+    this.ws.send(text);
   }
 
   /**
@@ -106,7 +139,9 @@ export class Connection {
   fail(err: Error, code?: number, reason?: string): void {
     if (this.done) return;
     this.done = true;
+    this.log?.(`connection ended: ${err.message}`);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.probeTimer);
     clearInterval(this.tick);
     this.ws.onmessage = null;
     try {
@@ -129,18 +164,45 @@ export class Connection {
     if (this.done) return;
     this.lastRecv = Date.now();
     if (typeof data !== "string") return; // the server sends text only
+    this.log?.(`recv ${data}`);
     const f = parseServerFrame(data);
     if (!f) return; // a newer server's frame we cannot read
     if (this.welcomed) {
       this.events.frame(this, f);
     } else if (f.type === "welcome") {
       this.onWelcome(f);
+    } else if (f.type === "error" && this.tokenProbe !== 0 && f.id === this.tokenProbe && f.code === "unauthorized") {
+      this.fail(new TokenRequiredError(f.message), 1000);
     }
+  }
+
+  /**
+   * probeToken sends a ping when welcome is late on a connection without a
+   * token: a Herald server waiting for hello answers it "unauthorized" at
+   * once, so the client need not wait for the server's hello_timeout. One
+   * that admits the connection has sent welcome before the pong.
+   */
+  private probeToken(): void {
+    if (this.welcomed || this.done) return;
+    this.tokenProbe = this.newId();
+    this.send({ type: "ping", id: this.tokenProbe });
+  }
+
+  /**
+   * notOpened is the error of a connection that failed before the upgrade
+   * completed: an UpgradeError when the implementation tells the HTTP
+   * status (the `ws` package), else a ConnectionLostError the client may
+   * probe further (see probeUpgrade).
+   */
+  private notOpened(url: string, ev: unknown): Error {
+    const status = statusFromEvent(ev);
+    return status !== undefined ? refusal(url, status) : new ConnectionLostError(`no WebSocket connection to ${url}`);
   }
 
   private onWelcome(w: WelcomeFrame): void {
     this.welcomed = true;
     clearTimeout(this.connectTimer);
+    clearTimeout(this.probeTimer);
     this.heartbeat = { intervalMs: w.ping_interval_ms, timeoutMs: w.pong_timeout_ms };
     const { intervalMs, timeoutMs } = this.heartbeat;
     if (intervalMs > 0 && timeoutMs > 0) {

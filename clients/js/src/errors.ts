@@ -78,6 +78,18 @@ export class TooLargeError extends HeraldError {
   }
 }
 
+/**
+ * TimeoutError rejects a subscribe or publish not confirmed within its
+ * timeout (subscribeTimeoutMs, publishTimeoutMs or the call's timeoutMs).
+ * The subscription has ended; a publish that was sent may still have been
+ * applied, and publishing it again with the same key is safe.
+ */
+export class TimeoutError extends HeraldError {
+  constructor(what: string, ms: number) {
+    super(`herald: ${what}: not confirmed within ${ms} ms`);
+  }
+}
+
 /** UnsubscribedError is why a subscription ended after unsubscribe(). */
 export class UnsubscribedError extends HeraldError {
   constructor() {
@@ -99,6 +111,41 @@ export class NoPongError extends HeraldError {
 export class ConnectionLostError extends HeraldError {
   constructor(detail: string) {
     super(`herald: connection lost: ${detail}`);
+  }
+}
+
+/**
+ * TokenRequiredError is why a client that has no token stopped: the server
+ * needs one. It answered the client's first request "send hello with a token
+ * first", or closed with 4001 when no hello came within its hello_timeout.
+ * Its code is 4001, as for any refused token: without getToken it is
+ * terminal, with getToken the client asks for a token and tries again.
+ */
+export class TokenRequiredError extends CloseError {
+  constructor(detail: string) {
+    super(4001, detail);
+    this.message = `herald: this server needs a token: pass the token or getToken option (the server said: ${detail})`;
+  }
+}
+
+/**
+ * UpgradeError is an attempt the URL did not accept as a WebSocket
+ * connection: the HTTP answer to the upgrade was not 101, or the connection
+ * failed before opening. `status` is the HTTP status when the client could
+ * learn it (Node, or a page allowed to read the answer); a browser cannot
+ * read the status of a refused upgrade, and the client then probes the URL
+ * with fetch() (see README, "When it does not connect"). `terminal` is set
+ * when the answer shows that trying again cannot help, before the first
+ * welcome: the client then stops with this error.
+ */
+export class UpgradeError extends HeraldError {
+  readonly status: number | undefined;
+  readonly terminal: boolean;
+
+  constructor(message: string, status?: number, terminal = false) {
+    super(message);
+    this.status = status;
+    this.terminal = terminal;
   }
 }
 

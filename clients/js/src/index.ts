@@ -3,16 +3,16 @@
 
 export { HeraldClient } from "./client.js";
 export { DEFAULTS } from "./options.js";
-export type { ClientEvents, ClientOptions, State, StateChange } from "./options.js";
+export type { ClientEvents, ClientOptions, DebugLog, State, StateChange } from "./options.js";
 export { Subscription } from "./subscription.js";
-export type { Message, Recovery, SubscribeOptions } from "./subscription.js";
+export type { Message, Recovery, SubscribeOptions, SubscriptionEvents, SubscriptionState, SubscriptionStateChange } from "./subscription.js";
 export type { PublishOptions } from "./publish.js";
 export { backoffDelay, goingAwayDelay, BACKOFF_DEFAULTS, GOING_AWAY_SPREAD_MS } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { WebSocketConstructor, WebSocketLike } from "./connection.js";
 export {
   ClosedError, CloseError, ConnectionLostError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError,
-  ServerError, TokenError, TooLargeError, UnsubscribedError, closeCodeMeaning,
+  ServerError, TimeoutError, TokenError, TokenRequiredError, TooLargeError, UnsubscribedError, UpgradeError, closeCodeMeaning,
 } from "./errors.js";
 export { uuidv7 } from "./uuid.js";
 export { tokenExpiry } from "./tokens.js";

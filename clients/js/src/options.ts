@@ -41,6 +41,9 @@ export interface ClientEvents {
   error: Error;
 }
 
+/** DebugLog receives the client's debug lines (ClientOptions.debug). */
+export type DebugLog = (message: string, detail?: unknown) => void;
+
 /** ClientOptions configure a HeraldClient. Every field is optional. */
 export interface ClientOptions {
   /**
@@ -76,6 +79,35 @@ export interface ClientOptions {
   queueBytes?: number;
   /** How long one publish may wait in the offline queue. Default 60 s. */
   queueTimeoutMs?: number;
+  /**
+   * Asks the URL over HTTP why a WebSocket upgrade failed before the socket
+   * opened, until the first welcome (a browser cannot read the status of a
+   * refused upgrade). Default globalThis.fetch; null turns the probe off.
+   */
+  fetch?: typeof fetch | null;
+  /**
+   * Bounds subscribe(): it rejects with TimeoutError when the server has not
+   * confirmed the subscription this many ms after the call (waiting for a
+   * connection included), and the subscription ends. Default 0: no bound,
+   * subscribe() waits for as long as the client tries.
+   * SubscribeOptions.timeoutMs overrides it per call.
+   */
+  subscribeTimeoutMs?: number;
+  /**
+   * Bounds publish(): it rejects with TimeoutError when the server has not
+   * answered this many ms after the call, queued or sent; the publish is
+   * taken out of the offline queue. One already sent may still be applied
+   * (its key makes publishing it again safe). Default 0: no bound but the
+   * queue's (queueTimeoutMs). PublishOptions.timeoutMs overrides it.
+   */
+  publishTimeoutMs?: number;
+  /**
+   * Logs what the client does: state changes, every frame sent and
+   * received (tokens replaced by "<token>"), and what it learned about a
+   * failed upgrade. true logs with console.debug; a function gets each line.
+   * Default off.
+   */
+  debug?: boolean | DebugLog;
   /** Sent in hello as `client`. Default "herald-js/0.1". */
   clientName?: string;
   /**

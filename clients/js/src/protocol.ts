@@ -14,6 +14,19 @@ export type JSONValue =
   | JSONValue[]
   | { [key: string]: JSONValue };
 
+/**
+ * JSONCompatible<T> is T when every part of it is a JSON value, also when it
+ * is declared with an `interface` (which JSONValue's index signature does
+ * not accept); a function, bigint, symbol or undefined in it makes it
+ * never, so that publish() rejects it at compile time. Optional fields are
+ * allowed (JSON.stringify leaves them out).
+ */
+export type JSONCompatible<T> =
+  T extends JSONValue ? T
+  : T extends bigint | symbol | undefined | ((...args: never[]) => unknown) ? never
+  : T extends object ? { [K in keyof T]: JSONCompatible<T[K]> }
+  : never;
+
 /** A point in a channel's stream. */
 export interface StreamPosition {
   epoch: string;

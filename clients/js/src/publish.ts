@@ -1,4 +1,4 @@
-import { MAX_KEY_BYTES, isValidChannel, type JSONValue } from "./protocol.js";
+import { MAX_KEY_BYTES, isValidChannel } from "./protocol.js";
 import { HeraldError, ServerError } from "./errors.js";
 import { uuidv7 } from "./uuid.js";
 
@@ -11,6 +11,8 @@ export interface PublishOptions {
    * delivers nothing new.
    */
   key?: string;
+  /** Overrides ClientOptions.publishTimeoutMs for this publish; 0: none. */
+  timeoutMs?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -41,7 +43,7 @@ export class PendingPublish {
   callId = 0;
   private settle!: { resolve: (offset: number) => void; reject: (err: Error) => void };
 
-  constructor(channel: string, data: JSONValue, opts: PublishOptions = {}) {
+  constructor(channel: string, data: unknown, opts: PublishOptions = {}) {
     if (!isValidChannel(channel)) {
       throw new ServerError(`publish to ${JSON.stringify(channel)}`,
         { type: "error", code: "invalid_channel", message: "channel name must be 1 to 255 bytes of A-Z a-z 0-9 _ - . : @ / =" });

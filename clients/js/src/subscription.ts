@@ -1,4 +1,24 @@
 import type { JSONValue, StreamPosition } from "./protocol.js";
+import { Emitter } from "./emitter.js";
+
+/**
+ * SubscriptionState is where a subscription is: subscribing (waiting for
+ * the server's confirmation, at first and again after every reconnect),
+ * subscribed, or unsubscribed (ended for good; see Subscription.error).
+ */
+export type SubscriptionState = "subscribing" | "subscribed" | "unsubscribed";
+
+/** SubscriptionStateChange is one change of a subscription's state. */
+export interface SubscriptionStateChange {
+  state: SubscriptionState;
+  /** Why it ended (unsubscribed). */
+  error?: Error;
+}
+
+/** SubscriptionEvents are the events of Subscription.on. */
+export interface SubscriptionEvents {
+  state: SubscriptionStateChange;
+}
 
 /** Message is one publication handed to a subscription's handler. */
 export interface Message<T = JSONValue> {
@@ -48,6 +68,8 @@ export interface SubscribeOptions {
    * unavailable or internal it reconnects and tries again.
    */
   onError?: (err: Error) => void;
+  /** Overrides ClientOptions.subscribeTimeoutMs for this subscribe; 0: none. */
+  timeoutMs?: number;
 }
 
 /** The part of the client a Subscription calls back into. */
@@ -61,7 +83,7 @@ export interface SubscriptionHost {
  * every message of the channel in offset order, each once, also across
  * reconnects.
  */
-export class Subscription<T = JSONValue> {
+export class Subscription<T = JSONValue> extends Emitter<SubscriptionEvents> {
   readonly channel: string;
   /** @internal */ readonly handler: (m: Message<T>) => void;
   /** @internal */ readonly options: SubscribeOptions;
@@ -77,10 +99,12 @@ export class Subscription<T = JSONValue> {
   /** @internal */ readonly first: Promise<void>;
   /** @internal */ settleFirst!: { resolve: () => void; reject: (err: Error) => void };
   private endReason: Error | undefined;
+  private current: SubscriptionState = "subscribing";
   private readonly host: SubscriptionHost;
 
   /** @internal */
   constructor(host: SubscriptionHost, channel: string, handler: (m: Message<T>) => void, options: SubscribeOptions) {
+    super();
     this.host = host;
     this.channel = channel;
     this.handler = handler;
@@ -105,6 +129,21 @@ export class Subscription<T = JSONValue> {
   /** Whether the subscription is confirmed on the current connection. */
   get active(): boolean {
     return this.isActive;
+  }
+
+  /**
+   * Where the subscription is; on("state", fn) follows its changes, for
+   * example to show that a channel is catching up after a reconnect.
+   */
+  get state(): SubscriptionState {
+    return this.current;
+  }
+
+  /** @internal setState records and announces a change of state. */
+  setState(state: SubscriptionState, error?: Error): void {
+    if (state === this.current) return;
+    this.current = state;
+    this.emit("state", error ? { state, error } : { state });
   }
 
   /** Why the subscription ended; undefined while it lasts. */
@@ -137,5 +176,6 @@ export class Subscription<T = JSONValue> {
     this.isActive = false;
     this.reqId = 0;
     this.resolveFirst(err);
+    this.setState("unsubscribed", err);
   }
 }

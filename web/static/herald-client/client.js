@@ -1,7 +1,8 @@
 import { CloseCodes, isTerminalCloseCode, isValidChannel } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults } from "./backoff.js";
 import { DEFAULTS } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TooLargeError, UnsubscribedError, isRetryableErrorCode } from "./errors.js";
+import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { probeUpgrade } from "./handshake.js";
 import { Connection } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
 import { PendingPublish, PublishQueue } from "./publish.js";
@@ -21,7 +22,9 @@ import { Pacer } from "./pacer.js";
 export class HeraldClient extends Emitter {
     url;
     WS;
+    fetchFn;
     opts;
+    log;
     backoff;
     tokens;
     signals;
@@ -36,6 +39,10 @@ export class HeraldClient extends Emitter {
     pacer;
     session = "";
     ready = false;
+    /** Whether any connection was welcomed: from then on, every failure is retried. */
+    welcomedOnce = false;
+    /** Whether a refused upgrade was reported on "error" since the last welcome. */
+    refusalReported = false;
     resubscribing = 0;
     healthySince = 0;
     maxMessageBytes = DEFAULTS.maxMessageBytes;
@@ -52,11 +59,16 @@ export class HeraldClient extends Emitter {
             throw new HeraldError("herald: no WebSocket implementation: pass one as options.WebSocket");
         }
         this.WS = WS;
+        const f = options.fetch === undefined ? globalThis.fetch : options.fetch;
+        this.fetchFn = typeof f === "function" ? f.bind(globalThis) : null;
         this.opts = {
             connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
             queueTimeoutMs: positive(options.queueTimeoutMs, DEFAULTS.queueTimeoutMs),
             clientName: options.clientName || DEFAULTS.clientName,
+            subscribeTimeoutMs: positive(options.subscribeTimeoutMs, 0),
+            publishTimeoutMs: positive(options.publishTimeoutMs, 0),
         };
+        this.log = debugLog(options.debug);
         this.backoff = withBackoffDefaults(options.backoff);
         const qm = options.queueMessages ?? DEFAULTS.queueMessages;
         this.queue = new PublishQueue({
@@ -130,7 +142,8 @@ export class HeraldClient extends Emitter {
     }
     /**
      * subscribe subscribes to channel and resolves once the server confirmed
-     * it; while the client is not connected it waits for the next connection.
+     * it; while the client is not connected it waits for the next connection,
+     * and on a client not yet started it starts it, as connect() does.
      * handler gets every message of the channel in offset order, each once,
      * also across reconnects (see Recovery). A client holds one subscription
      * per channel.
@@ -145,13 +158,19 @@ export class HeraldClient extends Emitter {
             return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
         const s = new Subscription(this, channel, handler, options);
         this.subs.set(channel, s);
+        this.limit(s.first, options.timeoutMs ?? this.opts.subscribeTimeoutMs, () => {
+            if (!s.firstDone)
+                void this.endAndUnsubscribe(s, new TimeoutError(`subscribe ${channel}`, options.timeoutMs ?? this.opts.subscribeTimeoutMs)).catch(() => { });
+        });
         if (this.conn && !this.conn.ended && this.session)
             this.sendSubscribe(s, false, false);
+        this.startIfIdle();
         return s.first.then(() => s);
     }
     /**
      * publish sends data to channel and resolves with the offset the server
-     * gave it. Every publish carries an idempotency key (a UUIDv7 unless given)
+     * gave it; on a client not yet started it starts it, as connect() does.
+     * Every publish carries an idempotency key (a UUIDv7 unless given)
      * that it keeps when resent, so it is applied at most once. While the
      * client is not connected, or is still resubscribing after a reconnect,
      * the publish waits in the offline queue and is sent after the
@@ -181,7 +200,40 @@ export class HeraldClient extends Emitter {
             return Promise.reject(new QueueFullError());
         else
             this.enqueue(p, false);
+        const ms = options.timeoutMs ?? this.opts.publishTimeoutMs;
+        this.limit(p.promise, ms, () => this.expire(p, new TimeoutError(`publish to ${channel}`, ms)));
+        this.startIfIdle();
         return p.promise;
+    }
+    /** limit calls expire when promise is still pending after ms (none when ms <= 0). */
+    limit(promise, ms, expire) {
+        if (!(ms > 0))
+            return;
+        const timer = setTimeout(expire, ms);
+        const stop = () => clearTimeout(timer);
+        promise.then(stop, stop);
+    }
+    /** expire rejects p with err, taking it out of the queue or forgetting its request. */
+    expire(p, err) {
+        if (p.finished)
+            return;
+        if (p.queued && this.queue.remove(p)) {
+            p.queued = false;
+            clearTimeout(p.timer);
+        }
+        if (p.callId)
+            this.calls.delete(p.callId); // an answer, or the pacer's turn, finds nothing
+        p.callId = 0;
+        p.reject(err);
+    }
+    /**
+     * startIfIdle connects a client that was never started: subscribe() and
+     * publish() before connect() start it, so that the order of the calls
+     * does not matter. A failure to connect reaches them as their rejection.
+     */
+    startIfIdle() {
+        if (this.currentState === "idle" && !this.firstReady)
+            void this.connect().catch(() => { });
     }
     /** The number of publishes waiting in the offline queue, and their bytes. */
     get queued() {
@@ -210,7 +262,7 @@ export class HeraldClient extends Emitter {
                 welcome: (c, w) => this.onWelcome(c, w),
                 frame: (c, f) => this.onFrame(c, f),
                 ended: (c, err) => this.onEnded(c, err),
-            }, this.newId, hello, this.opts.connectTimeoutMs);
+            }, this.newId, hello, this.opts.connectTimeoutMs, this.log);
         }
         catch (err) {
             this.finish(new HeraldError(`herald: cannot open ${this.url}: ${err.message}`, { cause: err }));
@@ -219,6 +271,8 @@ export class HeraldClient extends Emitter {
     onWelcome(c, w) {
         if (c !== this.conn)
             return;
+        this.welcomedOnce = true;
+        this.refusalReported = false;
         this.session = w.session;
         this.pacer = new Pacer(w.rate, w.burst, (f) => c.send(f));
         if (w.max_message_bytes > 0)
@@ -273,7 +327,28 @@ export class HeraldClient extends Emitter {
             this.attempt = 0;
         if (this.currentState === "closed")
             return;
-        this.scheduleRetry(err);
+        if (!c.opened && !this.welcomedOnce && !(err instanceof UpgradeError))
+            void this.probeThenRetry(err);
+        else
+            this.scheduleRetry(err);
+    }
+    /**
+     * probeThenRetry asks the URL over HTTP why an attempt before the first
+     * welcome failed before the socket opened, and reports what it answered
+     * instead of the bare connection failure: a URL that is not a WebSocket
+     * endpoint stops the client; a refusal the page may not read is reported
+     * on "error" once, and retried.
+     */
+    async probeThenRetry(err) {
+        const found = await probeUpgrade(this.url, this.fetchFn);
+        this.log?.(`probe of ${this.url}: ${found ? found.message : "nothing learned"}`);
+        if (this.currentState === "closed" || this.conn || this.retryTimer !== undefined)
+            return;
+        if (found && !found.terminal && !this.refusalReported) {
+            this.refusalReported = true;
+            this.emit("error", found);
+        }
+        this.scheduleRetry(found ?? err);
     }
     /**
      * detach forgets the current connection: unconfirmed publishes go back to
@@ -307,6 +382,7 @@ export class HeraldClient extends Emitter {
         for (const s of this.subs.values()) {
             s.isActive = false;
             s.reqId = 0;
+            s.setState("subscribing");
         }
     }
     /** scheduleRetry reports the end of a connection or attempt and schedules the next, or stops on a terminal error. */
@@ -324,6 +400,8 @@ export class HeraldClient extends Emitter {
     nextDelay(err) {
         const delay = backoffDelay(this.attempt, this.backoff);
         this.attempt++;
+        if (err instanceof UpgradeError)
+            return err.terminal && !this.welcomedOnce ? undefined : delay;
         if (!(err instanceof CloseError))
             return delay;
         if (err.code === CloseCodes.UNAUTHORIZED)
@@ -385,6 +463,7 @@ export class HeraldClient extends Emitter {
         if (!force && this.currentState === "closed")
             return;
         this.currentState = ch.state;
+        this.log?.(`state ${ch.state}${ch.error ? ": " + ch.error.message : ""}${ch.retryInMs !== undefined ? `, next attempt in ${ch.retryInMs} ms` : ""}`);
         this.emit("state", ch);
         this.emit(ch.state, ch);
     }
@@ -461,6 +540,7 @@ export class HeraldClient extends Emitter {
         s.hasPos = true;
         s.isActive = true;
         s.resolveFirst();
+        s.setState("subscribed");
         if (since && s.options.onRecovery) {
             safeCall(s.options.onRecovery, { channel: s.channel, recovered, since, position: { epoch: f.epoch, offset: f.offset } });
         }
@@ -524,11 +604,15 @@ export class HeraldClient extends Emitter {
     }
     /** unsubscribe ends s; the same as s.unsubscribe(). */
     unsubscribe(s) {
+        return this.endAndUnsubscribe(s, new UnsubscribedError());
+    }
+    /** endAndUnsubscribe ends s with reason and tells the server when it holds the subscription. */
+    endAndUnsubscribe(s, reason) {
         if (s.ended)
             return Promise.resolve();
         // Held by the server: subscribed, or a subscribe for it left the pacer.
         const held = s.isActive || (s.reqId !== 0 && !this.pacer?.waiting(s.reqId));
-        this.endSub(s, new UnsubscribedError());
+        this.endSub(s, reason);
         const conn = this.conn;
         if (!held || !conn || conn.ended)
             return Promise.resolve();
@@ -629,6 +713,12 @@ export class HeraldClient extends Emitter {
 /** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */
 function afterLimit(f, fn) {
     setTimeout(fn, Math.max(f.retry_after_ms ?? 0, 1));
+}
+/** debugLog makes the logger of ClientOptions.debug, undefined when off. */
+function debugLog(debug) {
+    if (typeof debug === "function")
+        return debug;
+    return debug ? (message, detail) => (detail === undefined ? console.debug("herald:", message) : console.debug("herald:", message, detail)) : undefined;
 }
 function positive(v, def) {
     return v !== undefined && v > 0 ? v : def;

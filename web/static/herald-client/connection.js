@@ -1,6 +1,14 @@
 import { SUBPROTOCOL, parseServerFrame } from "./protocol.js";
-import { CloseError, ConnectionLostError, NoPongError } from "./errors.js";
+import { CloseError, ConnectionLostError, NoPongError, TokenRequiredError } from "./errors.js";
+import { refusal, statusFromEvent } from "./handshake.js";
 const OPEN = 1;
+/**
+ * How long after the upgrade a connection without a token waits for welcome
+ * before asking whether the server needs a token: a server that admits
+ * anonymous connections sends welcome at once, one that needs a token
+ * answers the first request "unauthorized" until hello brings one.
+ */
+const TOKEN_PROBE_MS = 500;
 /**
  * Connection is one WebSocket connection and its liveness check. It reads
  * frames, hands them to the client, and watches by the wall clock (Date.now)
@@ -10,38 +18,66 @@ const OPEN = 1;
  */
 export class Connection {
     newId;
+    log;
     ws;
     events;
     welcomed = false;
+    isOpen = false;
     done = false;
+    tokenProbe = 0;
     heartbeat = { intervalMs: 0, timeoutMs: 0 };
     lastRecv = Date.now();
     pingAt = 0;
     tick;
     connectTimer;
+    probeTimer;
     closedPromise;
     markClosed;
     /**
      * open starts a connection to url. hello, when given, is sent as the first
-     * frame; newId makes the ids of the client's pings.
+     * frame; without it, a server that keeps waiting for one ends the
+     * connection with TokenRequiredError. newId makes the ids of the client's
+     * pings. A failure before the socket opened ends it at once (see opened).
      */
-    constructor(WS, url, events, newId, hello, connectTimeoutMs) {
+    constructor(WS, url, events, newId, hello, connectTimeoutMs, log) {
         this.newId = newId;
+        this.log = log;
         this.events = events;
         this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
+        this.log?.(`opening ${url}`);
         this.ws = new WS(url, SUBPROTOCOL);
         this.ws.onopen = () => {
+            this.isOpen = true;
             if (hello)
                 this.send(hello);
+            else
+                this.probeTimer = setTimeout(() => this.probeToken(), TOKEN_PROBE_MS);
         };
         this.ws.onmessage = (ev) => this.onMessage(ev.data);
         this.ws.onclose = (ev) => {
             this.markClosed();
             const code = ev.code ?? 1006;
-            this.fail(code === 1006 || code === 1005 ? new ConnectionLostError(`no close frame (${code})`) : new CloseError(code, ev.reason ?? ""));
+            if (!this.isOpen)
+                this.fail(this.notOpened(url, ev));
+            else if (code === 1006 || code === 1005)
+                this.fail(new ConnectionLostError(`no close frame (${code})`));
+            else if (code === 4001 && !hello)
+                this.fail(new TokenRequiredError(ev.reason || "unauthorized"));
+            else
+                this.fail(new CloseError(code, ev.reason ?? ""));
         };
-        this.ws.onerror = () => { }; // onclose follows with the details there are
+        // Before the socket opened, an error is the end of the attempt: Node's
+        // built-in WebSocket reports a refused upgrade with error and no close.
+        // After, close follows with the details there are.
+        this.ws.onerror = (ev) => {
+            if (!this.isOpen)
+                this.fail(this.notOpened(url, ev));
+        };
         this.connectTimer = setTimeout(() => this.fail(new ConnectionLostError(`no welcome within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+    }
+    /** Whether the socket opened: the server accepted the WebSocket upgrade. */
+    get opened() {
+        return this.isOpen;
     }
     /** Whether the connection has ended. */
     get ended() {
@@ -51,7 +87,9 @@ export class Connection {
     send(f) {
         if (this.done || this.ws.readyState !== OPEN)
             return;
-        this.ws.send(typeof f === "string" ? f : JSON.stringify(f));
+        const text = typeof f === "string" ? f : JSON.stringify(f);
+        this.log?.(`send ${typeof f !== "string" && "token" in f ? JSON.stringify({ ...f, token: "<token>" }) : text}`);
+        this.ws.send(text);
     }
     /**
      * fail ends the connection with err: the socket is closed (with code, when
@@ -62,7 +100,9 @@ export class Connection {
         if (this.done)
             return;
         this.done = true;
+        this.log?.(`connection ended: ${err.message}`);
         clearTimeout(this.connectTimer);
+        clearTimeout(this.probeTimer);
         clearInterval(this.tick);
         this.ws.onmessage = null;
         try {
@@ -88,6 +128,7 @@ export class Connection {
         this.lastRecv = Date.now();
         if (typeof data !== "string")
             return; // the server sends text only
+        this.log?.(`recv ${data}`);
         const f = parseServerFrame(data);
         if (!f)
             return; // a newer server's frame we cannot read
@@ -97,10 +138,36 @@ export class Connection {
         else if (f.type === "welcome") {
             this.onWelcome(f);
         }
+        else if (f.type === "error" && this.tokenProbe !== 0 && f.id === this.tokenProbe && f.code === "unauthorized") {
+            this.fail(new TokenRequiredError(f.message), 1000);
+        }
+    }
+    /**
+     * probeToken sends a ping when welcome is late on a connection without a
+     * token: a Herald server waiting for hello answers it "unauthorized" at
+     * once, so the client need not wait for the server's hello_timeout. One
+     * that admits the connection has sent welcome before the pong.
+     */
+    probeToken() {
+        if (this.welcomed || this.done)
+            return;
+        this.tokenProbe = this.newId();
+        this.send({ type: "ping", id: this.tokenProbe });
+    }
+    /**
+     * notOpened is the error of a connection that failed before the upgrade
+     * completed: an UpgradeError when the implementation tells the HTTP
+     * status (the `ws` package), else a ConnectionLostError the client may
+     * probe further (see probeUpgrade).
+     */
+    notOpened(url, ev) {
+        const status = statusFromEvent(ev);
+        return status !== undefined ? refusal(url, status) : new ConnectionLostError(`no WebSocket connection to ${url}`);
     }
     onWelcome(w) {
         this.welcomed = true;
         clearTimeout(this.connectTimer);
+        clearTimeout(this.probeTimer);
         this.heartbeat = { intervalMs: w.ping_interval_ms, timeoutMs: w.pong_timeout_ms };
         const { intervalMs, timeoutMs } = this.heartbeat;
         if (intervalMs > 0 && timeoutMs > 0) {

@@ -67,6 +67,17 @@ export class TooLargeError extends HeraldError {
         super(`herald: message larger than the server's max_message_bytes (${limit} bytes)`);
     }
 }
+/**
+ * TimeoutError rejects a subscribe or publish not confirmed within its
+ * timeout (subscribeTimeoutMs, publishTimeoutMs or the call's timeoutMs).
+ * The subscription has ended; a publish that was sent may still have been
+ * applied, and publishing it again with the same key is safe.
+ */
+export class TimeoutError extends HeraldError {
+    constructor(what, ms) {
+        super(`herald: ${what}: not confirmed within ${ms} ms`);
+    }
+}
 /** UnsubscribedError is why a subscription ended after unsubscribe(). */
 export class UnsubscribedError extends HeraldError {
     constructor() {
@@ -86,6 +97,38 @@ export class NoPongError extends HeraldError {
 export class ConnectionLostError extends HeraldError {
     constructor(detail) {
         super(`herald: connection lost: ${detail}`);
+    }
+}
+/**
+ * TokenRequiredError is why a client that has no token stopped: the server
+ * needs one. It answered the client's first request "send hello with a token
+ * first", or closed with 4001 when no hello came within its hello_timeout.
+ * Its code is 4001, as for any refused token: without getToken it is
+ * terminal, with getToken the client asks for a token and tries again.
+ */
+export class TokenRequiredError extends CloseError {
+    constructor(detail) {
+        super(4001, detail);
+        this.message = `herald: this server needs a token: pass the token or getToken option (the server said: ${detail})`;
+    }
+}
+/**
+ * UpgradeError is an attempt the URL did not accept as a WebSocket
+ * connection: the HTTP answer to the upgrade was not 101, or the connection
+ * failed before opening. `status` is the HTTP status when the client could
+ * learn it (Node, or a page allowed to read the answer); a browser cannot
+ * read the status of a refused upgrade, and the client then probes the URL
+ * with fetch() (see README, "When it does not connect"). `terminal` is set
+ * when the answer shows that trying again cannot help, before the first
+ * welcome: the client then stops with this error.
+ */
+export class UpgradeError extends HeraldError {
+    status;
+    terminal;
+    constructor(message, status, terminal = false) {
+        super(message);
+        this.status = status;
+        this.terminal = terminal;
     }
 }
 /** TokenError is a failed token callback, or one that returned a rejected token. */

@@ -1,10 +1,11 @@
+import { Emitter } from "./emitter.js";
 /**
  * Subscription is the client's interest in one channel. It survives
  * reconnects until unsubscribe() or the client's close. Its handler gets
  * every message of the channel in offset order, each once, also across
  * reconnects.
  */
-export class Subscription {
+export class Subscription extends Emitter {
     channel;
     /** @internal */ handler;
     /** @internal */ options;
@@ -20,9 +21,11 @@ export class Subscription {
     /** @internal */ first;
     /** @internal */ settleFirst;
     endReason;
+    current = "subscribing";
     host;
     /** @internal */
     constructor(host, channel, handler, options) {
+        super();
         this.host = host;
         this.channel = channel;
         this.handler = handler;
@@ -45,6 +48,20 @@ export class Subscription {
     /** Whether the subscription is confirmed on the current connection. */
     get active() {
         return this.isActive;
+    }
+    /**
+     * Where the subscription is; on("state", fn) follows its changes, for
+     * example to show that a channel is catching up after a reconnect.
+     */
+    get state() {
+        return this.current;
+    }
+    /** @internal setState records and announces a change of state. */
+    setState(state, error) {
+        if (state === this.current)
+            return;
+        this.current = state;
+        this.emit("state", error ? { state, error } : { state });
     }
     /** Why the subscription ended; undefined while it lasts. */
     get error() {
@@ -77,5 +94,6 @@ export class Subscription {
         this.isActive = false;
         this.reqId = 0;
         this.resolveFirst(err);
+        this.setState("unsubscribed", err);
     }
 }

@@ -89,7 +89,7 @@ export async function advance(t, ms, step = 50) {
 /** newClient makes a client on the fake socket; FakeWebSocket.instances starts empty. */
 export function newClient(options = {}) {
   FakeWebSocket.instances = [];
-  return new HeraldClient("ws://herald.test/ws", { WebSocket: FakeWebSocket, browserEvents: false, ...options });
+  return new HeraldClient("ws://herald.test/ws", { WebSocket: FakeWebSocket, browserEvents: false, fetch: null, ...options });
 }
 
 /** accept opens and welcomes the newest socket and returns it. */
