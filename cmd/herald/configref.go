@@ -97,6 +97,12 @@ func writeConfigReference(w io.Writer) error {
 			return err
 		}
 	}
+	for key := range machineDefaults {
+		name, flagName, _ := strings.Cut(key, " ")
+		if s, ok := sets[name]; !ok || s.fs.Lookup(flagName) == nil {
+			return fmt.Errorf("machineDefaults names %q, which is no flag", key)
+		}
+	}
 	for name := range configSections {
 		if d, ok := configSectionDocs[name]; !ok || commands[d.command] == nil {
 			return fmt.Errorf("config section %q is not documented in configSectionDocs", name)
