@@ -13,6 +13,9 @@ import (
 // It prints usage and flag defaults to std.err.
 func newFlagSet(name, synopsis string, std stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if flagSetMade != nil {
+		flagSetMade(name, synopsis, fs)
+	}
 	fs.SetOutput(std.err)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: herald %s %s\n\nEvery flag also reads HERALD_<FLAG> from the environment and\nthe key of the same name from --config; flags win over the\nenvironment, the environment over the file.\n\nflags:\n", name, synopsis)
@@ -20,6 +23,10 @@ func newFlagSet(name, synopsis string, std stdio) *flag.FlagSet {
 	}
 	return fs
 }
+
+// flagSetMade, when set, is told of every flag set newFlagSet makes; the
+// configuration reference (configref.go) reads the commands' flags with it.
+var flagSetMade func(name, synopsis string, fs *flag.FlagSet)
 
 // parseFlags parses args, then fills every flag not given on the command
 // line from the environment (--ping-interval <- HERALD_PING_INTERVAL) and

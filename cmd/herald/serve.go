@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +56,7 @@ type serveConfig struct {
 	allowAnonymous   bool
 	tlsCert          string
 	tlsKey           string
+	tlsPoll          time.Duration // how often to look for renewed TLS files; 0: certPollInterval
 }
 
 func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
@@ -93,7 +96,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.opts.PublishBytesRate, "publish-bytes-rate", herald.DefaultPublishBytesRate, "per-connection limit on the bytes of data published, per second (the HTTP API is not limited)")
 	fs.IntVar(&c.opts.PublishBytesBurst, "publish-bytes-burst", herald.DefaultPublishBytesBurst, "per-connection bytes of data that may be published at once (at least --max-message-bytes)")
 	fs.IntVar(&c.opts.MaxConnectionsPerAddr, "max-connections-per-addr", 0, "connections per remote IPv4 address or IPv6 /64; above it upgrades get 503 (0: no limit)")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key); loaded again on SIGHUP and when it or the key file changes")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
 	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open); pass it as HERALD_API_KEY")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
@@ -216,6 +219,15 @@ func runServe(ctx context.Context, std stdio, args []string) error {
 // gracefully: HTTP first, then the WebSocket connections (1001, drained),
 // then the broker, which saves its streams when it has a data directory.
 func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logger) error {
+	var certs *certReloader
+	if c.tlsCert != "" {
+		var err error
+		if certs, err = newCertReloader(c.tlsCert, c.tlsKey, log); err != nil {
+			ln.Close()
+			c.opts.Broker.Close()
+			return err
+		}
+	}
 	var metricsLn net.Listener
 	if c.metricsAddr != "" {
 		var err error
@@ -260,9 +272,12 @@ func serve(ctx context.Context, ln net.Listener, c *serveConfig, log *slog.Logge
 
 	errc := make(chan error, 2)
 	scheme := "http"
-	if c.tlsCert != "" {
+	if certs != nil {
 		scheme = "https"
-		go func() { errc <- hs.ServeTLS(ln, c.tlsCert, c.tlsKey) }()
+		hs.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate}
+		poll := cmp.Or(c.tlsPoll, certPollInterval)
+		defer certs.watch(poll)()
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
