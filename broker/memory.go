@@ -517,9 +517,7 @@ func (m *Memory) reserve(n int64) {
 		total := m.held.Load() + r + n
 		freed := int64(1)
 		if total > m.maxBytes {
-			before := m.held.Load()
-			m.evict(total - (m.maxBytes - m.maxBytes/16))
-			freed = before - m.held.Load()
+			freed = m.evict(total - (m.maxBytes - m.maxBytes/16))
 		}
 		m.evictMu.Unlock()
 		if freed <= 0 {
@@ -545,9 +543,10 @@ func (m *Memory) evictIfOver() {
 }
 
 // evict drops at least need bytes of history, oldest publications first,
-// from the channels holding the most: they come down towards a common level,
-// chosen as high as frees need, and channels under it keep all they hold.
-func (m *Memory) evict(need int64) {
+// from the channels holding the most, and returns what it dropped: they
+// come down towards a common level, chosen as high as frees need, and
+// channels under it keep all they hold.
+func (m *Memory) evict(need int64) (freed int64) {
 	type held struct {
 		s     *memStream
 		bytes int64
@@ -580,7 +579,6 @@ func (m *Memory) evict(need int64) {
 	// Publications are whole: when the level falls inside the only one of
 	// channels of equal size, going all the way would empty every one of
 	// them, so stop as soon as enough is freed.
-	var freed int64
 	for _, h := range all[:k] {
 		h.s.mu.Lock()
 		for freed < need && !h.s.dead && h.s.bytes > level && !h.s.bare() {
@@ -590,6 +588,7 @@ func (m *Memory) evict(need int64) {
 		}
 		h.s.mu.Unlock()
 	}
+	return freed
 }
 
 // remove deletes a dead stream from the map unless it was already replaced.
