@@ -200,6 +200,8 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // otherwise: a *CloseError with a terminal code (4403, 4500-4999, or 4001
 // without Options.TokenFunc), a *HandshakeError refusing the first
 // connection, or the failed verification of the first server certificate.
+// A client without any token that the server refused (4001 or HTTP 401)
+// returns ErrTokenRequired, wrapping the *CloseError or *HandshakeError.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -55,9 +55,37 @@ type conn struct {
 	readDone chan struct{}
 }
 
+// tokenlessGrace is how much longer than Options.DialTimeout a connection
+// made without a token waits for its welcome. A server that needs a token
+// waits for one in hello for its hello_timeout (herald's default is 10 s,
+// the same as DialTimeout's) and then closes with 4001: the client must
+// outlast that wait to hear why it was refused.
+const tokenlessGrace = 5 * time.Second
+
 // dial opens a connection and waits for the server's welcome.
 func (c *Client) dial(ctx context.Context, token string) (*conn, *protocol.Welcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	cn, w, err := c.dialWelcome(ctx, token)
+	if err != nil && token == "" && c.opts.TokenFunc == nil && refusedToken(err) {
+		err = fmt.Errorf("%w: %w", ErrTokenRequired, err)
+	}
+	return cn, w, err
+}
+
+// refusedToken reports whether err is the server's demand for a token: close
+// 4001 or HTTP 401.
+func refusedToken(err error) bool {
+	var ce *CloseError
+	var he *HandshakeError
+	return errors.As(err, &ce) && ce.Code == protocol.CloseUnauthorized ||
+		errors.As(err, &he) && he.Status == http.StatusUnauthorized
+}
+
+func (c *Client) dialWelcome(ctx context.Context, token string) (*conn, *protocol.Welcome, error) {
+	timeout := c.opts.DialTimeout
+	if token == "" {
+		timeout += tokenlessGrace
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var retry time.Duration
 	d := ws.Dialer{
@@ -81,6 +109,9 @@ func (c *Client) dial(ctx context.Context, token string) (*conn, *protocol.Welco
 	w, err := cn.readWelcome(ctx)
 	if err != nil {
 		nc.Close()
+		if token == "" && ctx.Err() != nil {
+			err = fmt.Errorf("%w (no token was sent; a server that needs one waits for it instead of welcoming)", err)
+		}
 		return nil, nil, err
 	}
 	return cn, w, nil

@@ -37,6 +37,11 @@ var (
 	// ErrNoPong means the connection was dropped because the server sent
 	// nothing for the ping interval plus the pong timeout.
 	ErrNoPong = errors.New("herald: server silent past the ping interval and pong timeout")
+	// ErrTokenRequired stops a client that has no token (neither
+	// Options.Token nor Options.TokenFunc) when the server asks for one: it
+	// closed the connection with 4001 or refused the upgrade with HTTP 401.
+	// The error wraps the *CloseError or *HandshakeError as well.
+	ErrTokenRequired = errors.New("herald: this server needs a token (Options.Token or Options.TokenFunc)")
 )
 
 // CloseError is a WebSocket close code the server ended a connection with.

@@ -13,6 +13,11 @@ import (
 // field, mean the documented defaults.
 type Options struct {
 	// Token is sent as "Authorization: Bearer <Token>" with every upgrade.
+	// Without Token and TokenFunc the client connects anonymously, and stops
+	// with ErrTokenRequired when the server needs a token: it waits for the
+	// welcome DialTimeout plus 5 s, longer than a server's default
+	// hello_timeout, so that it hears the server's 4001 rather than giving
+	// up first.
 	Token string
 	// TokenFunc returns a token to connect with. It is called before the
 	// first connection when Token is empty, and after the server rejected
