@@ -126,8 +126,9 @@ type call struct {
 // client that stays connected until Close. It returns once the server's
 // welcome arrived. A failed attempt is retried with backoff until ctx ends;
 // Dial gives up at once on a terminal close code, a rejected token without
-// Options.TokenFunc, an upgrade answered with a client error status such
-// as 400, 403 or 404, or a server certificate that Options.TLSConfig does
+// Options.TokenFunc (ErrTokenRequired without any token), an upgrade
+// answered with a client error status such as 400, 403 or 404 or with no
+// upgrade at all (a page served with 200, a redirect), or a server certificate that Options.TLSConfig does
 // not trust (the error wraps a *tls.CertificateVerificationError). After Dial returned, reconnection is automatic, and
 // only terminal close codes (or Close) stop the client. A nil opts means
 // all defaults.

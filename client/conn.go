@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -87,21 +90,24 @@ func (c *Client) dialWelcome(ctx context.Context, token string) (*conn, *protoco
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var retry time.Duration
+	var refusal *HandshakeError
 	d := ws.Dialer{
 		Protocols: []string{protocol.Subprotocol},
 		Header:    ws.HandshakeHeaderHTTP(upgradeHeader(token, c.opts.Header)),
 		NetDial:   c.opts.NetDial,
 		TLSConfig: c.opts.TLSConfig,
-		OnStatusError: func(_ int, _ []byte, resp io.Reader) {
-			retry = parseRetryAfter(resp)
+		OnStatusError: func(status int, _ []byte, resp io.Reader) {
+			refusal = readRefusal(c.url, status, resp)
 		},
 	}
 	nc, br, _, err := d.Dial(ctx, c.url)
 	if err != nil {
 		var status ws.StatusError
 		if errors.As(err, &status) {
-			return nil, nil, &HandshakeError{Status: int(status), RetryAfter: retry}
+			if refusal == nil {
+				refusal = &HandshakeError{URL: c.url, Status: int(status)}
+			}
+			return nil, nil, refusal
 		}
 		return nil, nil, fmt.Errorf("herald: connect: %w", err)
 	}
@@ -128,18 +134,40 @@ func upgradeHeader(token string, extra http.Header) http.Header {
 	return h
 }
 
-// parseRetryAfter reads the Retry-After header (in seconds) of a refused
-// upgrade's response.
-func parseRetryAfter(resp io.Reader) time.Duration {
+// maxRefusalBody bounds the part of a refused upgrade's body the client
+// reads, to quote it in the HandshakeError.
+const maxRefusalBody = 200
+
+// readRefusal reads the response to an upgrade that the server answered
+// with status instead of 101: its Retry-After (in seconds), Content-Type,
+// Location, and the first line of a text/plain body.
+func readRefusal(url string, status int, resp io.Reader) *HandshakeError {
+	e := &HandshakeError{URL: url, Status: status}
 	r, err := http.ReadResponse(bufio.NewReader(resp), nil)
 	if err != nil {
-		return 0
+		return e
 	}
-	secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
-	if err != nil || secs < 0 {
-		return 0
+	defer r.Body.Close()
+	e.ContentType = r.Header.Get("Content-Type")
+	e.Location = r.Header.Get("Location")
+	if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
 	}
-	return time.Duration(secs) * time.Second
+	if mt, _, _ := mime.ParseMediaType(e.ContentType); mt == "text/plain" && r.ContentLength > 0 {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, min(r.ContentLength, maxRefusalBody)))
+		line, _, _ := strings.Cut(string(body), "\n")
+		e.Body = strings.Map(printable, strings.ToValidUTF8(strings.TrimSpace(line), ""))
+	}
+	return e
+}
+
+// printable drops control characters, so that a body quoted in an error
+// cannot move a terminal's cursor.
+func printable(r rune) rune {
+	if unicode.IsControl(r) {
+		return -1
+	}
+	return r
 }
 
 func newConn(c *Client, nc net.Conn, br *bufio.Reader) *conn {

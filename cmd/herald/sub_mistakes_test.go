@@ -39,3 +39,15 @@ func TestSubPubWithoutTokenAgainstJWTServer(t *testing.T) {
 		}
 	}
 }
+
+// TestSubWithoutWSPath: herald sub at the server's address without /ws,
+// where herald serve answers with the demo page, ends at once with status
+// 1 and a message that says what the URL answered and asks about /ws.
+func TestSubWithoutWSPath(t *testing.T) {
+	url := "ws://" + startServe(t)
+	code, stderr := runWithin(t, time.Second, "sub", "--url", url, "chat")
+	want := url + " answered HTTP 200 text/html, not a WebSocket upgrade: is the path /ws?"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1 and %q", code, stderr, want)
+	}
+}
