@@ -481,6 +481,8 @@ func (r *reconnector) next(err error) (delay time.Duration, stop bool) {
 	var ce *CloseError
 	var he *HandshakeError
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return 0, true // the token callback says so
 	case errors.As(err, &ce) && ce.Code == protocol.CloseUnauthorized:
 		return delay, !r.rejectToken()
 	case errors.As(err, &ce) && !ce.Code.Retryable():

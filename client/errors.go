@@ -41,6 +41,11 @@ var (
 	// ErrNoPong means the connection was dropped because the server sent
 	// nothing for the ping interval plus the pong timeout.
 	ErrNoPong = errors.New("herald: server silent past the ping interval and pong timeout")
+	// ErrUnauthorized, returned by Options.TokenFunc (or wrapped in its
+	// error), says the user may not connect any more: the client stops for
+	// good with that error instead of asking again, closing its connection
+	// if it has one. Dial returns it when the first call returns it.
+	ErrUnauthorized = errors.New("herald: unauthorized")
 	// ErrTokenRequired stops a client that has no token (neither
 	// Options.Token nor Options.TokenFunc) when the server asks for one: it
 	// closed the connection with 4001 or refused the upgrade with HTTP 401.

@@ -23,7 +23,9 @@ type Options struct {
 	// first connection when Token is empty, and after the server rejected
 	// the token in use (close 4001 or HTTP 401): the client never retries a
 	// rejected token. When it fails, or returns the rejected token again,
-	// the client backs off and asks again. Without TokenFunc a rejected token
+	// the client backs off and asks again, unless the error wraps
+	// ErrUnauthorized: then the client stops for good with that error (at
+	// any call, also while connected). Without TokenFunc a rejected token
 	// stops the client with a *CloseError of code 4001.
 	//
 	// When the token in use is a JWT with an exp claim (read without

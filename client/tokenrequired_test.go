@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,5 +58,49 @@ func TestNoCredentialsRefusedAtUpgrade(t *testing.T) {
 	var he *client.HandshakeError
 	if !errors.Is(err, client.ErrTokenRequired) || !errors.As(err, &he) || he.Status != 401 {
 		t.Fatalf("Dial: %v, want ErrTokenRequired wrapping HTTP 401", err)
+	}
+}
+
+// TestTokenFuncUnauthorizedStops: a token callback that returns an error
+// wrapping ErrUnauthorized stops the client for good, at the first call
+// (Dial fails with it at once) and at a refresh while connected (the client
+// closes and reports it), and is not asked again.
+func TestTokenFuncUnauthorizedStops(t *testing.T) {
+	n := jwtNode(t)
+	revoked := fmt.Errorf("user deleted: %w", client.ErrUnauthorized)
+
+	k := &tokens{t: t, ttl: time.Hour, fail: func(int) error { return revoked }}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := client.Dial(ctx, n.URL(), &client.Options{TokenFunc: k.get})
+	if !errors.Is(err, client.ErrUnauthorized) || time.Since(start) > time.Second {
+		t.Errorf("Dial: %v after %v, want ErrUnauthorized at once", err, time.Since(start))
+	}
+
+	k = &tokens{t: t, ttl: 3 * time.Second, fail: func(n int) error {
+		if n > 0 {
+			return revoked
+		}
+		return nil
+	}}
+	st := newStates()
+	c := dialClient(t, n.URL(), &client.Options{TokenFunc: k.get, OnStateChange: st.record})
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("client still running 5 s after its token callback said unauthorized")
+	}
+	if !errors.Is(c.Err(), client.ErrUnauthorized) {
+		t.Errorf("Err() = %v, want ErrUnauthorized", c.Err())
+	}
+	if ch := st.await(t, client.StateClosed, time.Second); !errors.Is(ch.Err, client.ErrUnauthorized) {
+		t.Errorf("closed with %v, want ErrUnauthorized", ch.Err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.calls != 2 {
+		t.Errorf("token callback called %d times, want 2 (connect, refresh)", k.calls)
 	}
 }
