@@ -372,6 +372,9 @@ func (c *Client) detach(cn *conn) time.Time {
 		}
 	}
 	clear(c.calls)
+	for _, s := range c.subs {
+		s.setStateLocked(SubscriptionSubscribing, nil)
+	}
 	c.requeueLocked(unsent)
 	return healthy
 }
