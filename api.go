@@ -1,7 +1,6 @@
 package herald
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/protocol"
 )
 
@@ -72,13 +70,9 @@ func (s *Server) apiPublish(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 400, protocol.CodeBadRequest, `missing field "channel"`)
 		return
 	}
-	if e := checkPublish(*req.Channel, req.Data, req.Key); e != nil {
-		apiError(w, e.Code.HTTPStatus(), e.Code, e.Message)
-		return
-	}
-	pos, err := s.apiPublishOne(r.Context(), *req.Channel, req.Data, req.Key)
+	pos, err := s.Publish(r.Context(), *req.Channel, req.Data, &PublishOptions{Key: req.Key})
 	if err != nil {
-		apiError(w, err.Code.HTTPStatus(), err.Code, err.Message)
+		apiFailure(w, err)
 		return
 	}
 	writeJSON(w, map[string]uint64{"offset": pos.Offset})
@@ -101,7 +95,7 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, ch := range req.Channels {
-		if e := checkPublish(ch, req.Data, req.Key); e != nil {
+		if e := s.checkPublish(ch, req.Data, req.Key); e != nil {
 			apiError(w, e.Code.HTTPStatus(), e.Code, e.Message)
 			return
 		}
@@ -109,34 +103,14 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request) {
 	results := make([]broadcastResult, len(req.Channels))
 	for i, ch := range req.Channels {
 		results[i].Channel = ch
-		pos, err := s.apiPublishOne(r.Context(), ch, req.Data, req.Key)
+		pos, err := s.Publish(r.Context(), ch, req.Data, &PublishOptions{Key: req.Key})
 		if err != nil {
-			results[i].Error = err
+			results[i].Error = asProtocolError(err)
 			continue
 		}
 		results[i].Offset = pos.Offset
 	}
 	writeJSON(w, map[string]any{"results": results})
-}
-
-func checkPublish(channel string, data json.RawMessage, key string) *protocol.Error {
-	switch {
-	case protocol.ValidateChannel(channel) != nil:
-		return &protocol.Error{Code: protocol.CodeInvalidChannel, Message: protocol.ValidateChannel(channel).Error()}
-	case data == nil:
-		return &protocol.Error{Code: protocol.CodeBadRequest, Message: `missing field "data"`}
-	case len(key) > protocol.MaxKeyBytes:
-		return &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("key longer than %d bytes", protocol.MaxKeyBytes)}
-	}
-	return nil
-}
-
-func (s *Server) apiPublishOne(ctx context.Context, channel string, data []byte, key string) (broker.StreamPosition, *protocol.Error) {
-	pos, err := s.broker.Publish(ctx, channel, data, broker.PublishOptions{Key: apiKeys.of(key)})
-	if err == nil {
-		return pos, nil
-	}
-	return pos, s.brokerProblem("publish", err, "channel", channel)
 }
 
 // channelInfo is one channel of /api/channels.
@@ -159,34 +133,16 @@ func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeBody(w, r, &req) {
 		return
 	}
-	if req.User == nil || *req.User == "" {
-		apiError(w, 400, protocol.CodeBadRequest, `field "user" must name a user`)
+	if req.User == nil {
+		apiError(w, 400, protocol.CodeBadRequest, `missing field "user"`)
 		return
 	}
-	code := protocol.CloseCode(req.Code)
-	if req.Code == 0 {
-		code = protocol.CloseNormal
-	}
-	if !closeCodeSendable(code) {
-		apiError(w, 400, protocol.CodeBadRequest, "code must be 1000, 1001, 1011, 1013 or within 4000-4999")
+	n, err := s.Disconnect(*req.User, protocol.CloseCode(req.Code), req.Reason)
+	if err != nil {
+		apiFailure(w, err)
 		return
-	}
-	n := 0
-	for _, sess := range s.snapshot() {
-		if sess.user() == *req.User {
-			sess.close(code, req.Reason)
-			n++
-		}
 	}
 	writeJSON(w, map[string]int{"disconnected": n})
-}
-
-func closeCodeSendable(c protocol.CloseCode) bool {
-	switch c {
-	case protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseInternal, protocol.CloseTryAgainLater:
-		return true
-	}
-	return c >= 4000 && c <= 4999
 }
 
 // decodeBody reads a JSON object body of at most MaxMessageBytes, answering
@@ -204,6 +160,22 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 		return false
 	}
 	return true
+}
+
+// apiFailure answers with the *protocol.Error that err wraps.
+func apiFailure(w http.ResponseWriter, err error) {
+	e := asProtocolError(err)
+	apiError(w, e.Code.HTTPStatus(), e.Code, e.Message)
+}
+
+// asProtocolError returns the *protocol.Error err wraps; every error of
+// Publish and Disconnect wraps one.
+func asProtocolError(err error) *protocol.Error {
+	var e *protocol.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
 }
 
 func apiError(w http.ResponseWriter, status int, code protocol.Code, msg string) {

@@ -35,6 +35,7 @@ type metrics struct {
 	recoveries         *prometheus.CounterVec // by outcome
 	errors             *prometheus.CounterVec // error replies, by code
 	rateLimitedReplies prometheus.Counter
+	upgradesRefused    *prometheus.CounterVec // by reason
 }
 
 func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
@@ -59,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
 		stat("history_bytes", "Bytes of history the broker holds, as its history bound counts them.", func(s broker.Stats) int64 { return s.HistoryBytes })
 		stat("channels", "Channels the broker holds.", func(s broker.Stats) int64 { return int64(s.Channels) })
 	}
-	return &metrics{
+	m := &metrics{
 		connections:        gauge("connections", "Open WebSocket connections."),
 		opened:             counter("connections_opened_total", "WebSocket connections opened."),
 		closed:             vec("connections_closed_total", "WebSocket connections closed, by close code (1006: lost without a close frame; client_other: a code of the client's own, 3000-4999).", "code"),
@@ -79,7 +80,10 @@ func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
 		recoveries:         vec("recoveries_total", "Subscribes with since, by outcome (recovered true or false).", "recovered"),
 		errors:             vec("errors_total", "Error replies sent to clients, by code.", "code"),
 		rateLimitedReplies: counter("rate_limited_total", "Requests refused by the per-connection rate limit."),
+		upgradesRefused:    vec("upgrades_refused_total", "WebSocket upgrades refused, by reason (origin: the Origin is not allowed, see --allowed-origins; host: the Host is not, see --allowed-hosts).", "reason"),
 	}
+	m.upgradesRefused.WithLabelValues("origin") // shown at 0, for alerts
+	return m
 }
 
 // connClosed counts a connection that ended with code. A code the client

@@ -37,6 +37,8 @@ type Server struct {
 	metrics    *metrics
 	gatherer   prometheus.Gatherer
 
+	originWarnings warnLimiter // refused origins recently logged
+
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // broker and heartbeat loops
@@ -145,11 +147,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.hostAllowed(r) {
+		s.metrics.upgradesRefused.WithLabelValues("host").Inc()
 		http.Error(w, "herald: host not allowed", http.StatusForbidden)
 		return
 	}
 	if !s.originAllowed(r) {
-		http.Error(w, "herald: origin not allowed", http.StatusForbidden)
+		s.refusedOrigin(w, r)
 		return
 	}
 	if s.stopping.Load() {

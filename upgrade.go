@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/heraldhq/herald/protocol"
 )
@@ -113,6 +116,66 @@ func (s *Server) originAllowed(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// refusedOrigin answers an upgrade whose Origin is not allowed with 403 and
+// a body that says so, counts it, and warns in the log, once a minute per
+// origin (see originWarnings), naming the origin and how to allow it.
+func (s *Server) refusedOrigin(w http.ResponseWriter, r *http.Request) {
+	s.metrics.upgradesRefused.WithLabelValues("origin").Inc()
+	origin := r.Header.Get("Origin")
+	if len(origin) > maxLoggedOrigin {
+		origin = origin[:maxLoggedOrigin]
+	}
+	if s.originWarnings.due(origin, time.Now()) {
+		s.log.Warn("upgrade refused: origin not allowed; allow it with --allowed-origins (Options.AllowedOrigins)",
+			"origin", origin, "host", r.Host, "remote", r.RemoteAddr)
+	}
+	http.Error(w, "herald: origin "+strconv.Quote(origin)+" not allowed (the server allows more with --allowed-origins)", http.StatusForbidden)
+}
+
+// maxLoggedOrigin bounds the part of an Origin header that is logged,
+// echoed and remembered.
+const maxLoggedOrigin = 200
+
+// warnLimiter lets a warning about one key (a refused origin) through at
+// most once per warnEvery. It remembers at most warnKeys keys: when that
+// many were warned about within warnEvery, warnings about new keys are
+// dropped until old ones age out, so that a client sending ever new keys
+// can fill neither the memory nor the log.
+type warnLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const (
+	warnEvery = time.Minute
+	warnKeys  = 256
+)
+
+// due reports whether a warning about key may be logged now, and if so
+// records it.
+func (l *warnLimiter) due(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if at, ok := l.last[key]; ok && now.Sub(at) < warnEvery {
+		return false
+	}
+	if l.last == nil {
+		l.last = make(map[string]time.Time)
+	}
+	if _, ok := l.last[key]; !ok && len(l.last) >= warnKeys {
+		for k, at := range l.last {
+			if now.Sub(at) >= warnEvery {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= warnKeys {
+			return false
+		}
+	}
+	l.last[key] = now
+	return true
 }
 
 // matchOrigin matches an origin against "*", an exact origin, or a pattern

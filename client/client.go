@@ -126,8 +126,9 @@ type call struct {
 // client that stays connected until Close. It returns once the server's
 // welcome arrived. A failed attempt is retried with backoff until ctx ends;
 // Dial gives up at once on a terminal close code, a rejected token without
-// Options.TokenFunc, an upgrade answered with a client error status such
-// as 400, 403 or 404, or a server certificate that Options.TLSConfig does
+// Options.TokenFunc (ErrTokenRequired without any token), an upgrade
+// answered with a client error status such as 400, 403 or 404 or with no
+// upgrade at all (a page served with 200, a redirect), or a server certificate that Options.TLSConfig does
 // not trust (the error wraps a *tls.CertificateVerificationError). After Dial returned, reconnection is automatic, and
 // only terminal close codes (or Close) stop the client. A nil opts means
 // all defaults.
@@ -200,6 +201,8 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // otherwise: a *CloseError with a terminal code (4403, 4500-4999, or 4001
 // without Options.TokenFunc), a *HandshakeError refusing the first
 // connection, or the failed verification of the first server certificate.
+// A client without any token that the server refused (4001 or HTTP 401)
+// returns ErrTokenRequired, wrapping the *CloseError or *HandshakeError.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -369,6 +372,9 @@ func (c *Client) detach(cn *conn) time.Time {
 		}
 	}
 	clear(c.calls)
+	for _, s := range c.subs {
+		s.setStateLocked(SubscriptionSubscribing, nil)
+	}
 	c.requeueLocked(unsent)
 	return healthy
 }
@@ -478,6 +484,8 @@ func (r *reconnector) next(err error) (delay time.Duration, stop bool) {
 	var ce *CloseError
 	var he *HandshakeError
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return 0, true // the token callback says so
 	case errors.As(err, &ce) && ce.Code == protocol.CloseUnauthorized:
 		return delay, !r.rejectToken()
 	case errors.As(err, &ce) && !ce.Code.Retryable():

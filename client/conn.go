@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -55,25 +58,56 @@ type conn struct {
 	readDone chan struct{}
 }
 
+// tokenlessGrace is how much longer than Options.DialTimeout a connection
+// made without a token waits for its welcome. A server that needs a token
+// waits for one in hello for its hello_timeout (herald's default is 10 s,
+// the same as DialTimeout's) and then closes with 4001: the client must
+// outlast that wait to hear why it was refused.
+const tokenlessGrace = 5 * time.Second
+
 // dial opens a connection and waits for the server's welcome.
 func (c *Client) dial(ctx context.Context, token string) (*conn, *protocol.Welcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	cn, w, err := c.dialWelcome(ctx, token)
+	if err != nil && token == "" && c.opts.TokenFunc == nil && refusedToken(err) {
+		err = fmt.Errorf("%w: %w", ErrTokenRequired, err)
+	}
+	return cn, w, err
+}
+
+// refusedToken reports whether err is the server's demand for a token: close
+// 4001 or HTTP 401.
+func refusedToken(err error) bool {
+	var ce *CloseError
+	var he *HandshakeError
+	return errors.As(err, &ce) && ce.Code == protocol.CloseUnauthorized ||
+		errors.As(err, &he) && he.Status == http.StatusUnauthorized
+}
+
+func (c *Client) dialWelcome(ctx context.Context, token string) (*conn, *protocol.Welcome, error) {
+	timeout := c.opts.DialTimeout
+	if token == "" {
+		timeout += tokenlessGrace
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var retry time.Duration
+	var refusal *HandshakeError
 	d := ws.Dialer{
 		Protocols: []string{protocol.Subprotocol},
 		Header:    ws.HandshakeHeaderHTTP(upgradeHeader(token, c.opts.Header)),
 		NetDial:   c.opts.NetDial,
 		TLSConfig: c.opts.TLSConfig,
-		OnStatusError: func(_ int, _ []byte, resp io.Reader) {
-			retry = parseRetryAfter(resp)
+		OnStatusError: func(status int, _ []byte, resp io.Reader) {
+			refusal = readRefusal(c.url, status, resp)
 		},
 	}
 	nc, br, _, err := d.Dial(ctx, c.url)
 	if err != nil {
 		var status ws.StatusError
 		if errors.As(err, &status) {
-			return nil, nil, &HandshakeError{Status: int(status), RetryAfter: retry}
+			if refusal == nil {
+				refusal = &HandshakeError{URL: c.url, Status: int(status)}
+			}
+			return nil, nil, refusal
 		}
 		return nil, nil, fmt.Errorf("herald: connect: %w", err)
 	}
@@ -81,6 +115,9 @@ func (c *Client) dial(ctx context.Context, token string) (*conn, *protocol.Welco
 	w, err := cn.readWelcome(ctx)
 	if err != nil {
 		nc.Close()
+		if token == "" && ctx.Err() != nil {
+			err = fmt.Errorf("%w (no token was sent; a server that needs one waits for it instead of welcoming)", err)
+		}
 		return nil, nil, err
 	}
 	return cn, w, nil
@@ -97,18 +134,40 @@ func upgradeHeader(token string, extra http.Header) http.Header {
 	return h
 }
 
-// parseRetryAfter reads the Retry-After header (in seconds) of a refused
-// upgrade's response.
-func parseRetryAfter(resp io.Reader) time.Duration {
+// maxRefusalBody bounds the part of a refused upgrade's body the client
+// reads, to quote it in the HandshakeError.
+const maxRefusalBody = 200
+
+// readRefusal reads the response to an upgrade that the server answered
+// with status instead of 101: its Retry-After (in seconds), Content-Type,
+// Location, and the first line of a text/plain body.
+func readRefusal(url string, status int, resp io.Reader) *HandshakeError {
+	e := &HandshakeError{URL: url, Status: status}
 	r, err := http.ReadResponse(bufio.NewReader(resp), nil)
 	if err != nil {
-		return 0
+		return e
 	}
-	secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
-	if err != nil || secs < 0 {
-		return 0
+	defer r.Body.Close()
+	e.ContentType = r.Header.Get("Content-Type")
+	e.Location = r.Header.Get("Location")
+	if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
 	}
-	return time.Duration(secs) * time.Second
+	if mt, _, _ := mime.ParseMediaType(e.ContentType); mt == "text/plain" && r.ContentLength > 0 {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, min(r.ContentLength, maxRefusalBody)))
+		line, _, _ := strings.Cut(string(body), "\n")
+		e.Body = strings.Map(printable, strings.ToValidUTF8(strings.TrimSpace(line), ""))
+	}
+	return e
+}
+
+// printable drops control characters, so that a body quoted in an error
+// cannot move a terminal's cursor.
+func printable(r rune) rune {
+	if unicode.IsControl(r) {
+		return -1
+	}
+	return r
 }
 
 func newConn(c *Client, nc net.Conn, br *bufio.Reader) *conn {

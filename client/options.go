@@ -13,12 +13,19 @@ import (
 // field, mean the documented defaults.
 type Options struct {
 	// Token is sent as "Authorization: Bearer <Token>" with every upgrade.
+	// Without Token and TokenFunc the client connects anonymously, and stops
+	// with ErrTokenRequired when the server needs a token: it waits for the
+	// welcome DialTimeout plus 5 s, longer than a server's default
+	// hello_timeout, so that it hears the server's 4001 rather than giving
+	// up first.
 	Token string
 	// TokenFunc returns a token to connect with. It is called before the
 	// first connection when Token is empty, and after the server rejected
 	// the token in use (close 4001 or HTTP 401): the client never retries a
 	// rejected token. When it fails, or returns the rejected token again,
-	// the client backs off and asks again. Without TokenFunc a rejected token
+	// the client backs off and asks again, unless the error wraps
+	// ErrUnauthorized: then the client stops for good with that error (at
+	// any call, also while connected). Without TokenFunc a rejected token
 	// stops the client with a *CloseError of code 4001.
 	//
 	// When the token in use is a JWT with an exp claim (read without

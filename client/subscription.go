@@ -52,6 +52,64 @@ func OnError(f func(error)) SubscribeOption {
 	return func(s *Subscription) { s.onError = f }
 }
 
+// SubscriptionState is where a subscription is.
+type SubscriptionState int
+
+// The states of a subscription: subscribing (waiting for the server's
+// confirmation: at first, after every reconnect, and while it asks for
+// messages it missed after a gap), subscribed (the server confirmed it and
+// messages flow), and unsubscribed (the server ended it; it is not renewed).
+const (
+	SubscriptionSubscribing SubscriptionState = iota
+	SubscriptionSubscribed
+	SubscriptionUnsubscribed
+)
+
+func (s SubscriptionState) String() string {
+	switch s {
+	case SubscriptionSubscribing:
+		return "subscribing"
+	case SubscriptionSubscribed:
+		return "subscribed"
+	case SubscriptionUnsubscribed:
+		return "unsubscribed"
+	}
+	return "SubscriptionState(" + fmt.Sprint(int(s)) + ")"
+}
+
+// SubscriptionStateChange is one change of a subscription's state, given to
+// the callback of OnState.
+type SubscriptionStateChange struct {
+	Channel string
+	State   SubscriptionState
+	// Err is why the server ended the subscription (unsubscribed).
+	Err error
+}
+
+// OnState sets a callback for every change of the subscription's state:
+// subscribing -> subscribed when the server confirms (the first time too),
+// subscribed -> subscribing when the connection drops or the client asks
+// again for missed messages, and -> unsubscribed when the server ends the
+// subscription (then after its last message, and before OnError's
+// callback). It runs in order with the subscription's messages, never after
+// Unsubscribe or Close returned: an end the application asked for, or the
+// client's stop (see Options.OnStateChange), is not reported.
+func OnState(f func(SubscriptionStateChange)) SubscribeOption {
+	return func(s *Subscription) { s.onState = f }
+}
+
+// setStateLocked records a change of s's state and queues its callback.
+func (s *Subscription) setStateLocked(st SubscriptionState, err error) {
+	if s.state == st {
+		return
+	}
+	s.state = st
+	if f := s.onState; f != nil {
+		ch := SubscriptionStateChange{Channel: s.channel, State: st, Err: err}
+		s.q.push(func() { f(ch) })
+	}
+}
+
 // Since makes the subscription start after pos, a position the application
 // kept (Subscription.Position) from an earlier run: the server replays what
 // was published after it, and OnRecovery tells whether that worked.
@@ -68,6 +126,7 @@ type Subscription struct {
 	handler    func(Message)
 	onRecovery func(Recovery)
 	onError    func(error)
+	onState    func(SubscriptionStateChange)
 	q          callbackQueue // the handler's calls, in offset order
 	// behind is set when q held Options.HandlerQueue messages: the channel's
 	// messages are let go until the handler has caught up (resume).
@@ -84,6 +143,7 @@ type Subscription struct {
 	firstErr  error
 	ended     bool
 	err       error
+	state     SubscriptionState // as last reported to onState
 }
 
 // Subscribe subscribes to channel and returns once the server confirmed it;
@@ -265,6 +325,7 @@ func (c *Client) sendSubscribeLocked(s *Subscription, resub, bulk bool) {
 		req.Since = &since
 	}
 	s.reqID, s.active = id, false
+	s.setStateLocked(SubscriptionSubscribing, nil)
 	cn := c.conn
 	c.calls[id] = &call{
 		reply: func(f protocol.Frame) { c.onSubscribeReplyLocked(cn, s, id, req.Since, f, resub) },
@@ -342,6 +403,7 @@ func (c *Client) subscribedLocked(s *Subscription, since *protocol.StreamPositio
 		s.pos = protocol.StreamPosition{Epoch: f.Epoch, Offset: f.Offset}
 	}
 	s.hasPos, s.active = true, true
+	s.setStateLocked(SubscriptionSubscribed, nil)
 	if since != nil && s.onRecovery != nil {
 		r := Recovery{Channel: s.channel, Recovered: recovered, Since: *since,
 			Position: protocol.StreamPosition{Epoch: f.Epoch, Offset: f.Offset}}
@@ -362,6 +424,7 @@ func (c *Client) subscribeRefusedLocked(cn *conn, s *Subscription, e *protocol.E
 	case retryableCode(e.Code):
 		cn.fail(err)
 	default:
+		s.setStateLocked(SubscriptionUnsubscribed, err)
 		if f := s.onError; f != nil {
 			s.q.push(func() { f(err) })
 		}
@@ -378,6 +441,7 @@ func (c *Client) revokedLocked(u *protocol.Unsubscribed) {
 		return
 	}
 	err := fmt.Errorf("herald: subscription to %s ended by the server: %w", u.Channel, &protocol.Error{Code: protocol.CodeForbidden, Message: u.Reason})
+	s.setStateLocked(SubscriptionUnsubscribed, err)
 	if f := s.onError; f != nil {
 		s.q.push(func() { f(err) })
 	}

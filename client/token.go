@@ -85,6 +85,9 @@ func (c *Client) keepFresh(ctx context.Context, cn *conn, token string) {
 		switch {
 		case ctx.Err() != nil || errors.Is(err, errConnLost):
 			return // the connection ended: the next one starts over
+		case errors.Is(err, ErrUnauthorized):
+			cn.fail(err) // the client stops with it (reconnector.next)
+			return
 		case err != nil:
 			c.reportError(err)
 			var pe *protocol.Error

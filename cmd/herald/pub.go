@@ -18,8 +18,10 @@ func init() {
 }
 
 // pubDialTimeout bounds the wait for the first connection: pub is a one-shot
-// command and should fail rather than retry forever.
-var pubDialTimeout = 10 * time.Second
+// command and should fail rather than retry forever. It outlasts the
+// client's wait for a welcome without a token (DialTimeout plus 5 s), so
+// that a server that needs a token is reported as such.
+var pubDialTimeout = 20 * time.Second
 
 func runPub(ctx context.Context, std stdio, args []string) error {
 	var cf clientFlags

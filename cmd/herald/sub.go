@@ -43,13 +43,32 @@ func (c *clientFlags) options() (*client.Options, error) {
 	return &client.Options{Token: c.token, TLSConfig: cfg}, nil
 }
 
-// dialError explains a failed first connection.
+// dialError explains why the client could not connect or stopped.
 func (c *clientFlags) dialError(err error) error {
 	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) && c.caFile == "" {
+	switch {
+	case errors.As(err, &cv) && c.caFile == "":
 		return fmt.Errorf("%w (if a private CA signed the server's certificate, pass that CA's PEM file with --ca-file)", err)
+	case errors.Is(err, client.ErrTokenRequired):
+		return fmt.Errorf("%s needs a token (the server answered %s): pass one with --token or HERALD_TOKEN", c.url, refusal(err))
 	}
 	return err
+}
+
+// refusal says how the server refused a connection: its close code and
+// reason, or its HTTP status.
+func refusal(err error) string {
+	var ce *client.CloseError
+	var he *client.HandshakeError
+	switch {
+	case errors.As(err, &ce) && ce.Reason != "":
+		return fmt.Sprintf("close %d, %q", ce.Code, ce.Reason)
+	case errors.As(err, &ce):
+		return fmt.Sprintf("close %d", ce.Code)
+	case errors.As(err, &he):
+		return fmt.Sprintf("HTTP %d", he.Status)
+	}
+	return err.Error()
 }
 
 func runSub(ctx context.Context, std stdio, args []string) error {
@@ -96,7 +115,7 @@ func runSub(ctx context.Context, std stdio, args []string) error {
 	case <-out.full:
 		return nil
 	case <-c.Done():
-		return c.Err()
+		return cf.dialError(c.Err())
 	}
 }
 
@@ -114,10 +133,6 @@ func printState(w *lockedWriter, url string, ch client.StateChange) {
 		w.printf("connected to %s (session %s)\n", url, ch.Session)
 	case client.StateDisconnected:
 		w.printf("disconnected: %v; reconnecting in %s\n", ch.Err, ch.RetryIn.Round(time.Millisecond))
-	case client.StateClosed:
-		if ch.Err != nil {
-			w.printf("stopped: %v\n", ch.Err)
-		}
 	}
 }
 
