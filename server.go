@@ -142,8 +142,7 @@ func (s *Server) runBroker() {
 // but not herald.v1 (400).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
-		w.Header().Set("Upgrade", "websocket")
-		http.Error(w, "herald: expected a WebSocket upgrade", http.StatusUpgradeRequired)
+		s.notUpgrade(w, r)
 		return
 	}
 	if !s.hostAllowed(r) {

@@ -134,6 +134,24 @@ func (s *Server) refusedOrigin(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "herald: origin "+strconv.Quote(origin)+" not allowed (the server allows more with --allowed-origins)", http.StatusForbidden)
 }
 
+// notUpgrade answers a request to the WebSocket endpoint that is not an
+// upgrade: 426. A page's own request (the browser client makes one when its
+// upgrade fails, to learn why) may read the answer: a refused origin gets its
+// 403 with the reason, any other origin the 426, so that the page can tell a
+// refused origin from a server that is down.
+func (s *Server) notUpgrade(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Add("Vary", "Origin")
+		if !s.originAllowed(r) {
+			s.refusedOrigin(w, r)
+			return
+		}
+	}
+	w.Header().Set("Upgrade", "websocket")
+	http.Error(w, "herald: expected a WebSocket upgrade", http.StatusUpgradeRequired)
+}
+
 // maxLoggedOrigin bounds the part of an Origin header that is logged,
 // echoed and remembered.
 const maxLoggedOrigin = 200

@@ -1,6 +1,7 @@
 package herald_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -113,4 +114,26 @@ func upgradeRequest(t *testing.T, url string, h http.Header) *http.Response {
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// A page's own request to the WebSocket URL (not an upgrade) can read why an
+// upgrade would fail: 403 for a refused origin, 426 for any other.
+func TestPlainRequestFromAPageIsReadable(t *testing.T) {
+	srv := startServer(t, &herald.Options{AllowedOrigins: []string{"https://app.example.com"}})
+	for origin, want := range map[string]int{"https://evil.test": 403, "https://app.example.com": 426} {
+		req, _ := http.NewRequest("GET", srv.http.URL+"/ws", nil)
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.Header.Get("Access-Control-Allow-Origin") != origin {
+			t.Errorf("GET from %s: %d, Access-Control-Allow-Origin %q; want %d readable by that origin", origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), want)
+		}
+		if want == 403 && !strings.Contains(string(body), "--allowed-origins") {
+			t.Errorf("403 body %q does not say how to allow the origin", body)
+		}
+	}
 }
