@@ -18,6 +18,15 @@
 // connection. A server that states no limit (one older than these fields)
 // is assumed to allow 10 requests per second with a burst of 20.
 //
+// Beyond the stream itself: every Message says when the server accepted it
+// (TS) and which connection published it (From). Subscribe with Last(n)
+// starts with the newest n messages of the channel's history, then the live
+// ones, with no gap and no duplicate between them. History reads a page of a
+// channel's history and Page.Older the page before it, for scrollback.
+// Presence says who is subscribed to a channel, and OnJoin and OnLeave
+// report connections arriving and leaving, when the server has presence
+// (and join-leave) on for the channel's namespace.
+//
 // All methods of Client and Subscription are safe for concurrent use. User
 // callbacks (message handlers, Options.OnStateChange, subscription options)
 // never run under the client's locks and may call the client; one
@@ -113,6 +122,7 @@ type Client struct {
 	subs          map[string]*Subscription
 	calls         map[uint64]*call
 	queue         pubQueue
+	asks          map[*ask]struct{} // history and presence requests waiting
 }
 
 // call is a request waiting for its reply. reply and lost run under c.mu.
@@ -180,6 +190,7 @@ func newClient(url string, opts *Options) *Client {
 		token:      o.Token,
 		subs:       make(map[string]*Subscription),
 		calls:      make(map[uint64]*call),
+		asks:       make(map[*ask]struct{}),
 	}
 }
 
@@ -326,6 +337,7 @@ func (c *Client) attach(cn *conn, w *protocol.Welcome) {
 	for _, s := range c.subs {
 		c.sendSubscribeLocked(s, true, true)
 	}
+	c.sendAsksLocked()
 	if c.resubscribing == 0 {
 		c.readyLocked()
 	}
@@ -390,6 +402,9 @@ func (c *Client) finish(cause error) {
 	for _, p := range c.takeAllLocked() {
 		c.finishPubLocked(p, 0, closedError(cause))
 	}
+	for a := range c.asks {
+		c.finishAskLocked(a, nil, closedError(cause))
+	}
 	c.setStateLocked(StateChange{State: StateClosed, Err: cause})
 	close(c.done)
 }
@@ -401,8 +416,12 @@ func (c *Client) handle(cn *conn, f protocol.Frame) {
 	if c.conn != cn {
 		return
 	}
-	if m, ok := f.(*protocol.Message); ok {
-		c.onMessageLocked(m)
+	switch f := f.(type) {
+	case *messageFrame:
+		c.onMessageLocked(f)
+		return
+	case *memberFrame:
+		c.onMemberLocked(f)
 		return
 	}
 	if u, ok := f.(*protocol.Unsubscribed); ok && u.ID == 0 {
@@ -429,6 +448,10 @@ func replyID(f protocol.Frame) uint64 {
 	case *protocol.Refreshed:
 		return f.ID
 	case *protocol.Error:
+		return f.ID
+	case *pageFrame:
+		return f.ID
+	case *presentFrame:
 		return f.ID
 	}
 	return 0

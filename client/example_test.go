@@ -53,3 +53,74 @@ func Example() {
 	fmt.Println(offset, m.Channel, m.Offset, string(m.Data))
 	// Output: 1 chat:lobby 1 {"text":"hi"}
 }
+
+// A chat room on open: the last 50 messages with their sender and time, then
+// the live ones, people arriving and leaving, and who is in the room.
+func ExampleLast() {
+	srv := herald.New(nil)
+	hs := httptest.NewServer(srv)
+	defer srv.Close()
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+
+	ctx := context.Background()
+	c, err := client.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for _, text := range []string{"hello", "anyone?"} {
+		if _, err := c.Publish(ctx, "chat:lobby", map[string]string{"text": text}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	got := make(chan client.Message, 50)
+	_, err = c.Subscribe(ctx, "chat:lobby", func(m client.Message) { got <- m },
+		client.Last(50),
+		client.OnJoin(func(m client.Member) { log.Printf("%s arrived", m.User) }),
+		client.OnLeave(func(m client.Member) { log.Printf("%s left", m.User) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 2 {
+		m := <-got
+		fmt.Println(m.Offset, string(m.Data), m.From.Client != "", m.TS.IsZero())
+	}
+	// The room's members, when presence is on for the namespace.
+	if p, err := c.Presence(ctx, "chat:lobby", nil); err == nil {
+		log.Printf("%d people in the room", p.Users)
+	}
+}
+
+// Scrollback: page back through a channel's history, 100 messages at a
+// time, newest page first.
+func ExampleClient_History() {
+	srv := herald.New(nil)
+	hs := httptest.NewServer(srv)
+	defer srv.Close()
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+
+	ctx := context.Background()
+	c, err := client.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 250 {
+		if _, err := c.Publish(ctx, "news", i); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	for opts := (&client.HistoryOptions{Limit: 100}); opts != nil; {
+		page, err := c.History(ctx, "news", opts)
+		if err != nil {
+			log.Fatal(err) // ErrEpochChanged: the stream was reset, start again
+		}
+		first, last := page.Messages[0], page.Messages[len(page.Messages)-1]
+		fmt.Println(first.Offset, "to", last.Offset, "more:", page.More)
+		opts = page.Older()
+	}
+}

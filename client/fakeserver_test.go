@@ -3,6 +3,7 @@ package client_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -38,6 +39,7 @@ type fakeServer struct {
 	dials    []time.Time // when each dial happened
 	accepted int
 	tokens   []string // Authorization header of each accepted upgrade
+	sessions []*fakeSession
 }
 
 func (f *fakeServer) options(o *client.Options) *client.Options {
@@ -88,6 +90,9 @@ func (f *fakeServer) serve(nc net.Conn) {
 			s.onRefresh = func(req *protocol.Refresh) protocol.Frame { return f.refresh(n, req) }
 		}
 	})
+	f.mu.Lock()
+	f.sessions = append(f.sessions, s)
+	f.mu.Unlock()
 	script := f.script
 	if script == nil {
 		script = func(int, *fakeSession) {}
@@ -118,6 +123,9 @@ type fakeSession struct {
 	gone chan struct{}
 
 	in chan protocol.Frame // every frame received, for scripts
+	// extra holds the frames protocol.Decode does not know (history,
+	// presence), as JSON objects, for scripts to answer.
+	extra chan map[string]any
 
 	onRefresh func(*protocol.Refresh) protocol.Frame // see fakeServer.refresh
 
@@ -125,6 +133,7 @@ type fakeSession struct {
 	silent   bool
 	offset   uint64
 	received []protocol.Frame
+	payloads []string // every text frame received, as sent
 	arrived  []time.Time
 	token    string    // the token of the upgrade or of the last refresh
 	exp      time.Time // token's exp, zero when none
@@ -132,7 +141,8 @@ type fakeSession struct {
 
 // newFakeSession starts reading nc after setup.
 func newFakeSession(nc net.Conn, setup ...func(*fakeSession)) *fakeSession {
-	s := &fakeSession{nc: nc, gone: make(chan struct{}), in: make(chan protocol.Frame, 1000)}
+	s := &fakeSession{nc: nc, gone: make(chan struct{}), in: make(chan protocol.Frame, 1000),
+		extra: make(chan map[string]any, 1000)}
 	for _, f := range setup {
 		f(s)
 	}
@@ -151,7 +161,17 @@ func (s *fakeSession) read() {
 		if op != ws.OpText {
 			continue
 		}
+		s.mu.Lock()
+		s.payloads = append(s.payloads, string(data))
+		s.mu.Unlock()
 		f, err := protocol.Decode(data)
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code == protocol.CodeUnknownType {
+			var obj map[string]any
+			json.Unmarshal(data, &obj)
+			s.extra <- obj
+			continue
+		}
 		if err != nil {
 			continue
 		}
@@ -284,6 +304,42 @@ func (s *fakeSession) frames() []protocol.Frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]protocol.Frame(nil), s.received...)
+}
+
+// nextExtra returns the next frame of type typ that protocol.Decode does not
+// know, skipping others.
+func (s *fakeSession) nextExtra(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	for {
+		select {
+		case f := <-s.extra:
+			if f["type"] == typ {
+				return f
+			}
+		case <-s.gone:
+			t.Fatalf("connection ended while waiting for %s", typ)
+		}
+	}
+}
+
+// payloadsOf returns the text frames of type typ the client sent, as sent.
+func (s *fakeSession) payloadsOf(typ string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, p := range s.payloads {
+		if strings.Contains(p, `"type":"`+typ+`"`) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sendRaw sends one text frame as it is.
+func (s *fakeSession) sendRaw(frame string) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	wsutil.WriteServerText(s.nc, []byte(frame))
 }
 
 func (s *fakeSession) send(f protocol.Frame) {

@@ -132,10 +132,10 @@ func (c *Client) rateLimitedLocked() {
 	}
 }
 
-// waiting reports whether the subscribe with id is still in the line.
+// waiting reports whether the request with id is still in the line.
 func (p *pacer) waiting(id uint64) bool {
 	for _, r := range p.line {
-		if s, ok := r.frame.(*protocol.Subscribe); ok && s.ID == id {
+		if rq, ok := r.frame.(protocol.Request); ok && rq.RequestID() == id {
 			return true
 		}
 	}

@@ -10,12 +10,20 @@ import (
 	"github.com/heraldhq/herald/protocol"
 )
 
-// Message is one publication handed to a subscription's handler. The handler
-// may keep it; its Data is not reused.
+// Message is one publication handed to a subscription's handler or held in
+// a history Page. The handler may keep it; its Data is not reused.
 type Message struct {
 	Channel string
 	Offset  uint64
 	Data    json.RawMessage
+	// TS is when the server accepted the publication (millisecond
+	// precision), the same on every node and in every later read; zero from
+	// a server that does not stamp messages.
+	TS time.Time
+	// From is the connection that published it, as the server saw it: a
+	// client cannot claim to be someone else. Zero for a publication made
+	// through the HTTP API.
+	From Member
 }
 
 // Recovery reports how a subscribe with a position went: after every
@@ -110,6 +118,16 @@ func (s *Subscription) setStateLocked(st SubscriptionState, err error) {
 	}
 }
 
+// Last asks for a backlog: the newest n messages the server's history holds
+// (fewer when it holds fewer) are handed to the handler before the live
+// ones, in offset order, with no gap and no duplicate between them. n is 0
+// (no backlog) to MaxLast. The backlog is asked for with the first
+// subscribe only; after a reconnect the subscription continues where it
+// stopped, as always. It cannot be combined with Since.
+func Last(n int) SubscribeOption {
+	return func(s *Subscription) { s.last = n }
+}
+
 // Since makes the subscription start after pos, a position the application
 // kept (Subscription.Position) from an earlier run: the server replays what
 // was published after it, and OnRecovery tells whether that worked.
@@ -127,6 +145,9 @@ type Subscription struct {
 	onRecovery func(Recovery)
 	onError    func(error)
 	onState    func(SubscriptionStateChange)
+	onJoin     func(Member)
+	onLeave    func(Member)
+	last       int           // the backlog asked for by the first subscribe
 	q          callbackQueue // the handler's calls, in offset order
 	// behind is set when q held Options.HandlerQueue messages: the channel's
 	// messages are let go until the handler has caught up (resume).
@@ -144,6 +165,11 @@ type Subscription struct {
 	ended     bool
 	err       error
 	state     SubscriptionState // as last reported to onState
+	// backlogEnd is the newest offset when the server confirmed a
+	// subscribe with last; inBacklog is set from then until the first
+	// message, while pos is the offset before the backlog could start.
+	backlogEnd uint64
+	inBacklog  bool
 }
 
 // Subscribe subscribes to channel and returns once the server confirmed it;
@@ -167,6 +193,9 @@ func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Mes
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.checkLast(); err != nil {
+		return nil, fmt.Errorf("herald: subscribe %s: %w", channel, err)
+	}
 	if err := c.addSub(s); err != nil {
 		return nil, err
 	}
@@ -180,6 +209,16 @@ func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Mes
 		c.dropSub(s)
 		return nil, fmt.Errorf("herald: subscribe %s: %w", channel, ctx.Err())
 	}
+}
+
+func (s *Subscription) checkLast() error {
+	switch {
+	case s.last < 0 || s.last > MaxLast:
+		return &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("last must be 0 to %d", MaxLast)}
+	case s.last > 0 && s.hasPos:
+		return &protocol.Error{Code: protocol.CodeBadRequest, Message: "last and since together"}
+	}
+	return nil
 }
 
 func (c *Client) addSub(s *Subscription) error {
@@ -314,21 +353,24 @@ func (c *Client) heldLocked(s *Subscription) bool {
 }
 
 // sendSubscribeLocked sends a subscribe for s on the current connection,
-// with since when s has a position; bulk ones are paced (see pacer). resub
+// with since when s has a position, and with last, when Last asked for a
+// backlog, until it has one; bulk ones are paced (see pacer). resub
 // marks one of the resubscriptions a new connection waits for before it is
 // ready.
 func (c *Client) sendSubscribeLocked(s *Subscription, resub, bulk bool) {
 	id := c.newID()
-	req := &protocol.Subscribe{ID: id, Channel: s.channel}
+	req := &subscribeFrame{ID: id, Channel: s.channel}
 	if s.hasPos {
 		since := s.pos
 		req.Since = &since
+	} else {
+		req.Last = s.last
 	}
-	s.reqID, s.active = id, false
+	s.reqID, s.active, s.inBacklog = id, false, false
 	s.setStateLocked(SubscriptionSubscribing, nil)
 	cn := c.conn
 	c.calls[id] = &call{
-		reply: func(f protocol.Frame) { c.onSubscribeReplyLocked(cn, s, id, req.Since, f, resub) },
+		reply: func(f protocol.Frame) { c.onSubscribeReplyLocked(cn, s, req, f, resub) },
 		lost: func() {
 			if s.reqID == id {
 				s.reqID = 0
@@ -347,8 +389,8 @@ func (c *Client) sendSubscribeLocked(s *Subscription, resub, bulk bool) {
 	})
 }
 
-func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, id uint64, since *protocol.StreamPosition, f protocol.Frame, resub bool) {
-	if !s.ended && s.reqID == id {
+func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, req *subscribeFrame, f protocol.Frame, resub bool) {
+	if !s.ended && s.reqID == req.ID {
 		s.reqID = 0
 		if e, ok := f.(*protocol.Error); ok && e.Code == protocol.CodeRateLimited {
 			c.rateLimitedLocked()
@@ -357,7 +399,7 @@ func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, id uint64, si
 		}
 		switch f := f.(type) {
 		case *protocol.Subscribed:
-			c.subscribedLocked(s, since, f)
+			c.subscribedLocked(s, req, f)
 		case *protocol.Error:
 			c.subscribeRefusedLocked(cn, s, f)
 		}
@@ -397,10 +439,15 @@ func (c *Client) resubscribedLocked(cn *conn) {
 	}
 }
 
-func (c *Client) subscribedLocked(s *Subscription, since *protocol.StreamPosition, f *protocol.Subscribed) {
+func (c *Client) subscribedLocked(s *Subscription, req *subscribeFrame, f *protocol.Subscribed) {
+	since := req.Since
 	recovered := since != nil && f.Recovered != nil && *f.Recovered
 	if !recovered {
 		s.pos = protocol.StreamPosition{Epoch: f.Epoch, Offset: f.Offset}
+	}
+	if req.Last > 0 {
+		s.inBacklog, s.backlogEnd = true, f.Offset
+		s.pos.Offset = f.Offset - min(uint64(req.Last), f.Offset)
 	}
 	s.hasPos, s.active = true, true
 	s.setStateLocked(SubscriptionSubscribed, nil)
@@ -460,18 +507,26 @@ func retryableCode(code protocol.Code) bool {
 // offset; it drops duplicates, and a gap makes the client resubscribe from
 // the last offset handed over, so the server replays what is missing. While
 // Options.HandlerQueue messages wait for the handler it lets m go, and
-// resume asks for those again once the handler has caught up.
-func (c *Client) onMessageLocked(m *protocol.Message) {
+// resume asks for those again once the handler has caught up. The first
+// message after a subscribe with last may start the backlog, anywhere
+// after the newest offset minus last: history may hold fewer.
+func (c *Client) onMessageLocked(m *messageFrame) {
 	s := c.subs[m.Channel]
 	if s == nil || !s.active || s.behind.Load() {
 		return
+	}
+	if s.inBacklog {
+		s.inBacklog = false
+		if m.Offset > s.pos.Offset && m.Offset <= s.backlogEnd+1 {
+			s.pos.Offset = m.Offset - 1
+		}
 	}
 	switch {
 	case m.Offset <= s.pos.Offset:
 	case m.Offset > s.pos.Offset+1:
 		c.sendSubscribeLocked(s, false, true)
 	default:
-		msg := Message{Channel: m.Channel, Offset: m.Offset, Data: m.Data}
+		msg := newMessage(m.Channel, m.Offset, m.Data, m.messageMeta)
 		taken := s.q.pushBounded(func() {
 			s.handler(msg)
 			if s.behind.Load() && s.q.len() <= c.opts.HandlerQueue/2 {
