@@ -1,7 +1,7 @@
-import { CloseCodes, isTerminalCloseCode, isValidChannel, type ErrorFrame, type JSONCompatible, type JSONValue, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
+import { CloseCodes, MAX_HISTORY_LIMIT, MAX_LAST, isTerminalCloseCode, isValidChannel, type ClientFrame, type ErrorFrame, type JSONCompatible, type JSONValue, type MessageFrame, type PageFrame, type PresentFrame, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
 import { DEFAULTS, type ClientEvents, type ClientOptions, type DebugLog, type State, type StateChange } from "./options.js";
-import { ClosedError, CloseError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { ClosedError, CloseError, EpochChangedError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
 import { probeUpgrade } from "./handshake.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
@@ -10,6 +10,21 @@ import { Subscription, type Message, type SubscribeOptions } from "./subscriptio
 import { BrowserSignals } from "./browser.js";
 import { TokenKeeper } from "./tokens.js";
 import { Pacer } from "./pacer.js";
+import type { HistoryOptions, Page, Presence, PresenceOptions } from "./history.js";
+
+/**
+ * Ask is a request that reads and changes nothing (history, presence): it
+ * waits for a connection when there is none, and is asked again on the next
+ * one when its connection ends before the answer.
+ */
+interface Ask {
+  what: string;
+  frame(id: number): ClientFrame;
+  resolve(f: ServerFrame): void;
+  reject(err: Error): void;
+  /** The request in flight, 0 when none. */
+  callId: number;
+}
 
 /** A request waiting for its reply. */
 interface Call {
@@ -42,6 +57,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly signals: BrowserSignals;
   private readonly subs = new Map<string, AnySubscription>();
   private readonly calls = new Map<number, Call>();
+  private readonly asks = new Set<Ask>();
   private readonly queue: PublishQueue;
   private lastId = 0;
 
@@ -176,6 +192,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         { type: "error", code: "invalid_channel", message: "channel name must be 1 to 255 bytes of A-Z a-z 0-9 _ - . : @ / =" }));
     }
     if (this.subs.has(channel)) return Promise.reject(new HeraldError(`herald: already subscribed to ${channel}`));
+    const badLast = lastError(options);
+    if (badLast) return Promise.reject(new ServerError(`subscribe ${channel}`, { type: "error", code: "bad_request", message: badLast }));
     const s = new Subscription<T>(this, channel, handler, options);
     this.subs.set(channel, s);
     this.limit(s.first, options.timeoutMs ?? this.opts.subscribeTimeoutMs, () => {
@@ -217,6 +235,100 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.limit(p.promise, ms, () => this.expire(p, new TimeoutError(`publish to ${channel}`, ms)));
     this.startIfIdle();
     return p.promise;
+  }
+
+  /**
+   * history resolves with a page of channel's history: the newest held
+   * messages (before `before`), oldest first, each with its ts and from;
+   * page.older() fetches the page before it. It needs no subscription, but
+   * the same rights as subscribing to channel. Without a connection it waits
+   * for the next one (starting a client not yet started); a request whose
+   * connection ends before the answer is asked again on the next one.
+   * Errors from the server reject with a ServerError.
+   */
+  history<T = JSONValue>(channel: string, options: HistoryOptions = {}): Promise<Page<T>> {
+    const what = `history ${channel}`;
+    const { limit, before, epoch } = options;
+    const bad = !isValidChannel(channel) ? "invalid_channel"
+      : limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= MAX_HISTORY_LIMIT) ? `limit must be an integer from 1 to ${MAX_HISTORY_LIMIT}`
+      : before !== undefined && !(Number.isInteger(before) && before >= 1) ? "before must be a positive integer offset"
+      : "";
+    if (bad) {
+      return Promise.reject(new ServerError(what, bad === "invalid_channel"
+        ? { type: "error", code: "invalid_channel", message: "channel name must be 1 to 255 bytes of A-Z a-z 0-9 _ - . : @ / =" }
+        : { type: "error", code: "bad_request", message: bad }));
+    }
+    return this.ask(what, options.timeoutMs, (id) => ({ type: "history", id, channel, limit, before })).then((f) => {
+      const page = f as PageFrame;
+      if (epoch !== undefined && page.epoch !== epoch) throw new EpochChangedError(channel, epoch, page.epoch);
+      const messages = page.messages.map((m) => toMessage<T>(channel, m));
+      return {
+        channel, messages, epoch: page.epoch, offset: page.offset, more: page.more,
+        older: () => page.more && messages.length > 0
+          ? this.history<T>(channel, { limit, before: messages[0].offset, epoch: page.epoch, timeoutMs: options.timeoutMs })
+          : Promise.resolve(undefined),
+      };
+    });
+  }
+
+  /**
+   * presence resolves with who is subscribed to channel, on every node:
+   * counts always, and up to 1,000 members unless countOnly. It needs the
+   * same rights as subscribing, and presence on for the channel's namespace
+   * (otherwise it rejects with a bad_request ServerError). It waits for a
+   * connection like history().
+   */
+  presence(channel: string, options: PresenceOptions = {}): Promise<Presence> {
+    const what = `presence ${channel}`;
+    if (!isValidChannel(channel)) {
+      return Promise.reject(new ServerError(what, { type: "error", code: "invalid_channel", message: "channel name must be 1 to 255 bytes of A-Z a-z 0-9 _ - . : @ / =" }));
+    }
+    const countOnly = options.countOnly === true;
+    return this.ask(what, options.timeoutMs, (id) => countOnly ? { type: "presence", id, channel, count_only: true } : { type: "presence", id, channel })
+      .then((f) => {
+        const p = f as PresentFrame;
+        return { channel, clients: p.clients, users: p.users, members: p.members ?? [], truncated: p.truncated === true };
+      });
+  }
+
+  /** ask sends a request that reads and changes nothing, and resolves with the server's success frame. */
+  private ask(what: string, timeoutMs: number | undefined, frame: (id: number) => ClientFrame): Promise<ServerFrame> {
+    if (this.currentState === "closed") return Promise.reject(new ClosedError(this.cause));
+    let a!: Ask;
+    const promise = new Promise<ServerFrame>((resolve, reject) => (a = { what, frame, callId: 0, resolve, reject }));
+    this.asks.add(a);
+    if (this.conn && !this.conn.ended && this.session) this.sendAsk(a, false);
+    this.limit(promise, timeoutMs ?? 0, () => {
+      if (!this.asks.delete(a)) return;
+      if (a.callId) this.calls.delete(a.callId);
+      a.reject(new TimeoutError(what, timeoutMs!));
+    });
+    this.startIfIdle();
+    return promise;
+  }
+
+  private sendAsk(a: Ask, bulk: boolean): void {
+    const id = this.newId();
+    a.callId = id;
+    this.calls.set(id, {
+      reply: (f) => {
+        a.callId = 0;
+        if (f.type === "error" && f.code === "rate_limited") {
+          this.pacer?.emptied();
+          afterLimit(f, () => {
+            if (this.asks.has(a) && !a.callId && this.conn && this.session) this.sendAsk(a, true);
+          });
+          return;
+        }
+        this.asks.delete(a);
+        if (f.type === "error") a.reject(new ServerError(a.what, f));
+        else a.resolve(f);
+      },
+      lost: () => {
+        if (a.callId === id) a.callId = 0; // the next connection asks again
+      },
+    });
+    this.pacer!.send(id, a.frame(id), bulk, () => !this.calls.has(id));
   }
 
   /** limit calls expire when promise is still pending after ms (none when ms <= 0). */
@@ -290,6 +402,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (w.max_message_bytes > 0) this.maxMessageBytes = w.max_message_bytes;
     this.resubscribing = this.subs.size;
     for (const s of this.subs.values()) this.sendSubscribe(s, true, true);
+    for (const a of this.asks) if (!a.callId) this.sendAsk(a, true);
     if (this.resubscribing === 0) this.onReady();
     this.tokens.connected();
     this.setState({ state: "connected", attempt: this.attempt, session: w.session });
@@ -310,7 +423,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private onFrame(c: Connection, f: ServerFrame): void {
     if (c !== this.conn) return;
     if (f.type === "message") {
-      this.onMessage(f.channel, f.offset, f.data);
+      this.onMessage(f);
+      return;
+    }
+    if (f.type === "join" || f.type === "leave") {
+      this.subs.get(f.channel)?.member(f.type, f.member);
       return;
     }
     if (f.type === "unsubscribed" && !f.id) {
@@ -453,6 +570,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
     for (const s of this.subs.values()) s.end(closed);
     this.subs.clear();
     for (const p of this.takeQueue()) p.reject(closed);
+    for (const a of this.asks) a.reject(closed);
+    this.asks.clear();
     this.settleFirst?.reject(closed);
     this.firstReady?.catch(() => {});
     this.setState({ state: "closed", error: cause, attempt: this.attempt }, true);
@@ -478,15 +597,19 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const conn = this.conn!;
     const id = this.newId();
     const since: StreamPosition | undefined = s.hasPos ? { ...s.pos } : undefined;
+    const last = since ? 0 : (s.options.last ?? 0);
     s.reqId = id;
     s.isActive = false;
+    s.inBacklog = false;
     this.calls.set(id, {
-      reply: (f) => this.onSubscribeReply(conn, s, id, since, f, resub),
+      reply: (f) => this.onSubscribeReply(conn, s, id, since, last, f, resub),
       lost: () => {
         if (s.reqId === id) s.reqId = 0;
       },
     });
-    const frame = since ? { type: "subscribe" as const, id, channel: s.channel, since } : { type: "subscribe" as const, id, channel: s.channel };
+    const frame = since ? { type: "subscribe" as const, id, channel: s.channel, since }
+      : last ? { type: "subscribe" as const, id, channel: s.channel, last }
+      : { type: "subscribe" as const, id, channel: s.channel };
     this.pacer!.send(id, frame, bulk, () => {
       if (!s.ended && s.reqId === id) return false;
       this.calls.delete(id); // no longer wanted: answer it here
@@ -495,7 +618,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     });
   }
 
-  private onSubscribeReply(conn: Connection, s: AnySubscription, id: number, since: StreamPosition | undefined, f: ServerFrame, resub: boolean): void {
+  private onSubscribeReply(conn: Connection, s: AnySubscription, id: number, since: StreamPosition | undefined, last: number, f: ServerFrame, resub: boolean): void {
     if (!s.ended && s.reqId === id) {
       s.reqId = 0;
       if (f.type === "error" && f.code === "rate_limited") {
@@ -503,7 +626,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         afterLimit(f, () => this.resendSubscribe(conn, s, resub));
         return; // still outstanding
       }
-      if (f.type === "subscribed") this.onSubscribed(s, since, f);
+      if (f.type === "subscribed") this.onSubscribed(s, since, last, f);
       else if (f.type === "error") this.onSubscribeRefused(conn, s, f);
     }
     if (resub) this.resubscribed(conn);
@@ -528,9 +651,14 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (--this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended) this.onReady();
   }
 
-  private onSubscribed(s: AnySubscription, since: StreamPosition | undefined, f: SubscribedFrame): void {
+  private onSubscribed(s: AnySubscription, since: StreamPosition | undefined, last: number, f: SubscribedFrame): void {
     const recovered = since !== undefined && f.recovered === true;
     if (!recovered) s.pos = { epoch: f.epoch, offset: f.offset };
+    if (last > 0) {
+      s.inBacklog = true;
+      s.backlogEnd = f.offset;
+      s.pos.offset = Math.max(0, f.offset - last);
+    }
     s.hasPos = true;
     s.isActive = true;
     s.resolveFirst();
@@ -562,17 +690,24 @@ export class HeraldClient extends Emitter<ClientEvents> {
    * onMessage hands a message to its subscription's handler when it is the
    * next offset; it drops duplicates, and a gap makes the client resubscribe
    * from the last offset handed over, so the server replays what is missing.
+   * The first message after a subscribe with last may start the backlog
+   * anywhere after the newest offset minus last: history may hold fewer.
    */
-  private onMessage(channel: string, offset: number, data: JSONValue): void {
+  private onMessage(f: MessageFrame): void {
+    const { channel, offset } = f;
     const s = this.subs.get(channel);
     if (!s || !s.isActive) return;
+    if (s.inBacklog) {
+      s.inBacklog = false;
+      if (offset > s.pos.offset && offset <= s.backlogEnd + 1) s.pos.offset = offset - 1;
+    }
     if (offset <= s.pos.offset) return;
     if (offset > s.pos.offset + 1) {
       this.sendSubscribe(s, false, true);
       return;
     }
     s.pos.offset = offset;
-    safeCall(s.handler, { channel, offset, data });
+    safeCall(s.handler, toMessage(channel, f));
   }
 
   /**
@@ -694,6 +829,22 @@ export class HeraldClient extends Emitter<ClientEvents> {
     conn.send({ type: "refresh", id, token });
     return true;
   }
+}
+
+/** toMessage makes the Message handed to the application from a message frame or a page's message. */
+function toMessage<T>(channel: string, m: { offset: number; data: JSONValue; ts?: number; from?: Message["from"] }): Message<T> {
+  const msg: Message<T> = { channel, offset: m.offset, data: m.data as T };
+  if (m.ts !== undefined) msg.ts = m.ts;
+  if (m.from !== undefined) msg.from = m.from;
+  return msg;
+}
+
+/** lastError says what is wrong with a subscribe's last option, "" when nothing. */
+function lastError(o: SubscribeOptions): string {
+  const last = o.last;
+  if (last === undefined || last === 0) return "";
+  if (!(Number.isInteger(last) && last >= 0 && last <= MAX_LAST)) return `last must be an integer from 0 to ${MAX_LAST}`;
+  return o.since ? "last and since together" : "";
 }
 
 /** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */

@@ -24,6 +24,17 @@ export class ServerError extends HeraldError {
   }
 }
 
+/**
+ * EpochChangedError rejects a history() call whose `epoch` option is not
+ * the channel's epoch any more: the stream was reset and its offsets
+ * restarted, so `before` no longer points where the previous page ended.
+ */
+export class EpochChangedError extends HeraldError {
+  constructor(channel: string, was: string, is: string) {
+    super(`herald: the stream of ${channel} was reset while paging (epoch ${was}, now ${is})`);
+  }
+}
+
 /** CloseError is the WebSocket close code a connection ended with. */
 export class CloseError extends HeraldError {
   readonly code: number;

@@ -7,11 +7,12 @@ export type { ClientEvents, ClientOptions, DebugLog, State, StateChange } from "
 export { Subscription } from "./subscription.js";
 export type { Message, Recovery, SubscribeOptions, SubscriptionEvents, SubscriptionState, SubscriptionStateChange } from "./subscription.js";
 export type { PublishOptions } from "./publish.js";
+export type { HistoryOptions, Page, Presence, PresenceOptions } from "./history.js";
 export { backoffDelay, goingAwayDelay, BACKOFF_DEFAULTS, GOING_AWAY_SPREAD_MS } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { WebSocketConstructor, WebSocketLike } from "./connection.js";
 export {
-  ClosedError, CloseError, ConnectionLostError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError,
+  ClosedError, CloseError, ConnectionLostError, EpochChangedError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError,
   ServerError, TimeoutError, TokenError, TokenRequiredError, TooLargeError, UnsubscribedError, UpgradeError, closeCodeMeaning,
 } from "./errors.js";
 export { uuidv7 } from "./uuid.js";

@@ -42,11 +42,43 @@ export interface HelloFrame {
   client?: string;
 }
 
+/**
+ * A client connection as the server knows it: its session id and, when it
+ * authenticated, its user id. The sender of a message, and a member of a
+ * channel's presence.
+ */
+export interface Member {
+  client: string;
+  /** Absent for an anonymous connection. */
+  user?: string;
+}
+
 export interface SubscribeFrame {
   type: "subscribe";
   id?: number;
   channel: string;
   since?: StreamPosition;
+  /** A backlog: the newest `last` held messages, 0 to MAX_LAST; not with since. */
+  last?: number;
+}
+
+/** HistoryFrame asks for a page of a channel's history. */
+export interface HistoryFrame {
+  type: "history";
+  id: number;
+  channel: string;
+  /** 1 to MAX_HISTORY_LIMIT; absent: DEFAULT_HISTORY_LIMIT. */
+  limit?: number;
+  /** Only messages with a smaller offset; absent: from the newest. */
+  before?: number;
+}
+
+/** PresenceFrame asks who is subscribed to a channel. */
+export interface PresenceFrame {
+  type: "presence";
+  id: number;
+  channel: string;
+  count_only?: boolean;
 }
 
 export interface UnsubscribeFrame {
@@ -81,7 +113,9 @@ export type ClientFrame =
   | UnsubscribeFrame
   | PublishFrame
   | PingFrame
-  | RefreshFrame;
+  | RefreshFrame
+  | HistoryFrame
+  | PresenceFrame;
 
 // Server frames.
 
@@ -144,7 +178,58 @@ export interface MessageFrame {
   type: "message";
   channel: string;
   offset: number;
+  /** When the server accepted the publication, in ms since the Unix epoch (absent from older servers). */
+  ts?: number;
+  /** The connection that published it; absent for the HTTP API's publications. */
+  from?: Member;
   data: JSONValue;
+}
+
+/** PageMessage is one message of a history page. */
+export interface PageMessage {
+  offset: number;
+  ts?: number;
+  from?: Member;
+  data: JSONValue;
+}
+
+/** PageFrame answers history. */
+export interface PageFrame {
+  type: "page";
+  id?: number;
+  channel: string;
+  epoch: string;
+  /** The channel's newest offset. */
+  offset: number;
+  /** True when history holds messages older than the first returned. */
+  more: boolean;
+  /** Oldest first. */
+  messages: PageMessage[];
+}
+
+/** PresentFrame answers presence. */
+export interface PresentFrame {
+  type: "present";
+  id?: number;
+  channel: string;
+  clients: number;
+  users: number;
+  /** At most 1,000; absent with count_only. */
+  members?: Member[];
+  truncated?: boolean;
+}
+
+/** JoinFrame and LeaveFrame tell a channel's subscribers who arrives and leaves. */
+export interface JoinFrame {
+  type: "join";
+  channel: string;
+  member: Member;
+}
+
+export interface LeaveFrame {
+  type: "leave";
+  channel: string;
+  member: Member;
 }
 
 /** The stable error codes of PROTOCOL.md's Errors table. */
@@ -178,6 +263,10 @@ export type ServerFrame =
   | PongFrame
   | RefreshedFrame
   | MessageFrame
+  | PageFrame
+  | PresentFrame
+  | JoinFrame
+  | LeaveFrame
   | ErrorFrame;
 
 /** WebSocket close codes Herald uses (PROTOCOL.md, Close codes). */
@@ -213,6 +302,15 @@ export function isValidChannel(name: string): boolean {
 
 /** MAX_KEY_BYTES is the longest idempotency key a publish may carry. */
 export const MAX_KEY_BYTES = 64;
+
+/** MAX_LAST is the largest backlog a subscribe may ask for. */
+export const MAX_LAST = 1000;
+
+/** MAX_HISTORY_LIMIT is the largest page a history request may ask for. */
+export const MAX_HISTORY_LIMIT = 1000;
+
+/** DEFAULT_HISTORY_LIMIT is the size of a page when the request has no limit. */
+export const DEFAULT_HISTORY_LIMIT = 100;
 
 /**
  * parseServerFrame decodes one text message from the server. It returns

@@ -1,4 +1,4 @@
-import type { JSONValue, StreamPosition } from "./protocol.js";
+import type { JSONValue, Member, StreamPosition } from "./protocol.js";
 import { Emitter } from "./emitter.js";
 
 /**
@@ -18,13 +18,34 @@ export interface SubscriptionStateChange {
 /** SubscriptionEvents are the events of Subscription.on. */
 export interface SubscriptionEvents {
   state: SubscriptionStateChange;
+  /**
+   * A connection subscribed to the channel, on any node, when the server has
+   * join-leave on for the channel's namespace. Joins and leaves are not part
+   * of the stream: those that happen while disconnected are not replayed
+   * (ask presence() again after a reconnect).
+   */
+  join: Member;
+  /** A connection stopped being subscribed: it unsubscribed, closed, or was found dead. */
+  leave: Member;
 }
 
-/** Message is one publication handed to a subscription's handler. */
+/** Message is one publication handed to a subscription's handler or held in a history page. */
 export interface Message<T = JSONValue> {
   channel: string;
   offset: number;
   data: T;
+  /**
+   * When the server accepted the publication, in milliseconds since the Unix
+   * epoch (`new Date(ts)`): the same on every node and in every later read.
+   * Absent from a server that does not stamp messages.
+   */
+  ts?: number;
+  /**
+   * The connection that published it, as the server saw it (a client
+   * cannot claim to be someone else); absent for a publication made through
+   * the HTTP API.
+   */
+  from?: Member;
 }
 
 /**
@@ -49,6 +70,14 @@ export interface Recovery {
 
 /** SubscribeOptions are the per-subscription settings of HeraldClient.subscribe. */
 export interface SubscribeOptions {
+  /**
+   * A backlog: the newest `last` messages the server's history holds (fewer
+   * when it holds fewer) reach the handler first, then the live ones, in
+   * offset order with no gap and no duplicate between them. 0 (none) to
+   * MAX_LAST. Asked for with the first subscribe only: after a reconnect the
+   * subscription continues where it stopped. Not with `since`.
+   */
+  last?: number;
   /**
    * Start after this position, one the application kept
    * (Subscription.position) from an earlier run: the server replays what was
@@ -90,6 +119,13 @@ export class Subscription<T = JSONValue> extends Emitter<SubscriptionEvents> {
   /** @internal The position of the last message handed to the handler. */
   pos: StreamPosition = { epoch: "", offset: 0 };
   /** @internal */ hasPos = false;
+  /**
+   * @internal Set when the server confirmed a subscribe with last, until the
+   * first message; backlogEnd is the newest offset then, and pos the offset
+   * before which the backlog cannot start.
+   */
+  inBacklog = false;
+  /** @internal */ backlogEnd = 0;
   /** @internal The subscribe waiting for its reply, 0 when none. */
   reqId = 0;
   /** @internal Subscribed on the current connection, in order. */
@@ -158,6 +194,11 @@ export class Subscription<T = JSONValue> extends Emitter<SubscriptionEvents> {
    */
   unsubscribe(): Promise<void> {
     return this.host.unsubscribe(this);
+  }
+
+  /** @internal member announces a join or a leave. */
+  member(kind: "join" | "leave", m: Member): void {
+    this.emit(kind, m);
   }
 
   /** @internal resolveFirst settles the promise subscribe() returned, once. */

@@ -4,7 +4,7 @@ export { HeraldClient } from "./client.js";
 export { DEFAULTS } from "./options.js";
 export { Subscription } from "./subscription.js";
 export { backoffDelay, goingAwayDelay, BACKOFF_DEFAULTS, GOING_AWAY_SPREAD_MS } from "./backoff.js";
-export { ClosedError, CloseError, ConnectionLostError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TokenError, TokenRequiredError, TooLargeError, UnsubscribedError, UpgradeError, closeCodeMeaning, } from "./errors.js";
+export { ClosedError, CloseError, ConnectionLostError, EpochChangedError, HeraldError, NoPongError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TokenError, TokenRequiredError, TooLargeError, UnsubscribedError, UpgradeError, closeCodeMeaning, } from "./errors.js";
 export { uuidv7 } from "./uuid.js";
 export { tokenExpiry } from "./tokens.js";
 export * from "./protocol.js";

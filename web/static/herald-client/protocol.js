@@ -32,6 +32,12 @@ export function isValidChannel(name) {
 }
 /** MAX_KEY_BYTES is the longest idempotency key a publish may carry. */
 export const MAX_KEY_BYTES = 64;
+/** MAX_LAST is the largest backlog a subscribe may ask for. */
+export const MAX_LAST = 1000;
+/** MAX_HISTORY_LIMIT is the largest page a history request may ask for. */
+export const MAX_HISTORY_LIMIT = 1000;
+/** DEFAULT_HISTORY_LIMIT is the size of a page when the request has no limit. */
+export const DEFAULT_HISTORY_LIMIT = 100;
 /**
  * parseServerFrame decodes one text message from the server. It returns
  * undefined for anything that is not an object with a string `type`.

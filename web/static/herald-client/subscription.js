@@ -12,6 +12,13 @@ export class Subscription extends Emitter {
     /** @internal The position of the last message handed to the handler. */
     pos = { epoch: "", offset: 0 };
     /** @internal */ hasPos = false;
+    /**
+     * @internal Set when the server confirmed a subscribe with last, until the
+     * first message; backlogEnd is the newest offset then, and pos the offset
+     * before which the backlog cannot start.
+     */
+    inBacklog = false;
+    /** @internal */ backlogEnd = 0;
     /** @internal The subscribe waiting for its reply, 0 when none. */
     reqId = 0;
     /** @internal Subscribed on the current connection, in order. */
@@ -74,6 +81,10 @@ export class Subscription extends Emitter {
      */
     unsubscribe() {
         return this.host.unsubscribe(this);
+    }
+    /** @internal member announces a join or a leave. */
+    member(kind, m) {
+        this.emit(kind, m);
     }
     /** @internal resolveFirst settles the promise subscribe() returned, once. */
     resolveFirst(err) {

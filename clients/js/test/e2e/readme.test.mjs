@@ -18,7 +18,7 @@ const README_URL = "ws://127.0.0.1:8080/ws";
 const HELLO_TIMEOUT_MS = 3000;
 
 const dirs = [];
-let open, secured, work;
+let bin, open, secured, work;
 
 /** codeBlocks returns the ```js blocks of README.md. */
 async function codeBlocks() {
@@ -52,7 +52,7 @@ async function run(name, code, url, until = []) {
 }
 
 before(async () => {
-  const bin = await buildHerald(await tempDir(dirs, "herald-readme-bin-"));
+  bin = await buildHerald(await tempDir(dirs, "herald-readme-bin-"));
   open = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-readme-data-"));
   secured = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-readme-jwt-"),
     ["--hello-timeout", `${HELLO_TIMEOUT_MS}ms`]);
@@ -73,8 +73,8 @@ after(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-test("README.md has the two examples this file runs", async () => {
-  assert.equal((await codeBlocks()).length, 2, "a js block was added or removed: run it here too");
+test("README.md has the three examples this file runs", async () => {
+  assert.equal((await codeBlocks()).length, 3, "a js block was added or removed: run it here too");
 });
 
 test("the README quick start, as written, subscribes, publishes and gets its message", async () => {
@@ -83,6 +83,26 @@ test("the README quick start, as written, subscribes, publishes and gets its mes
   assert.match(r.out, /state connected/, r.out);
   assert.match(r.out, /published at offset \d+/, r.out);
   assert.match(r.out, /message \d+ \{ text: 'hi' \}/, r.out);
+});
+
+test("the README chat room, as written, shows the backlog with sender and time, who is here and the history pages", async () => {
+  const [, , room] = await codeBlocks();
+  const srv = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-readme-room-"), ["--presence", "--join-leave", "--api-key", "readme-key"]);
+  await srv.start();
+  try {
+    for (const text of ["one", "two", "three"]) {
+      const res = await fetch(`${srv.httpURL}/api/publish`, { method: "POST", headers: { Authorization: "Bearer readme-key" },
+        body: JSON.stringify({ channel: "chat:lobby", data: { text } }) });
+      assert.equal(res.status, 200, await res.text());
+    }
+    const r = await run("room", room, srv.wsURL, [/1 here/, /page of 3, offsets 1 to 3/]);
+    assert.match(r.out, /^\d{4}-\d\d-\d\dT[\d:.]+Z the server 1 \{ text: 'one' \}$/m, r.out);
+    assert.match(r.out, /the server 3 \{ text: 'three' \}/, r.out);
+    assert.match(r.out, /1 here: s_/, r.out);
+    assert.match(r.out, /page of 3, offsets 1 to 3/, r.out);
+  } finally {
+    await srv.stop();
+  }
 });
 
 test("the README error example without a token against --jwt-secret says a token is needed, within the hello timeout", async () => {
