@@ -10,14 +10,19 @@ import { HeraldServer, buildHerald, freePort, launchBrowser, tempDir } from "./h
 
 const KEY = "room-key";
 const dirs = [];
-let server, browser;
+let bin, server, browser;
 
 before(async () => {
-  const bin = await buildHerald(await tempDir(dirs, "herald-bin-"));
-  server = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-data-"), ["--presence", "--join-leave", "--api-key", KEY]);
-  await server.start();
+  bin = await buildHerald(await tempDir(dirs, "herald-bin-"));
   browser = await launchBrowser(await tempDir(dirs, "herald-chromium-"));
 });
+
+/** startServer starts the room server, with presence and join-leave on for the default namespace, once. */
+async function startServer() {
+  if (server) return;
+  server = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-data-"), ["--presence", "--join-leave", "--api-key", KEY]);
+  await server.start();
+}
 
 after(async () => {
   await browser?.close();
@@ -42,6 +47,7 @@ const texts = (page) => page.$$eval("#messages li", (lis) => lis.map((li) => li.
 const members = (page) => page.$$eval("#members li", (lis) => lis.map((li) => li.textContent));
 
 test("a page opened on a room shows its last 50 messages with sender and time, oldest first", async () => {
+  await startServer();
   for (let i = 1; i <= 60; i++) await publish("chat:history", { name: "api", text: `m${i}` });
   const page = await open("chat:history", "ann");
   await page.waitForFunction(() => document.querySelectorAll("#messages li").length === 50, null, { timeout: 10_000 });
@@ -54,6 +60,7 @@ test("a page opened on a room shows its last 50 messages with sender and time, o
 });
 
 test("two pages in one room: each sees who is here, the other arriving and leaving, and the sender of each message", async () => {
+  await startServer();
   const ann = await open("chat:room", "ann");
   await ann.waitForFunction(() => document.querySelectorAll("#members li").length === 1, null, { timeout: 5000 });
   assert.match((await members(ann))[0], /\(you\)$/);
@@ -77,8 +84,6 @@ test("two pages in one room: each sees who is here, the other arriving and leavi
 });
 
 test("without presence on the server the chat still works and says who-is-here is off", async () => {
-  // The default namespace of this server has presence; a server without the flags is the case to cover.
-  const bin = server.bin;
   const plain = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-plain-"));
   await plain.start();
   try {
