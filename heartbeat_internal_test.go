@@ -118,19 +118,28 @@ func TestHeartbeatSpreadsFirstPings(t *testing.T) {
 			streams = append(streams, frames)
 			drops = append(drops, dropped)
 		}
-		seen := map[time.Duration]bool{}
+		tick := heartbeatTick(10*time.Second, 5*time.Second)
+		seen := map[time.Duration]int{}
 		for _, frames := range streams {
 			<-frames // welcome
 			f := <-frames
 			if f.op != ws.OpPing || f.at < 5*time.Second || f.at > 10*time.Second {
 				t.Fatalf("first ping %v at %v, want within [5s, 10s]", f.op, f.at)
 			}
-			seen[f.at] = true
+			if f.at%tick != 0 {
+				t.Fatalf("first ping at %v, want on a tick of %v", f.at, tick)
+			}
+			seen[f.at]++
 		}
-		// Random points in a 5 s window: 50 connections made together must
-		// not ping together.
-		if len(seen) < n*9/10 {
-			t.Fatalf("%d connections pinged at only %d distinct times", n, len(seen))
+		// Random ticks of a 5 s window: 50 connections made together must
+		// not ping together, but spread over the window's ticks.
+		ticks := int(5*time.Second/tick) + 1
+		most := 0
+		for _, k := range seen {
+			most = max(most, k)
+		}
+		if len(seen) < ticks*8/10 || most > n/4 {
+			t.Fatalf("%d connections pinged at %d of %d ticks, at most %d at one: %v", n, len(seen), ticks, most, seen)
 		}
 	})
 }
