@@ -72,6 +72,30 @@ func TestHeartbeatTerminatesSilentPeerOnTime(t *testing.T) {
 	})
 }
 
+// TestHeartbeatTerminatesOffTickPeerWithinATick opens a connection between
+// two ticks: its interval+timeout of silence ends between ticks too, and it
+// is terminated at the tick after, not before and not later.
+func TestHeartbeatTerminatesOffTickPeerWithinATick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		srv := New(&Options{PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second})
+		defer srv.Close()
+		tick := heartbeatTick(10*time.Second, 5*time.Second)
+		opened := tick + 130*time.Millisecond
+		time.Sleep(opened)
+		frames, dropped := pipeClient(t, srv, start, 0)
+		<-frames // welcome
+		if f := <-frames; f.op != ws.OpPing || f.at < opened+5*time.Second || f.at > opened+10*time.Second {
+			t.Fatalf("frame %v at %v, want the first ping within [5s, 10s] of %v", f.op, f.at, opened)
+		}
+		dead := opened + 15*time.Second
+		if at := <-dropped; at < dead || at > dead+tick {
+			t.Fatalf("silent peer dropped at %v, want within [%v, %v]", at, dead, dead+tick)
+		}
+		synctest.Wait()
+	})
+}
+
 func TestHeartbeatKeepsAnsweringPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()

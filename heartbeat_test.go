@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
@@ -29,4 +31,33 @@ func TestHeartbeatOverRealSockets(t *testing.T) {
 		t.Fatalf("silent peer dropped after %v, want after interval+timeout (200ms) and within 1s", droppedAfter)
 	}
 	dead.ExpectDropped(t, time.Second)
+}
+
+// TestHeartbeatPongsAloneKeepPeer holds a connection that sends nothing but
+// the pongs to the server's pings, over real sockets: the pings a tick
+// writes directly and the pongs the poller reads itself must keep it alive
+// for several rounds of interval+timeout, with a ping every interval.
+func TestHeartbeatPongsAloneKeepPeer(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	srv := startServer(t, &herald.Options{PingInterval: interval, PongTimeout: interval})
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	start := time.Now()
+	var pings []time.Duration
+	for time.Since(start) < 10*interval {
+		h, payload, err := c.ReadFrame(time.Second)
+		if err != nil {
+			t.Fatalf("after %v and %d pings: %v", time.Since(start), len(pings), err)
+		}
+		if h.OpCode != ws.OpPing || len(payload) != 0 {
+			t.Fatalf("frame %v of %d bytes, want only empty pings", h.OpCode, len(payload))
+		}
+		pings = append(pings, time.Since(start))
+		c.MustWriteFrame(t, ws.OpPong, true, nil)
+	}
+	if len(pings) < 7 {
+		t.Fatalf("%d pings in %v at %v, want one every %v", len(pings), 10*interval, pings, interval)
+	}
+	if n := srv.Connections(); n != 1 {
+		t.Fatalf("%d connections, want the answering peer kept", n)
+	}
 }
