@@ -35,6 +35,9 @@ type IdleResult struct {
 	ServerRSSAfter  int64   `json:"server_rss_after_bytes,omitempty"`
 	RSSPerConn      float64 `json:"server_rss_per_connection_bytes,omitempty"`
 	ServerCPU       *CPUUse `json:"server_cpu,omitempty"`
+	// ServerCPUPerConn is the server's CPU time per connection per second
+	// of the hold, in µs: what an idle connection costs.
+	ServerCPUPerConn *float64 `json:"server_cpu_us_per_connection_s,omitempty"`
 	// From the server's /metrics, when it serves Go runtime metrics: the
 	// growth per connection of goroutines, heap in use and stacks in use.
 	GoroutinesPerConn *float64 `json:"server_goroutines_per_connection,omitempty"`
@@ -119,6 +122,8 @@ func idleResult(c IdleConfig, conns []*Conn, subs []*subscriber, hold time.Durat
 	}
 	if c.ServerPID != 0 && cpuErr == nil {
 		r.ServerCPU = &server
+		per := server.CoreUsed * 1e6 / float64(len(conns))
+		r.ServerCPUPerConn = &per
 		if after, err := ReadProc(c.ServerPID); err == nil {
 			r.ServerRSSBefore, r.ServerRSSAfter = before.RSS, after.RSS
 			r.RSSPerConn = float64(after.RSS-before.RSS) / float64(len(conns))
@@ -151,7 +156,8 @@ func (r *IdleResult) Table() []Row {
 		rows = append(rows,
 			Row{"server RSS", fmt.Sprintf("%.1f MiB before, %.1f MiB after", float64(r.ServerRSSBefore)/(1<<20), float64(r.ServerRSSAfter)/(1<<20))},
 			Row{"server RSS/connection", kib(r.RSSPerConn)},
-			cpuRow("server CPU", *r.ServerCPU))
+			cpuRow("server CPU", *r.ServerCPU),
+			Row{"server CPU/connection", fmt.Sprintf("%.2f µs per second", *r.ServerCPUPerConn)})
 	}
 	if r.HeapPerConn != nil {
 		rows = append(rows, Row{"server Go/connection", fmt.Sprintf("%.2f goroutines, heap %s, stacks %s",
