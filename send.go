@@ -172,8 +172,11 @@ func (s *session) ping() {
 		s.queue[0] = rest
 		s.queued += len(rest)
 	}
-	if len(s.queue) > 0 {
-		s.startWriterLocked() // what was queued meanwhile, or the rest of the ping
+	// Frames queued meanwhile, the rest of the ping, or a replay started
+	// meanwhile (replayLocked leaves it to the running writer) are the
+	// writer's to send.
+	if len(s.queue) > 0 || s.replays > 0 {
+		s.startWriterLocked()
 	} else {
 		s.flushing = false
 	}
