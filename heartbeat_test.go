@@ -1,6 +1,7 @@
 package herald_test
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -59,5 +60,36 @@ func TestHeartbeatPongsAloneKeepPeer(t *testing.T) {
 	}
 	if n := srv.Connections(); n != 1 {
 		t.Fatalf("%d connections, want the answering peer kept", n)
+	}
+}
+
+// TestPongsReadByThePollerKeepTheStream sends pongs to a parked connection
+// alone, between the fragments of a message, and in one write with a
+// request: the poller reads the lone ones itself, and everything else still
+// reaches the connection's reader whole and in order.
+func TestPongsReadByThePollerKeepTheStream(t *testing.T) {
+	srv := startServer(t, nil)
+	c := heraldtest.DialWelcome(t, srv.url, nil)
+	park := func() { time.Sleep(100 * time.Millisecond) } // longer than the reader lingers
+	park()
+	c.MustWriteFrame(t, ws.OpPong, true, nil)
+	park()
+	c.MustWriteFrame(t, ws.OpText, false, []byte(`{"type":"ping",`))
+	park()
+	c.MustWriteFrame(t, ws.OpPong, true, []byte("abc"))
+	park()
+	c.MustWriteFrame(t, ws.OpContinuation, true, []byte(`"id":7}`))
+	if f := c.Expect(t, "pong").Fields(); f["id"] != 7.0 {
+		t.Fatalf("pong %v, want id 7", f)
+	}
+	park()
+	var b bytes.Buffer
+	ws.WriteFrame(&b, ws.MaskFrame(ws.NewPongFrame(nil)))
+	ws.WriteFrame(&b, ws.MaskFrame(ws.NewTextFrame([]byte(`{"type":"ping","id":8}`))))
+	if _, err := c.NetConn().Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Expect(t, "pong").Fields(); f["id"] != 8.0 {
+		t.Fatalf("pong %v, want id 8", f)
 	}
 }
