@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // IdleConfig is the idle scenario: Connections connections, each subscribed
-// to Channel (none when empty), held open for Hold while the server pings
-// them.
+// to Channel (none when empty; "{i}" in it is the connection's number, for a
+// channel each), held open for Hold while the server pings them.
 type IdleConfig struct {
 	Target
 	Connections int
@@ -65,11 +67,11 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 			return nil, fmt.Errorf("server pid %d: %w", c.ServerPID, err)
 		}
 	}
-	conns, err := dialAll(ctx, c.Target, c.Connections, c.Parallel, 512, func(_ int, cn *Conn) error {
+	conns, err := dialAll(ctx, c.Target, c.Connections, c.Parallel, 512, func(i int, cn *Conn) error {
 		if c.Channel == "" {
 			return nil
 		}
-		return cn.Subscribe(ctx, c.Channel)
+		return cn.Subscribe(ctx, idleChannel(c.Channel, i))
 	})
 	if err != nil {
 		return nil, err
@@ -79,7 +81,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	var latency Histogram
 	for i, cn := range conns {
 		subs[i] = newSubscriber(cn)
-		go subs[i].read(c.Channel, &latency)
+		go subs[i].read(idleChannel(c.Channel, i), &latency)
 	}
 	hold := c.Hold
 	if hold <= 0 {
@@ -106,6 +108,11 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 		r.GoroutinesPerConn, r.HeapPerConn, r.StackPerConn = &g, &h, &st
 	}
 	return r, ctx.Err()
+}
+
+// idleChannel is connection i's channel: "{i}" in channel is replaced by i.
+func idleChannel(channel string, i int) string {
+	return strings.ReplaceAll(channel, "{i}", strconv.Itoa(i))
 }
 
 func idleResult(c IdleConfig, conns []*Conn, subs []*subscriber, hold time.Duration, before ProcStat, self, server CPUUse, cpuErr error) *IdleResult {

@@ -31,3 +31,15 @@ func TestIdleResultCPUPerConnection(t *testing.T) {
 		t.Fatalf("summary without the CPU per connection: %v", r.Table())
 	}
 }
+
+func TestIdleChannel(t *testing.T) {
+	for _, c := range []struct {
+		channel string
+		i       int
+		want    string
+	}{{"idle", 7, "idle"}, {"idle:{i}", 7, "idle:7"}, {"{i}-{i}", 12, "12-12"}, {"", 3, ""}} {
+		if got := idleChannel(c.channel, c.i); got != c.want {
+			t.Errorf("idleChannel(%q, %d) = %q, want %q", c.channel, c.i, got, c.want)
+		}
+	}
+}
