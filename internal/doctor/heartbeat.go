@@ -174,6 +174,9 @@ func (d *doctor) heartbeatLost(ch Check, w heartbeatWatch, sentinelLost time.Tim
 	}
 	ch.Status = Fail
 	ch.Summary = fmt.Sprintf("%s after %s although the doctor answered all %d pings", w.lost, human(after), len(w.pings))
+	if len(w.pings) == 0 {
+		ch.Summary = fmt.Sprintf("%s after %s, before the server sent any ping", w.lost, human(after))
+	}
 	iv := w.interval()
 	quiet := !w.closed && w.silence >= 200*time.Millisecond && (iv == 0 || w.silence < iv)
 	switch {

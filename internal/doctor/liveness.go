@@ -254,14 +254,9 @@ func (d *doctor) liveness(probes int) Check {
 
 // String says what the server did, after what, and what that suggests.
 func (o outage) String() string {
-	var what string
-	switch {
-	case o.stopped != nil && o.dropped:
-		what = "the server dropped every connection and stopped accepting new ones"
-	case o.stopped != nil:
+	what := "the server dropped every connection at once"
+	if o.stopped != nil {
 		what = "the server stopped accepting connections"
-	default:
-		what = "the server dropped every connection at once"
 	}
 	switch {
 	case o.after.what == "":
@@ -274,8 +269,11 @@ func (o outage) String() string {
 	if o.after.cause != "" {
 		what += ": " + o.after.cause
 	}
-	if o.stopped != nil {
-		return what + " (a fresh upgrade: " + o.stopped.Error() + ")"
+	switch {
+	case o.stopped == nil:
+		return what + " (it accepted a fresh connection right after: it restarted, or every connection failed at once)"
+	case o.dropped:
+		return what + " (it dropped every connection it had at the same moment; a fresh upgrade: " + o.stopped.Error() + ")"
 	}
-	return what + " (it accepted a fresh connection right after: restarted, or every connection failed at once)"
+	return what + " (a fresh upgrade: " + o.stopped.Error() + ")"
 }
