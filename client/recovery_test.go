@@ -154,12 +154,15 @@ func TestResubscribeRefusedEndsSubscription(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-sub.Done()
+		// Counted before anything blocks: once every goroutine waits, the
+		// bubble's clock jumps to the silent server's liveness timeout and
+		// the client dials again, as it should.
+		if n := len(f.dialTimes()); n != 3 {
+			t.Errorf("%d dials, want 3 (unavailable is retried, forbidden is not)", n)
+		}
 		var pe *protocol.Error
 		if err := <-errs; !asProtocolError(err, &pe) || pe.Code != protocol.CodeForbidden {
 			t.Errorf("OnError got %v, want forbidden", err)
-		}
-		if n := len(f.dialTimes()); n != 3 {
-			t.Errorf("%d dials, want 3 (unavailable is retried, forbidden is not)", n)
 		}
 	})
 }
