@@ -258,6 +258,20 @@ func (s *fakeSession) next(t *testing.T, typ string) protocol.Frame {
 	}
 }
 
+// nextOrGone is next that reports false when the connection ends first.
+func (s *fakeSession) nextOrGone(typ string) (protocol.Frame, bool) {
+	for {
+		select {
+		case f := <-s.in:
+			if f.Type() == typ {
+				return f, true
+			}
+		case <-s.gone:
+			return nil, false
+		}
+	}
+}
+
 // framesOf returns the frames of type typ the client sent, with the times
 // they arrived.
 func (s *fakeSession) framesOf(typ string) ([]protocol.Frame, []time.Time) {
