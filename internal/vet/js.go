@@ -36,8 +36,9 @@ var (
 )
 
 // JSFiles lists the .js, .mjs, .cjs, .ts, .mts and .tsx files under root
-// (a file or a directory), skipping node_modules, dist, testdata and
-// hidden directories and .d.ts files.
+// (a file or a directory), skipping node_modules, dist, test, testdata and
+// hidden directories, .d.ts files and *.test.* files (test peers are
+// minimal or hostile on purpose).
 func JSFiles(root string) ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -46,14 +47,14 @@ func JSFiles(root string) ([]string, error) {
 		}
 		if d.IsDir() {
 			n := d.Name()
-			if p != root && (n == "node_modules" || n == "dist" || n == "testdata" || strings.HasPrefix(n, ".")) {
+			if p != root && (n == "node_modules" || n == "dist" || n == "testdata" || n == "test" || n == "tests" || strings.HasPrefix(n, ".")) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		switch filepath.Ext(p) {
 		case ".js", ".mjs", ".cjs", ".ts", ".mts", ".tsx":
-			if !strings.HasSuffix(p, ".d.ts") {
+			if !strings.HasSuffix(p, ".d.ts") && !strings.Contains(filepath.Base(p), ".test.") {
 				out = append(out, p)
 			}
 		}
