@@ -27,7 +27,9 @@ type Finding struct {
 	Message string `json:"message"`
 }
 
-func (f Finding) String() string { return fmt.Sprintf("%s:%d:%d: %s", f.File, f.Line, f.Col, f.Message) }
+func (f Finding) String() string {
+	return fmt.Sprintf("%s:%d:%d: %s", f.File, f.Line, f.Col, f.Message)
+}
 
 // ErrNoNode and ErrNoTypeScript say why JavaScript files were skipped.
 var (
