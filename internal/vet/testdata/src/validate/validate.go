@@ -16,7 +16,7 @@ func bad(c *websocket.Conn, data []byte) {
 	var m msg
 	json.Unmarshal(data, &m) // want "ws-validate: decoding error ignored"
 	_ = c.ReadJSON(&m)       // want "decoding error ignored"
-	switch m.Type { // want "switch on the message type with no default"
+	switch m.Type {          // want "switch on the message type with no default"
 	case "chat":
 	case "join":
 	}

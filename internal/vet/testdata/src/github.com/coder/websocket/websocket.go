@@ -14,8 +14,8 @@ func Accept(w http.ResponseWriter, r *http.Request, o *AcceptOptions) (*Conn, er
 type AcceptOptions struct{ Subprotocols []string }
 
 func Dial(ctx context.Context, u string, o any) (*Conn, *http.Response, error) { return nil, nil, nil }
-func (*Conn) Read(ctx context.Context) (MessageType, []byte, error)           { return 0, nil, nil }
-func (*Conn) Write(ctx context.Context, t MessageType, b []byte) error        { return nil }
-func (*Conn) Ping(ctx context.Context) error                                  { return nil }
-func (*Conn) CloseRead(ctx context.Context) context.Context                   { return ctx }
-func (*Conn) CloseNow() error                                                 { return nil }
+func (*Conn) Read(ctx context.Context) (MessageType, []byte, error)            { return 0, nil, nil }
+func (*Conn) Write(ctx context.Context, t MessageType, b []byte) error         { return nil }
+func (*Conn) Ping(ctx context.Context) error                                   { return nil }
+func (*Conn) CloseRead(ctx context.Context) context.Context                    { return ctx }
+func (*Conn) CloseNow() error                                                  { return nil }

@@ -21,13 +21,13 @@ func (*Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h http.Header) 
 	return nil, nil
 }
 func (*Dialer) Dial(url string, h http.Header) (*Conn, *http.Response, error) { return nil, nil, nil }
-func (*Conn) ReadMessage() (int, []byte, error)                              { return 0, nil, nil }
-func (*Conn) ReadJSON(v any) error                                           { return nil }
-func (*Conn) WriteMessage(t int, b []byte) error                             { return nil }
-func (*Conn) WriteJSON(v any) error                                          { return nil }
-func (*Conn) WriteControl(t int, b []byte, d time.Time) error                { return nil }
-func (*Conn) SetReadLimit(n int64)                                           {}
-func (*Conn) SetReadDeadline(t time.Time) error                              { return nil }
-func (*Conn) SetWriteDeadline(t time.Time) error                             { return nil }
-func (*Conn) SetPongHandler(h func(string) error)                            {}
-func (*Conn) Close() error                                                   { return nil }
+func (*Conn) ReadMessage() (int, []byte, error)                               { return 0, nil, nil }
+func (*Conn) ReadJSON(v any) error                                            { return nil }
+func (*Conn) WriteMessage(t int, b []byte) error                              { return nil }
+func (*Conn) WriteJSON(v any) error                                           { return nil }
+func (*Conn) WriteControl(t int, b []byte, d time.Time) error                 { return nil }
+func (*Conn) SetReadLimit(n int64)                                            {}
+func (*Conn) SetReadDeadline(t time.Time) error                               { return nil }
+func (*Conn) SetWriteDeadline(t time.Time) error                              { return nil }
+func (*Conn) SetPongHandler(h func(string) error)                             {}
+func (*Conn) Close() error                                                    { return nil }

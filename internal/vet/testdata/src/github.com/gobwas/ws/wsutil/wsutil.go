@@ -7,5 +7,5 @@ import (
 	"github.com/gobwas/ws"
 )
 
-func ReadClientData(rw io.ReadWriter) ([]byte, ws.OpCode, error) { return nil, 0, nil }
+func ReadClientData(rw io.ReadWriter) ([]byte, ws.OpCode, error)   { return nil, 0, nil }
 func WriteServerMessage(w io.Writer, op ws.OpCode, p []byte) error { return nil }
