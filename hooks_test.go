@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald"
@@ -493,5 +494,21 @@ func TestRefreshHook(t *testing.T) {
 	c2.Expect(t, "welcome")
 	if code := c2.ExpectClose(t, 5*time.Second); code != 4001 {
 		t.Fatalf("close %d, want 4001", code)
+	}
+}
+
+// TestSubscribeHookSkippedForTokenChannels: a token's channels claim
+// already allows its channels; the subscribe hook is asked only without
+// one.
+func TestSubscribeHookSkippedForTokenChannels(t *testing.T) {
+	b := newBackend(t, func(string, map[string]any) string { return `{"error":{"code":"forbidden","message":"no"}}` })
+	srv := jwtServer(t, herald.Options{Hooks: &herald.HookOptions{Subscribe: b.URL + "/subscribe", Secret: hookSecret}})
+	scoped := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "al", "aud": "herald", "channels": []string{"chat:*"}})))
+	scoped.Subscribe(t, 1, "chat:a", nil)
+	plain := heraldtest.DialWelcome(t, srv.url, bearer(token(t, jwt.MapClaims{"sub": "bo", "aud": "herald"})))
+	plain.Send(t, `{"type":"subscribe","id":1,"channel":"chat:a"}`)
+	plain.ExpectError(t, "forbidden", 1)
+	if got := b.received(t, "subscribe"); len(got) != 1 || !strings.Contains(got[0], `"user":"bo"`) {
+		t.Fatalf("subscribe hook requests %q, want only bo's", got)
 	}
 }
