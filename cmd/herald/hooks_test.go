@@ -113,3 +113,33 @@ func TestServeHooksWithPythonBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRPCFromNode sends an rpc from Node's own WebSocket (no
+// packages) to herald serve, answered by the Python backend.
+func TestServeRPCFromNode(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is needed for this interop test: ", err)
+	}
+	const secret = "s3cret-for-hooks"
+	backend, _ := startPythonBackend(t, secret)
+	cmd := exec.Command(buildHerald(t), "serve", "--addr", "127.0.0.1:0", "--hook-rpc", backend+"/rpc")
+	cmd.Env = append(os.Environ(), "HERALD_HOOK_SECRET="+secret)
+	_, base := startServeCmd(t, cmd)
+	script := `
+const ws = new WebSocket(process.argv[1], "herald.v1");
+ws.onmessage = (e) => {
+  const f = JSON.parse(e.data);
+  if (f.type === "welcome") ws.send(JSON.stringify({type: "rpc", id: 7, method: "whoami", data: {n: 1}}));
+  else { console.log(JSON.stringify(f)); ws.close(); }
+};
+ws.onerror = (e) => { console.error(e.message); process.exit(1); };
+`
+	out, err := exec.Command(node, "--experimental-websocket", "-e", script, "ws"+strings.TrimPrefix(base, "http")+"/ws").CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), `{"type":"result","id":7,"data":{"user":"","asked":{"n":1}}}`; !strings.HasSuffix(got, want) {
+		t.Fatalf("node got %s, want %s", got, want)
+	}
+}
