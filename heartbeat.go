@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	"github.com/heraldhq/herald/protocol"
 )
 
 // heartbeat is the one scheduler that pings every connection and terminates
@@ -168,7 +166,7 @@ func (hb *heartbeat) run(ctx context.Context) {
 		}
 		hb.metrics.heartbeatKills.Add(float64(len(a.dead)))
 		for _, s := range a.expired {
-			s.close(protocol.CloseUnauthorized, s.expiryReason())
+			s.expire()
 		}
 		clear(a.ping)
 		clear(a.dead)

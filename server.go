@@ -35,6 +35,7 @@ type Server struct {
 	pollerOnce sync.Once
 	upgrader   ws.HTTPUpgrader
 	metrics    *metrics
+	hooks      *hooks
 	gatherer   prometheus.Gatherer
 
 	originWarnings warnLimiter // refused origins recently logged
@@ -76,6 +77,7 @@ func New(opts *Options) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics, s.gatherer = newMetrics(reg, s.broker), reg
+	s.hooks = newHooks(o.Hooks, reg, s.log)
 	s.hub = newHub(s.metrics)
 	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout, s.metrics)
 	s.upgrader = ws.HTTPUpgrader{

@@ -81,12 +81,20 @@ func (s *session) holdLocked(sub *subscription, p broker.Publication, size int) 
 // a held channel restarts recovery from the new since, which is how a client
 // repairs a gap.
 func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
-	ch := req.Channel
-	if e := s.authorize(ActionSubscribe, ch); e != nil {
+	if e := s.authorize(ActionSubscribe, req.Channel); e != nil {
 		e.ID = req.ID
 		s.reply(e)
 		return
 	}
+	if s.subscribeAllowed(req) {
+		s.join(ctx, req, req.ID != 0)
+	}
+}
+
+// join subscribes the connection to req's channel, which it may hold, and
+// confirms with subscribed when confirm is set.
+func (s *session) join(ctx context.Context, req *protocol.Subscribe, confirm bool) {
+	ch := req.Channel
 	s.mu.Lock()
 	sub := s.subscriptionLocked(ch)
 	held := sub != nil
@@ -130,7 +138,7 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	if recovered != nil {
 		s.srv.metrics.recoveries.WithLabelValues(strconv.FormatBool(*recovered)).Inc()
 	}
-	if req.ID != 0 {
+	if confirm {
 		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
 	}
 

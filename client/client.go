@@ -428,6 +428,8 @@ func replyID(f protocol.Frame) uint64 {
 		return f.ID
 	case *protocol.Refreshed:
 		return f.ID
+	case *protocol.Result:
+		return f.ID
 	case *protocol.Error:
 		return f.ID
 	}

@@ -61,6 +61,8 @@ var specs = map[string]frameSpec{
 	TypeRefreshed:    {func() Frame { return new(Refreshed) }, nil},
 	TypeMessage:      {func() Frame { return new(Message) }, []string{"channel", "offset", "data"}},
 	TypeError:        {func() Frame { return new(Error) }, []string{"code"}},
+	TypeRPC:          {func() Frame { return new(RPC) }, []string{"method"}},
+	TypeResult:       {func() Frame { return new(Result) }, []string{"data"}},
 }
 
 // Decode parses and validates one frame of either direction. On failure the
@@ -179,6 +181,8 @@ func validate(f Frame) *Error {
 		if f.Token == "" {
 			return badRequest(0, "refresh: empty token")
 		}
+	case *RPC:
+		return f.validate()
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ type serveConfig struct {
 	tlsCert          string
 	tlsKey           string
 	tlsPoll          time.Duration // how often to look for renewed TLS files; 0: certPollInterval
+	hooks            hookConfig
 }
 
 func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
@@ -99,6 +100,7 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key); loaded again on SIGHUP and when it or the key file changes")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
 	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open); pass it as HERALD_API_KEY")
+	c.hooks.register(fs)
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
 	return fs
 }
@@ -113,6 +115,10 @@ type namespaceConfig struct {
 	Publish     herald.Access `yaml:"publish"`
 	HistorySize int           `yaml:"history-size"`
 	HistoryTTL  time.Duration `yaml:"history-ttl"`
+
+	HookSubscribe string `yaml:"hook-subscribe"` // hooks.go
+	HookPublish   string `yaml:"hook-publish"`
+	HookRPC       string `yaml:"hook-rpc"`
 }
 
 // finish derives the options that depend on several flags and reads the
@@ -134,6 +140,9 @@ func (c *serveConfig) finish(fs *flag.FlagSet) error {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}
 	}
 	if err := c.tokens(); err != nil {
+		return err
+	}
+	if err := c.hooks.apply(c.config, &c.opts); err != nil {
 		return err
 	}
 	anonymousSet := false

@@ -74,6 +74,15 @@ export interface RefreshFrame {
   token: string;
 }
 
+/** RpcFrame asks the server's rpc hook (the application's backend) to run method. */
+export interface RpcFrame {
+  type: "rpc";
+  id?: number;
+  /** 1 to 128 bytes of A-Z a-z 0-9 _ - . : / */
+  method: string;
+  data?: JSONValue;
+}
+
 /** A frame a client sends. */
 export type ClientFrame =
   | HelloFrame
@@ -81,7 +90,8 @@ export type ClientFrame =
   | UnsubscribeFrame
   | PublishFrame
   | PingFrame
-  | RefreshFrame;
+  | RefreshFrame
+  | RpcFrame;
 
 // Server frames.
 
@@ -147,6 +157,13 @@ export interface MessageFrame {
   data: JSONValue;
 }
 
+/** ResultFrame answers an rpc with the backend's data. */
+export interface ResultFrame {
+  type: "result";
+  id?: number;
+  data: JSONValue;
+}
+
 /** The stable error codes of PROTOCOL.md's Errors table. */
 export type ErrorCode =
   | "bad_request"
@@ -178,6 +195,7 @@ export type ServerFrame =
   | PongFrame
   | RefreshedFrame
   | MessageFrame
+  | ResultFrame
   | ErrorFrame;
 
 /** WebSocket close codes Herald uses (PROTOCOL.md, Close codes). */
