@@ -3,6 +3,7 @@ package doctor_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -210,7 +211,7 @@ func TestDoctorAgainstOtherStacks(t *testing.T) {
 					if hint, ok := strings.CutPrefix(words, "hint: "); ok {
 						text, in, words = c.Hint, "hint", hint
 					}
-					if !strings.Contains(text, words) {
+					if !saysRoughly(text, words) {
 						t.Errorf("%s %s %q does not say %q", c.Name, in, text, words)
 					}
 				}
@@ -247,4 +248,12 @@ func checkJSON(t *testing.T, rep doctor.Report) {
 			t.Errorf("JSON check %d: %+v, want %+v", i, c, r)
 		}
 	}
+}
+
+// saysRoughly reports whether text holds words, where the fixtures' 3.00s
+// heartbeat may read from 2.90s to 3.19s: timers on a loaded machine fire
+// late, and the doctor reports what it measured.
+func saysRoughly(text, words string) bool {
+	pat := strings.ReplaceAll(regexp.QuoteMeta(words), `3\.00s`, `(2\.9\d|3\.[01]\d)s`)
+	return regexp.MustCompile(pat).MatchString(text)
 }
