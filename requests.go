@@ -55,6 +55,8 @@ func (s *session) handle(data []byte) {
 		s.send(&protocol.Pong{ID: req.ID})
 	case *protocol.Refresh:
 		s.refresh(req)
+	case *protocol.Presence:
+		s.presenceRequest(ctx, req)
 	default:
 		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
 	}

@@ -37,6 +37,9 @@ type Server struct {
 	metrics    *metrics
 	gatherer   prometheus.Gatherer
 
+	presenceOnce   sync.Once
+	presenceKeeper broker.Presence // presence.go
+
 	originWarnings warnLimiter // refused origins recently logged
 
 	ctx    context.Context // ends on Close
@@ -91,6 +94,7 @@ func New(opts *Options) *Server {
 		defer s.bg.Done()
 		s.runBroker()
 	}()
+	s.runPresence()
 	return s
 }
 

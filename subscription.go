@@ -130,6 +130,7 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	if recovered != nil {
 		s.srv.metrics.recoveries.WithLabelValues(strconv.FormatBool(*recovered)).Inc()
 	}
+	s.joinPresence(ctx, ch, held)
 	if req.ID != 0 {
 		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
 	}
@@ -348,6 +349,7 @@ func (s *session) dropSubscription(ch string) {
 		s.srv.metrics.subscriptions.Dec()
 	}
 	s.mu.Unlock()
+	s.leavePresence(ch)
 	if s.srv.hub.remove(ch, s) {
 		s.srv.brokerUnsubscribe(ch)
 	}

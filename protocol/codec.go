@@ -61,6 +61,10 @@ var specs = map[string]frameSpec{
 	TypeRefreshed:    {func() Frame { return new(Refreshed) }, nil},
 	TypeMessage:      {func() Frame { return new(Message) }, []string{"channel", "offset", "data"}},
 	TypeError:        {func() Frame { return new(Error) }, []string{"code"}},
+	TypePresence:     {func() Frame { return new(Presence) }, []string{"channel"}},
+	TypePresent:      {func() Frame { return new(Present) }, []string{"channel", "clients", "users"}},
+	TypeJoin:         {func() Frame { return new(Join) }, []string{"channel", "member"}},
+	TypeLeave:        {func() Frame { return new(Leave) }, []string{"channel", "member"}},
 }
 
 // Decode parses and validates one frame of either direction. On failure the
@@ -165,6 +169,8 @@ func validate(f Frame) *Error {
 	case *Subscribe:
 		return checkChannel(f.Channel)
 	case *Unsubscribe:
+		return checkChannel(f.Channel)
+	case *Presence:
 		return checkChannel(f.Channel)
 	case *Publish:
 		if len(f.Key) > MaxKeyBytes {
