@@ -44,7 +44,8 @@ type NamespaceOptions struct {
 	// subscribers of a channel when a connection subscribes and when its
 	// subscription ends, on channels of at most MaxJoinLeaveMembers
 	// members. Zero MaxJoinLeaveMembers means DefaultMaxJoinLeaveMembers;
-	// negative means no bound.
+	// negative means no bound. The entry AnyNamespace sets these three
+	// for the namespaces without an entry.
 	JoinLeave           bool
 	MaxJoinLeaveMembers int
 }

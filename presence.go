@@ -28,6 +28,12 @@ import (
 // NamespaceOptions.MaxJoinLeaveMembers.
 const DefaultMaxJoinLeaveMembers = 1000
 
+// AnyNamespace is the key of Options.Namespaces whose Presence,
+// JoinLeave and MaxJoinLeaveMembers apply to every namespace without an
+// entry of its own ("*" is no namespace: channel names cannot hold it).
+// Its Subscribe, Publish and History are not read.
+const AnyNamespace = "*"
+
 // errPresenceOff is the answer to presence in a namespace without it.
 const errPresenceOff = "presence is off for this namespace"
 
@@ -46,7 +52,10 @@ func (srv *Server) presence() broker.Presence {
 // presenceOn reports whether channel's namespace keeps presence, and the
 // announce bound of its joins and leaves for broker.Presence (0: none).
 func (srv *Server) presenceOn(channel string) (on bool, announce int) {
-	ns := srv.opts.Namespaces[protocol.Namespace(channel)]
+	ns, ok := srv.opts.Namespaces[protocol.Namespace(channel)]
+	if !ok {
+		ns = srv.opts.Namespaces[AnyNamespace]
+	}
 	if !ns.Presence {
 		return false, 0
 	}

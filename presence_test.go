@@ -224,3 +224,35 @@ func TestPresenceTruncated(t *testing.T) {
 		t.Fatal("members without client ids")
 	}
 }
+
+func TestAPIPresence(t *testing.T) {
+	opts := presenceOptions()
+	opts.APIKey = "k3y"
+	srv := startAPIServer(t, opts)
+	c, cID := dialUser(t, srv.testServer, "")
+	c.Subscribe(t, 1, "chat:api", nil)
+
+	status, body := call(t, "POST", srv.api+"/api/presence", "k3y", `{"channel":"chat:api"}`)
+	if status != 200 || body["clients"] != 1.0 || body["users"] != 0.0 || !slices.Equal(memberList(body), []string{cID + "/"}) {
+		t.Fatalf("presence: %d %v", status, body)
+	}
+	status, body = call(t, "POST", srv.api+"/api/presence", "k3y", `{"channel":"chat:api","count_only":true}`)
+	if status != 200 || body["clients"] != 1.0 || body["members"] != nil {
+		t.Fatalf("count_only: %d %v", status, body)
+	}
+	for _, tc := range []struct {
+		key, body string
+		status    int
+		code      string
+	}{
+		{"k3y", `{"channel":"news:x"}`, 400, "bad_request"},
+		{"k3y", `{"channel":"bad channel"}`, 400, "invalid_channel"},
+		{"k3y", `{}`, 400, "bad_request"},
+		{"k3y", `{"channel":"chat:api","count_only":"yes"}`, 400, "bad_request"},
+		{"wrong", `{"channel":"chat:api"}`, 401, "unauthorized"},
+	} {
+		if status, body := call(t, "POST", srv.api+"/api/presence", tc.key, tc.body); status != tc.status || body["code"] != tc.code {
+			t.Errorf("%s: %d %v, want %d %s", tc.body, status, body, tc.status, tc.code)
+		}
+	}
+}
