@@ -132,12 +132,16 @@ func (srv *Server) members(ctx context.Context, channel string, countOnly bool) 
 }
 
 // presenceEvent sends an announced join or leave to the channel's local
-// subscribers, but not to the member itself. The frame is built once.
-func (h *hub) presenceEvent(ev broker.PresenceEvent) {
+// subscribers, but not to the member itself, unless they are more than the
+// namespace's bound (subscribers that are still joining count here before
+// they count as members). The frame is built once.
+func (srv *Server) presenceEvent(ev broker.PresenceEvent) {
+	_, most := srv.presenceOn(ev.Channel)
+	h := srv.hub
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	subs := h.channels[ev.Channel]
-	if len(subs) == 0 {
+	if len(subs) == 0 || len(subs) > most {
 		return
 	}
 	var f protocol.Frame = &protocol.Join{Channel: ev.Channel, Member: ev.Member}
@@ -165,7 +169,7 @@ func (srv *Server) runPresence() {
 	go func() {
 		defer srv.bg.Done()
 		for {
-			err := srv.presence().WatchPresence(srv.ctx, srv.hub.presenceEvent)
+			err := srv.presence().WatchPresence(srv.ctx, srv.presenceEvent)
 			if srv.ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
 				return
 			}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/broker/redisbroker"
 	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/heraldtest/testnode"
@@ -156,5 +158,36 @@ func TestPresenceNodeKilled(t *testing.T) {
 	time.Sleep(ttl + time.Second)
 	if got := clients(t, survivor, 100, ch); !slices.Equal(got, []string{survivorID}) {
 		t.Fatalf("presence %v later: %v, want the survivor, refreshed by its node", time.Since(killed), got)
+	}
+}
+
+// TestPresenceMemoryPerMember holds what a node keeps of its own members
+// (to refresh them) within 300 bytes per member, over 10,000 members.
+func TestPresenceMemoryPerMember(t *testing.T) {
+	r := startRedis(t)
+	b := newBroker(t, r, redisbroker.Options{})
+	const n = 10_000
+	members := make([]broker.Member, n)
+	for i := range members {
+		members[i] = broker.Member{Client: fmt.Sprintf("s_%08X", i), User: fmt.Sprintf("user%d", i%5000)}
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for i, m := range members {
+		if err := b.Join(t.Context(), fmt.Sprintf("chat:room%d", i%100), m, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := float64(int64(heap())-int64(before)) / n
+	runtime.KeepAlive(members)
+	t.Logf("Redis broker: %.0f bytes per presence member on the node", per)
+	if per > 300 {
+		t.Errorf("a presence member costs the node %.0f bytes, want at most 300", per)
 	}
 }
