@@ -57,6 +57,8 @@ func (s *session) handle(data []byte) {
 		s.refresh(req)
 	case *protocol.RPC:
 		s.rpc(req)
+	case *protocol.Presence:
+		s.presenceRequest(ctx, req)
 	default:
 		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
 	}

@@ -38,6 +38,9 @@ type Server struct {
 	hooks      *hooks
 	gatherer   prometheus.Gatherer
 
+	presenceOnce   sync.Once
+	presenceKeeper broker.Presence // presence.go
+
 	originWarnings warnLimiter // refused origins recently logged
 
 	ctx    context.Context // ends on Close
@@ -93,6 +96,7 @@ func New(opts *Options) *Server {
 		defer s.bg.Done()
 		s.runBroker()
 	}()
+	s.runPresence()
 	return s
 }
 

@@ -138,6 +138,7 @@ func (s *session) join(ctx context.Context, req *protocol.Subscribe, confirm boo
 	if recovered != nil {
 		s.srv.metrics.recoveries.WithLabelValues(strconv.FormatBool(*recovered)).Inc()
 	}
+	s.joinPresence(ctx, ch, held)
 	if confirm {
 		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
 	}
@@ -356,6 +357,7 @@ func (s *session) dropSubscription(ch string) {
 		s.srv.metrics.subscriptions.Dec()
 	}
 	s.mu.Unlock()
+	s.leavePresence(ch)
 	if s.srv.hub.remove(ch, s) {
 		s.srv.brokerUnsubscribe(ch)
 	}

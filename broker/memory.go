@@ -112,6 +112,7 @@ type Memory struct {
 	full      atomic.Bool  // no channel could be dropped; reset by the sweeper
 
 	run       atomic.Pointer[runner]
+	presence  LocalPresence // see memory_presence.go
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close
 	swept     chan struct{} // closed when the sweeper has stopped
@@ -201,6 +202,7 @@ func open(opts *MemoryOptions) (*Memory, error) {
 		fsyncEvery:  cmp.Or(opts.FsyncInterval, DefaultFsyncInterval),
 		log:         opts.Logger,
 		channels:    make(map[string]*memStream),
+		presence:    LocalPresence{channels: make(map[string]map[string]string)},
 		done:        make(chan struct{}),
 		swept:       make(chan struct{}),
 	}

@@ -63,6 +63,10 @@ var specs = map[string]frameSpec{
 	TypeError:        {func() Frame { return new(Error) }, []string{"code"}},
 	TypeRPC:          {func() Frame { return new(RPC) }, []string{"method"}},
 	TypeResult:       {func() Frame { return new(Result) }, []string{"data"}},
+	TypePresence:     {func() Frame { return new(Presence) }, []string{"channel"}},
+	TypePresent:      {func() Frame { return new(Present) }, []string{"channel", "clients", "users"}},
+	TypeJoin:         {func() Frame { return new(Join) }, []string{"channel", "member"}},
+	TypeLeave:        {func() Frame { return new(Leave) }, []string{"channel", "member"}},
 }
 
 // Decode parses and validates one frame of either direction. On failure the
@@ -167,6 +171,8 @@ func validate(f Frame) *Error {
 	case *Subscribe:
 		return checkChannel(f.Channel)
 	case *Unsubscribe:
+		return checkChannel(f.Channel)
+	case *Presence:
 		return checkChannel(f.Channel)
 	case *Publish:
 		if len(f.Key) > MaxKeyBytes {

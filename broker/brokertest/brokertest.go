@@ -58,6 +58,7 @@ func Run(t *testing.T, newBroker Factory) {
 		{"DataCopied", testDataCopied},
 		{"RunGuards", testRunGuards},
 		{"Close", testClose},
+		{"PresenceMembers", testPresenceMembers}, {"PresenceEvents", testPresenceEvents}, {"PresenceGuards", testPresenceGuards},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBroker) })

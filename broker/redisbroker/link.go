@@ -284,7 +284,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 // messages of the next connection.
 func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	channel, ok := strings.CutPrefix(m.Channel, l.b.pubPrefix)
-	if !ok {
+	if !ok || l.b.presenceMessage(channel, m.Message) {
 		return
 	}
 	p, err := decodeMessage(channel, m.Message)
