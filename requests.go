@@ -55,6 +55,8 @@ func (s *session) handle(data []byte) {
 		s.send(&protocol.Pong{ID: req.ID})
 	case *protocol.Refresh:
 		s.refresh(req)
+	case *protocol.History:
+		s.history(ctx, req)
 	default:
 		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
 	}
@@ -72,7 +74,7 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		s.reply(&protocol.Error{ID: req.ID, Code: protocol.CodeRateLimited, Message: "too many bytes published; slow down", RetryAfterMS: max(wait.Milliseconds(), 1)})
 		return
 	}
-	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: s.keyScope().of(req.Key)})
+	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.from()})
 	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)
