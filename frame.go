@@ -58,6 +58,11 @@ func fromField(f *broker.From) *protocol.From {
 // messageFrameSize is the most bytes p's message frame can take: ids may
 // need six bytes per byte once escaped.
 func messageFrameSize(p broker.Publication) int {
-	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"ts":-9223372036854775808,"from":{"client":"","user":""},"data":null}`)
-	return maxHeaderSize + fields + len(p.Channel) + len(p.Data) + 6*(len(p.From.Client)+len(p.From.User))
+	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"ts":-9223372036854775808,"data":null}`)
+	const from = len(`,"from":{"client":"","user":""}`)
+	n := maxHeaderSize + fields + len(p.Channel) + len(p.Data)
+	if p.From != (broker.From{}) {
+		n += from + 6*(len(p.From.Client)+len(p.From.User))
+	}
+	return n
 }

@@ -33,7 +33,9 @@ func fromPtr(f From) *From {
 	if f == (From{}) {
 		return nil
 	}
-	return &f
+	p := new(From) // not &f: that would move f to the heap on every call
+	*p = f
+	return p
 }
 
 func fromOf(p *From) From {
