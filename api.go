@@ -32,6 +32,7 @@ func (s *Server) APIHandler() http.Handler {
 	mux.HandleFunc("GET /api/channels", s.apiChannels)
 	mux.HandleFunc("POST /api/disconnect", s.apiDisconnect)
 	mux.HandleFunc("POST /api/presence", s.apiPresence)
+	mux.HandleFunc("POST /api/history", s.apiHistory)
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.APIKey == "" {

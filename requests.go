@@ -59,6 +59,8 @@ func (s *session) handle(data []byte) {
 		s.rpc(req)
 	case *protocol.Presence:
 		s.presenceRequest(ctx, req)
+	case *protocol.History:
+		s.history(ctx, req)
 	default:
 		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
 	}
@@ -80,7 +82,7 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		s.reply(&protocol.Error{ID: req.ID, Code: protocol.CodeRateLimited, Message: "too many bytes published; slow down", RetryAfterMS: max(wait.Milliseconds(), 1)})
 		return
 	}
-	pos, err := s.srv.broker.Publish(ctx, req.Channel, data, broker.PublishOptions{Key: s.keyScope().of(req.Key)})
+	pos, err := s.srv.broker.Publish(ctx, req.Channel, data, broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.from()})
 	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)

@@ -126,7 +126,7 @@ func (s *session) join(ctx context.Context, req *protocol.Subscribe, confirm boo
 			return
 		}
 	}
-	pubs, pos, recovered, err := s.catchUp(ctx, ch, req.Since)
+	pubs, pos, recovered, err := s.catchUp(ctx, ch, req.Since, req.Last)
 	if err != nil {
 		s.dropSubscription(ch)
 		s.brokerError(req.ID, "subscribe", err)
@@ -151,6 +151,9 @@ func (s *session) join(ctx context.Context, req *protocol.Subscribe, confirm boo
 	sub.epoch, sub.last = pos.Epoch, pos.Offset
 	if recovered != nil && *recovered {
 		sub.last = req.Since.Offset
+	}
+	if recovered == nil && len(pubs) > 0 {
+		sub.last = pubs[0].Offset - 1 // the backlog of last
 	}
 	s.replayLocked(sub, pubs)
 }
@@ -319,8 +322,13 @@ func (s *session) subscriptionLocked(ch string) *subscription {
 }
 
 // catchUp returns the publications a subscribe must replay and the stream
-// position. recovered is nil without since.
-func (s *session) catchUp(ctx context.Context, ch string, since *protocol.StreamPosition) ([]broker.Publication, broker.StreamPosition, *bool, error) {
+// position: those after since, or the backlog of last (see backlog).
+// recovered is nil without since.
+func (s *session) catchUp(ctx context.Context, ch string, since *protocol.StreamPosition, last int) ([]broker.Publication, broker.StreamPosition, *bool, error) {
+	if since == nil && last > 0 {
+		pubs, pos, err := s.backlog(ctx, ch, last)
+		return pubs, pos, nil, err
+	}
 	if since == nil {
 		pos, err := s.srv.broker.Position(ctx, ch)
 		return nil, pos, nil, err

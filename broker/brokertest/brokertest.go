@@ -50,6 +50,7 @@ func Run(t *testing.T, newBroker Factory) {
 		{"HistorySize", testHistorySize},
 		{"HistoryTTL", testHistoryTTL},
 		{"Recovery", testRecovery},
+		{"Page", testPage}, {"PageBounds", testPageBounds}, {"PageMetadata", testPageMetadata},
 		{"Unrecoverable", testUnrecoverable},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyConcurrent", testIdempotencyConcurrent},
