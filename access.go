@@ -37,6 +37,17 @@ type NamespaceOptions struct {
 	// Options.Broker has its own policy (broker.MemoryOptions.Namespaces,
 	// redisbroker.Options.Namespaces).
 	History broker.HistoryOptions
+	// Presence keeps who is subscribed to the namespace's channels, which
+	// a presence request reads (PROTOCOL.md, Presence). Off by default.
+	Presence bool
+	// JoinLeave, with Presence, sends join and leave events to the other
+	// subscribers of a channel when a connection subscribes and when its
+	// subscription ends, on channels of at most MaxJoinLeaveMembers
+	// members. Zero MaxJoinLeaveMembers means DefaultMaxJoinLeaveMembers;
+	// negative means no bound. The entry AnyNamespace sets these three
+	// for the namespaces without an entry.
+	JoinLeave           bool
+	MaxJoinLeaveMembers int
 }
 
 // authorize applies the rules for action on channel: the token's channel

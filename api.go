@@ -17,6 +17,7 @@ import (
 //	POST /api/broadcast   {"channels":[...],"data","key"} -> {"results":[...]}
 //	GET  /api/channels                                   -> {"channels":[{"channel","subscribers"}]}
 //	POST /api/disconnect  {"user","code","reason"}       -> {"disconnected"}
+//	POST /api/presence    {"channel","count_only"}       -> {"clients","users","members","truncated"}
 //	GET  /api/stats                                      -> Stats
 //
 // Every call needs "Authorization: Bearer <Options.APIKey>"; without an
@@ -30,6 +31,8 @@ func (s *Server) APIHandler() http.Handler {
 	mux.HandleFunc("POST /api/broadcast", s.apiBroadcast)
 	mux.HandleFunc("GET /api/channels", s.apiChannels)
 	mux.HandleFunc("POST /api/disconnect", s.apiDisconnect)
+	mux.HandleFunc("POST /api/presence", s.apiPresence)
+	mux.HandleFunc("POST /api/history", s.apiHistory)
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.APIKey == "" {

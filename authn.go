@@ -76,6 +76,7 @@ func (s *session) start() {
 	if s.authed || s.srv.anonymousAllowed() {
 		s.authed = true
 		s.welcome(0)
+		s.subscribeServerSide()
 		return
 	}
 	s.srv.heartbeat.setExpiry(s, time.Now().Add(s.srv.opts.HelloTimeout), true)
@@ -128,6 +129,7 @@ func (s *session) hello(req *protocol.Hello) {
 		return
 	}
 	s.identity, s.authed = id, true
+	s.hooked.Store(false) // the token's expiry now, not the connect hook's
 	s.welcome(req.ID)
 }
 

@@ -39,14 +39,30 @@ func frameInPlace(op ws.OpCode, b []byte) []byte {
 	return b[start:]
 }
 
-// messageFrame encodes p's message frame in one allocation.
+// messageFrame encodes p's message frame, with its time and sender, in one
+// allocation.
 func messageFrame(p broker.Publication) []byte {
 	b := make([]byte, maxHeaderSize, messageFrameSize(p))
-	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Data))
+	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Time, fromField(&p.From), p.Data))
 }
 
-// messageFrameSize is the most bytes p's message frame can take.
+// fromField returns the from field of a publication's message: nil when
+// the application published it.
+func fromField(f *broker.From) *protocol.From {
+	if f.Client == "" && f.User == "" {
+		return nil
+	}
+	return f
+}
+
+// messageFrameSize is the most bytes p's message frame can take: ids may
+// need six bytes per byte once escaped.
 func messageFrameSize(p broker.Publication) int {
-	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"data":null}`)
-	return maxHeaderSize + fields + len(p.Channel) + len(p.Data)
+	const fields = len(`{"type":"message","channel":"","offset":18446744073709551615,"ts":-9223372036854775808,"data":null}`)
+	const from = len(`,"from":{"client":"","user":""}`)
+	n := maxHeaderSize + fields + len(p.Channel) + len(p.Data)
+	if p.From != (broker.From{}) {
+		n += from + 6*(len(p.From.Client)+len(p.From.User))
+	}
+	return n
 }

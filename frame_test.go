@@ -27,9 +27,10 @@ func TestFrameHeaders(t *testing.T) {
 }
 
 func TestMessageFrameAllocatesOnce(t *testing.T) {
-	p := broker.Publication{Channel: "chat:lobby", Epoch: "e", Offset: 1<<64 - 1, Data: []byte(`{"text":"hi"}`)}
+	p := broker.Publication{Channel: "chat:lobby", Epoch: "e", Offset: 1<<64 - 1, Data: []byte(`{"text":"hi"}`),
+		Time: 1767225600123, From: broker.From{Client: "s_8KQ2", User: "al\"ice\x01é"}}
 	frame := messageFrame(p)
-	want := buildFrame(ws.OpText, protocol.AppendMessage(nil, p.Channel, p.Offset, p.Data))
+	want := buildFrame(ws.OpText, protocol.AppendMessage(nil, p.Channel, p.Offset, p.Time, &p.From, p.Data))
 	if !bytes.Equal(frame, want) {
 		t.Fatalf("messageFrame = %q, want %q", frame, want)
 	}

@@ -72,6 +72,30 @@ func TestHeartbeatTerminatesSilentPeerOnTime(t *testing.T) {
 	})
 }
 
+// TestHeartbeatTerminatesOffTickPeerWithinATick opens a connection between
+// two ticks: its interval+timeout of silence ends between ticks too, and it
+// is terminated at the tick after, not before and not later.
+func TestHeartbeatTerminatesOffTickPeerWithinATick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		srv := New(&Options{PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second})
+		defer srv.Close()
+		tick := heartbeatTick(10*time.Second, 5*time.Second)
+		opened := tick + 130*time.Millisecond
+		time.Sleep(opened)
+		frames, dropped := pipeClient(t, srv, start, 0)
+		<-frames // welcome
+		if f := <-frames; f.op != ws.OpPing || f.at < opened+5*time.Second || f.at > opened+10*time.Second {
+			t.Fatalf("frame %v at %v, want the first ping within [5s, 10s] of %v", f.op, f.at, opened)
+		}
+		dead := opened + 15*time.Second
+		if at := <-dropped; at < dead || at > dead+tick {
+			t.Fatalf("silent peer dropped at %v, want within [%v, %v]", at, dead, dead+tick)
+		}
+		synctest.Wait()
+	})
+}
+
 func TestHeartbeatKeepsAnsweringPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -118,19 +142,29 @@ func TestHeartbeatSpreadsFirstPings(t *testing.T) {
 			streams = append(streams, frames)
 			drops = append(drops, dropped)
 		}
-		seen := map[time.Duration]bool{}
+		tick := heartbeatTick(10*time.Second, 5*time.Second)
+		seen := map[time.Duration]int{}
 		for _, frames := range streams {
 			<-frames // welcome
 			f := <-frames
 			if f.op != ws.OpPing || f.at < 5*time.Second || f.at > 10*time.Second {
 				t.Fatalf("first ping %v at %v, want within [5s, 10s]", f.op, f.at)
 			}
-			seen[f.at] = true
+			if f.at%tick != 0 {
+				t.Fatalf("first ping at %v, want on a tick of %v", f.at, tick)
+			}
+			seen[f.at]++
 		}
-		// Random points in a 5 s window: 50 connections made together must
-		// not ping together.
-		if len(seen) < n*9/10 {
-			t.Fatalf("%d connections pinged at only %d distinct times", n, len(seen))
+		// Random ticks of a 5 s window: 50 connections made together must
+		// not ping together, but spread over the window's ticks (4.5 a tick
+		// on average; 21 or more at one tick has odds of 1 in 20 million).
+		ticks := int(5*time.Second/tick) + 1
+		most := 0
+		for _, k := range seen {
+			most = max(most, k)
+		}
+		if len(seen) < ticks*7/10 || most > n*2/5 {
+			t.Fatalf("%d connections pinged at %d of %d ticks, at most %d at one: %v", n, len(seen), ticks, most, seen)
 		}
 	})
 }

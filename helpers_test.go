@@ -18,6 +18,12 @@ type testServer struct {
 
 func startServer(t *testing.T, opts *herald.Options) *testServer {
 	t.Helper()
+	return startServerAny(t, opts)
+}
+
+// startServerAny is startServer for tests and benchmarks.
+func startServerAny(t testing.TB, opts *herald.Options) *testServer {
+	t.Helper()
 	srv := herald.New(opts)
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)

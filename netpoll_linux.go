@@ -3,11 +3,13 @@ package herald
 import (
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,10 +21,18 @@ import (
 //
 // The socket stays registered with Go's runtime poller too, which the
 // goroutine's reads and every write use as usual: the two epoll sets watch
-// the same socket independently.
+// the same socket independently. The epoll set is itself registered with
+// Go's runtime poller, which reports it readable when a connection in it
+// is: run waits there like any goroutine waiting for a socket, with no
+// thread blocked in epoll_wait, so a connection turning readable wakes the
+// process once, not a thread and then the scheduler.
+//
+// A pong, what an idle connection sends, is read by run itself (pongNow):
+// no goroutine, no read buffer.
 type poller struct {
 	epfd int
-	wake int // eventfd that stops run
+	file *os.File // epfd, as Go's runtime poller watches it
+	wake int      // eventfd that stops run
 
 	mu    sync.Mutex
 	conns map[int32]*session // by file descriptor
@@ -36,6 +46,10 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil { // so that os.NewFile has the runtime poll it
+		unix.Close(epfd)
+		return nil, err
+	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(epfd)
@@ -47,7 +61,7 @@ func newPoller() (*poller, error) {
 		unix.Close(wake)
 		return nil, err
 	}
-	return &poller{epfd: epfd, wake: wake, conns: make(map[int32]*session)}, nil
+	return &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), wake: wake, conns: make(map[int32]*session)}, nil
 }
 
 // socketFD returns the descriptor of a plain TCP connection, which can be
@@ -126,15 +140,25 @@ func (p *poller) remove(s *session) {
 	}
 }
 
-// run dispatches readable connections until close.
+// run dispatches readable connections until close: it reads their pongs
+// itself, and starts a goroutine for anything else.
 func (p *poller) run() {
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		return
+	}
 	events := make([]unix.EpollEvent, 128)
+	var ready []*session
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
+		var n int
+		var werr error
+		// The runtime's poller watches the set edge-triggered: wait only once
+		// the set was found empty.
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n != 0 || (werr != nil && werr != unix.EINTR)
+		})
+		if err != nil || werr != nil {
 			return
 		}
 		p.mu.Lock()
@@ -148,11 +172,81 @@ func (p *poller) run() {
 				continue // closed since the event was queued
 			}
 			if s.reading.CompareAndSwap(false, true) {
-				go s.readFn()
+				ready = append(ready, s)
 			}
 		}
 		p.mu.Unlock()
+		// Each is now this goroutine's to read: no other reads it, and none
+		// ends it, until it is handed on or parked again.
+		for _, s := range ready {
+			if !s.pongNow() {
+				go s.readFn()
+				continue
+			}
+			s.reading.Store(false)
+			if err := p.rearm(s); err != nil {
+				go s.end(err)
+			}
+		}
+		clear(ready)
+		ready = ready[:0]
 	}
+}
+
+// pongNow reads what a parked connection sent when it is one small pong
+// frame, with one non-blocking read, and records it (s must be this
+// goroutine's to read). Otherwise what it read is left in the read buffer
+// for readReady, and it returns false.
+func (s *session) pongNow() bool {
+	if s.dead.Load() || !s.br.empty() {
+		return false
+	}
+	var b [16]byte
+	n := 0
+	if s.raw.Control(func(fd uintptr) {
+		for {
+			r, err := unix.Read(int(fd), b[:])
+			if err != unix.EINTR {
+				n = max(r, 0)
+				return
+			}
+		}
+	}) != nil || n == 0 {
+		return false // nothing, the end of the stream or an error: readReady sees it again
+	}
+	// A pong from a client: FIN and the pong opcode, the mask bit and a
+	// length that accounts for the rest, then the mask key and the payload,
+	// which nothing uses.
+	const maskedHeader = 6
+	isPong := n >= maskedHeader && b[0] == 0x80|byte(ws.OpPong) && b[1]&0x80 != 0 && int(b[1]&0x7f) == n-maskedHeader
+	if isPong {
+		if ok, _ := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); ok {
+			s.touch()
+			s.pong()
+			return true
+		}
+	}
+	s.br.fill(b[:n])
+	return false
+}
+
+// writeNow writes p to the socket without waiting: it returns how much the
+// socket took, nothing when its buffer is full. The caller must be the
+// connection's writer (send.go).
+func (s *session) writeNow(p []byte) (int, error) {
+	n := 0
+	var err error
+	if s.raw.Control(func(fd uintptr) {
+		for {
+			n, err = unix.Write(int(fd), p)
+			if err != unix.EINTR {
+				return
+			}
+		}
+	}) != nil || err == unix.EAGAIN {
+		return 0, nil // closed meanwhile, which the writer will find, or full
+	}
+	return max(n, 0), err
 }
 
 // close stops run and releases the epoll set. Every connection must have
@@ -164,7 +258,7 @@ func (p *poller) close() {
 
 // release closes the descriptors once run has returned.
 func (p *poller) release() {
-	unix.Close(p.epfd)
+	p.file.Close()
 	unix.Close(p.wake)
 }
 

@@ -25,4 +25,7 @@ func socketFD(net.Conn) (int32, syscall.RawConn) { return -1, nil }
 
 func (s *session) awaitMore() bool { return false }
 
+// writeNow is not called here: no connection is polled.
+func (s *session) writeNow([]byte) (int, error) { return 0, nil }
+
 func shutdown(syscall.RawConn) {}

@@ -100,6 +100,9 @@ type Options struct {
 	// Authorize, when set, is asked after the built-in rules (token channels,
 	// namespace access) allowed an action; returning false answers forbidden.
 	Authorize func(id auth.Identity, action Action, channel string) bool
+	// Hooks, when set, make the server ask an application's backend over
+	// HTTP at connect, subscribe, publish, rpc and refresh (see HookOptions).
+	Hooks *HookOptions
 	// Namespaces holds per-namespace rules, keyed by namespace ("" is the
 	// namespace of channel names without ':'). Missing namespaces allow all.
 	Namespaces map[string]NamespaceOptions

@@ -55,6 +55,12 @@ func (s *session) handle(data []byte) {
 		s.send(&protocol.Pong{ID: req.ID})
 	case *protocol.Refresh:
 		s.refresh(req)
+	case *protocol.RPC:
+		s.rpc(req)
+	case *protocol.Presence:
+		s.presenceRequest(ctx, req)
+	case *protocol.History:
+		s.history(ctx, req)
 	default:
 		s.replyError(id, protocol.CodeUnknownType, f.Type()+" is not a client request")
 	}
@@ -66,13 +72,17 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		s.reply(e)
 		return
 	}
+	data, ok := s.publishData(req)
+	if !ok {
+		return
+	}
 	start := time.Now()
-	if ok, wait := s.publishAllowed(start, len(req.Data)); !ok {
+	if ok, wait := s.publishAllowed(start, len(data)); !ok {
 		s.srv.metrics.rateLimitedReplies.Inc()
 		s.reply(&protocol.Error{ID: req.ID, Code: protocol.CodeRateLimited, Message: "too many bytes published; slow down", RetryAfterMS: max(wait.Milliseconds(), 1)})
 		return
 	}
-	pos, err := s.srv.broker.Publish(ctx, req.Channel, req.Data, broker.PublishOptions{Key: s.keyScope().of(req.Key)})
+	pos, err := s.srv.broker.Publish(ctx, req.Channel, data, broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.from()})
 	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)

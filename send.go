@@ -50,8 +50,8 @@ func (s *session) pushLocked(frame []byte) {
 	}
 }
 
-// startWriterLocked starts the writer goroutine; it must not be running.
-// s.mu must be held.
+// startWriterLocked starts the writer goroutine; it must not be running
+// (ping may hold the writer's part while it starts it). s.mu must be held.
 func (s *session) startWriterLocked() {
 	s.flushing = true
 	if s.flushFn == nil {
@@ -131,10 +131,56 @@ func (s *session) sendControl(op ws.OpCode, payload []byte) {
 	s.mu.Unlock()
 }
 
-// ping queues a ping frame and notes when, for the round-trip time.
+// pingFrame is the server's ping: empty, unmasked. Frames are never
+// modified once queued, so every ping is this one.
+var pingFrame = buildFrame(ws.OpPing, nil)
+
+// ping sends a ping frame and notes when, for the round-trip time. When
+// nothing is queued and no writer runs, as on an idle connection, it writes
+// the frame itself without blocking (writeNow), so that the heartbeat
+// starts no goroutine and sets no write deadline for it; otherwise, or when
+// the socket does not take the frame at once, the frame is queued for the
+// writer like any other.
 func (s *session) ping() {
 	s.pingSent.Store(time.Now().UnixNano())
-	s.sendControl(ws.OpPing, nil)
+	s.mu.Lock()
+	if s.closing || s.flushing || len(s.queue) > 0 || s.fd < 0 {
+		s.enqueueLocked(pingFrame)
+		s.mu.Unlock()
+		return
+	}
+	s.flushing = true // this goroutine is the writer until it is done
+	s.mu.Unlock()
+
+	n, err := s.writeNow(pingFrame)
+	if n > 0 {
+		s.srv.metrics.framesSent.Inc()
+		s.srv.metrics.sentBytes.Add(float64(n))
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.flushing = false
+		s.queue, s.queued = nil, 0
+		s.mu.Unlock()
+		s.terminate("write failed: " + err.Error())
+		return
+	}
+	s.mu.Lock()
+	if rest := pingFrame[n:]; len(rest) > 0 {
+		s.queue = append(s.queue, nil)
+		copy(s.queue[1:], s.queue)
+		s.queue[0] = rest
+		s.queued += len(rest)
+	}
+	// Frames queued meanwhile, the rest of the ping, or a replay started
+	// meanwhile (replayLocked leaves it to the running writer) are the
+	// writer's to send.
+	if len(s.queue) > 0 || s.replays > 0 {
+		s.startWriterLocked()
+	} else {
+		s.flushing = false
+	}
+	s.mu.Unlock()
 }
 
 // pong records the round-trip time of the last ping, once.

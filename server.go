@@ -35,7 +35,11 @@ type Server struct {
 	pollerOnce sync.Once
 	upgrader   ws.HTTPUpgrader
 	metrics    *metrics
+	hooks      *hooks
 	gatherer   prometheus.Gatherer
+
+	presenceOnce   sync.Once
+	presenceKeeper broker.Presence // presence.go
 
 	originWarnings warnLimiter // refused origins recently logged
 
@@ -76,6 +80,7 @@ func New(opts *Options) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics, s.gatherer = newMetrics(reg, s.broker), reg
+	s.hooks = newHooks(o.Hooks, reg, s.log)
 	s.hub = newHub(s.metrics)
 	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout, s.metrics)
 	s.upgrader = ws.HTTPUpgrader{
@@ -91,6 +96,7 @@ func New(opts *Options) *Server {
 		defer s.bg.Done()
 		s.runBroker()
 	}()
+	s.runPresence()
 	return s
 }
 

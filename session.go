@@ -53,6 +53,9 @@ type session struct {
 	subs     []*subscription // one per channel, found by a scan: they are few
 	userName string          // the identity's user, readable outside the reader
 
+	hooked       atomic.Bool // made through the connect hook (hooks.go): its expiry asks the refresh hook
+	hookChannels []string    // the connect hook's server-side channels; set before the session is shared
+
 	// Owned by the reading goroutine.
 	fr           frameReader
 	br           readBuffer

@@ -81,12 +81,20 @@ func (s *session) holdLocked(sub *subscription, p broker.Publication, size int) 
 // a held channel restarts recovery from the new since, which is how a client
 // repairs a gap.
 func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
-	ch := req.Channel
-	if e := s.authorize(ActionSubscribe, ch); e != nil {
+	if e := s.authorize(ActionSubscribe, req.Channel); e != nil {
 		e.ID = req.ID
 		s.reply(e)
 		return
 	}
+	if s.subscribeAllowed(req) {
+		s.join(ctx, req, req.ID != 0)
+	}
+}
+
+// join subscribes the connection to req's channel, which it may hold, and
+// confirms with subscribed when confirm is set.
+func (s *session) join(ctx context.Context, req *protocol.Subscribe, confirm bool) {
+	ch := req.Channel
 	s.mu.Lock()
 	sub := s.subscriptionLocked(ch)
 	held := sub != nil
@@ -118,7 +126,7 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 			return
 		}
 	}
-	pubs, pos, recovered, err := s.catchUp(ctx, ch, req.Since)
+	pubs, pos, recovered, err := s.catchUp(ctx, ch, req.Since, req.Last)
 	if err != nil {
 		s.dropSubscription(ch)
 		s.brokerError(req.ID, "subscribe", err)
@@ -130,7 +138,8 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	if recovered != nil {
 		s.srv.metrics.recoveries.WithLabelValues(strconv.FormatBool(*recovered)).Inc()
 	}
-	if req.ID != 0 {
+	s.joinPresence(ctx, ch, held)
+	if confirm {
 		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
 	}
 
@@ -142,6 +151,9 @@ func (s *session) subscribe(ctx context.Context, req *protocol.Subscribe) {
 	sub.epoch, sub.last = pos.Epoch, pos.Offset
 	if recovered != nil && *recovered {
 		sub.last = req.Since.Offset
+	}
+	if recovered == nil && len(pubs) > 0 {
+		sub.last = pubs[0].Offset - 1 // the backlog of last
 	}
 	s.replayLocked(sub, pubs)
 }
@@ -310,8 +322,13 @@ func (s *session) subscriptionLocked(ch string) *subscription {
 }
 
 // catchUp returns the publications a subscribe must replay and the stream
-// position. recovered is nil without since.
-func (s *session) catchUp(ctx context.Context, ch string, since *protocol.StreamPosition) ([]broker.Publication, broker.StreamPosition, *bool, error) {
+// position: those after since, or the backlog of last (see backlog).
+// recovered is nil without since.
+func (s *session) catchUp(ctx context.Context, ch string, since *protocol.StreamPosition, last int) ([]broker.Publication, broker.StreamPosition, *bool, error) {
+	if since == nil && last > 0 {
+		pubs, pos, err := s.backlog(ctx, ch, last)
+		return pubs, pos, nil, err
+	}
 	if since == nil {
 		pos, err := s.srv.broker.Position(ctx, ch)
 		return nil, pos, nil, err
@@ -348,6 +365,7 @@ func (s *session) dropSubscription(ch string) {
 		s.srv.metrics.subscriptions.Dec()
 	}
 	s.mu.Unlock()
+	s.leavePresence(ch)
 	if s.srv.hub.remove(ch, s) {
 		s.srv.brokerUnsubscribe(ch)
 	}

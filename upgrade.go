@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/protocol"
 )
 
@@ -221,6 +222,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, 
 	if !offersProtocol(r) {
 		return nil, http.StatusBadRequest, "herald: subprotocol herald.v1 required"
 	}
+	if ep := s.hooks.endpoints[hookConnect]; ep != nil {
+		return s.acceptByHook(w, r, ep)
+	}
 	id, authed, err := s.authenticateUpgrade(r)
 	if errors.Is(err, errHookPanicked) {
 		return nil, http.StatusInternalServerError, "herald: internal error"
@@ -232,12 +236,19 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, 
 	if !authed && !s.anonymousAllowed() && s.opts.Tokens == nil {
 		return nil, http.StatusUnauthorized, "herald: credentials required"
 	}
+	return s.upgrade(w, r, newSessionID(), id, authed)
+}
+
+// upgrade upgrades the connection of an accepted request and makes its
+// session, sid, tracked but not yet open.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, sid string, id auth.Identity, authed bool) (*session, int, string) {
 	conn, rw, _, err := s.upgrader.Upgrade(r, w)
 	if err != nil {
 		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return nil, 0, ""
 	}
 	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
+	sess.id = sid
 	if fd, raw := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
 		sess.fd, sess.raw = fd, raw
 		sess.readFn = sess.readReady

@@ -30,6 +30,13 @@ type Publication struct {
 	Epoch   string
 	Offset  uint64
 	Data    []byte // JSON text, passed through untouched
+	// Time is when the publication was accepted, in milliseconds since the
+	// Unix epoch, by the clock of the node that published it; the same in
+	// every later read. Zero for publications stored before brokers kept it.
+	Time int64
+	// From is the connection that published it; zero when the application
+	// published (the HTTP API, Server.Publish).
+	From From
 }
 
 // PublishOptions are per-publish settings.
@@ -38,6 +45,8 @@ type PublishOptions struct {
 	// with the same non-empty key, within the history window, is not stored
 	// or delivered again and returns the first publication's position.
 	Key string
+	// From is the publishing connection, stored with the publication.
+	From From
 }
 
 // HistoryOptions bound a channel's history.
@@ -147,6 +156,9 @@ type Broker interface {
 	// since's epoch is not the current one or some publications after since
 	// have left history. limit <= 0 means no limit.
 	History(ctx context.Context, channel string, since StreamPosition, limit int) ([]Publication, StreamPosition, error)
+	// Pager reads history backwards, a page at a time (history pages and
+	// the backlog of a subscribe with last).
+	Pager
 	// Subscribe tells the broker this node wants the channel's publications;
 	// Unsubscribe that it no longer does. Calls are not counted: the node
 	// subscribes once per channel. When Subscribe returns, every later

@@ -30,7 +30,8 @@ type MemoryOptions struct {
 	Namespaces map[string]HistoryOptions
 	// MaxHistoryBytes bounds the history of all channels together, counted
 	// as the length of every publication's data and idempotency key plus a
-	// fixed overhead (32 bytes per history slot and per publication, 128 per
+	// fixed overhead (40 bytes per history slot, 32 per publication and 32
+	// more with the length of its ids for one from a connection, 128 per
 	// key). A publish that takes the total over it drops the oldest
 	// publications, with their keys, of the channels holding the most bytes,
 	// until the total is a sixteenth under the bound: the largest channels
@@ -112,6 +113,7 @@ type Memory struct {
 	full      atomic.Bool  // no channel could be dropped; reset by the sweeper
 
 	run       atomic.Pointer[runner]
+	presence  LocalPresence // see memory_presence.go
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close
 	swept     chan struct{} // closed when the sweeper has stopped
@@ -201,6 +203,7 @@ func open(opts *MemoryOptions) (*Memory, error) {
 		fsyncEvery:  cmp.Or(opts.FsyncInterval, DefaultFsyncInterval),
 		log:         opts.Logger,
 		channels:    make(map[string]*memStream),
+		presence:    LocalPresence{channels: make(map[string]map[string]string)},
 		done:        make(chan struct{}),
 		swept:       make(chan struct{}),
 	}
@@ -233,7 +236,7 @@ func (m *Memory) start() { go m.sweepLoop() }
 func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts PublishOptions) (StreamPosition, error) {
 	// What the publication adds: its entry, its key, and the first slots of
 	// a new channel's history ring.
-	n := int64(len(data)) + entryOverhead + keyBytes(opts.Key) + 4*slotBytes
+	n := int64(len(data)) + entryOverhead + keyBytes(opts.Key) + 4*slotBytes + fromOverhead + int64(len(opts.From.Client)+len(opts.From.User))
 	m.reserve(n)
 	pos, err := m.publish(channel, data, opts)
 	m.reserved.Add(-n)
@@ -258,13 +261,14 @@ func (m *Memory) publish(channel string, data []byte, opts PublishOptions) (Stre
 		}
 	}
 	data = bytes.Clone(data)
-	if err := m.logPublish(s, data, opts.Key, now); err != nil {
+	from := fromPtr(opts.From)
+	if err := m.logPublish(s, data, opts.Key, from, now); err != nil {
 		return StreamPosition{}, err
 	}
-	s.append(data, opts.Key, now)
+	s.append(data, opts.Key, from, now)
 	if s.subscribed {
 		if r := m.run.Load(); r != nil {
-			r.deliver(Publication{Channel: channel, Epoch: s.epoch, Offset: s.offset, Data: data})
+			r.deliver(Publication{Channel: channel, Epoch: s.epoch, Offset: s.offset, Data: data, Time: unixMilli(now), From: opts.From})
 		}
 	}
 	return StreamPosition{Epoch: s.epoch, Offset: s.offset}, nil
@@ -307,7 +311,7 @@ func (m *Memory) History(ctx context.Context, channel string, since StreamPositi
 	pubs := make([]Publication, n)
 	first := s.hist.n - missed
 	for i := range pubs {
-		pubs[i] = Publication{Channel: channel, Epoch: s.epoch, Offset: since.Offset + 1 + uint64(i), Data: s.hist.at(first + i).data}
+		pubs[i] = s.publication(first+i, since.Offset+1+uint64(i))
 	}
 	return pubs, pos, nil
 }

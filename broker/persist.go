@@ -50,8 +50,10 @@ type savedStream struct {
 }
 
 type savedEntry struct {
-	At   int64  `json:"at"`
-	Data []byte `json:"data"`
+	At     int64  `json:"at"`
+	Data   []byte `json:"data"`
+	Client string `json:"client,omitempty"`
+	User   string `json:"user,omitempty"`
 }
 
 type savedKey struct {
@@ -87,7 +89,8 @@ func (s *memStream) saved() savedStream {
 	out.History = make([]savedEntry, s.hist.n)
 	for i := range out.History {
 		e := s.hist.at(i)
-		out.History[i] = savedEntry{At: e.at, Data: e.data}
+		f := fromOf(e.from)
+		out.History[i] = savedEntry{At: e.at, Data: e.data, Client: f.Client, User: f.User}
 	}
 	for k, rec := range s.keys {
 		out.Keys = append(out.Keys, savedKey{Key: k, Offset: rec.offset, At: rec.at})
@@ -237,7 +240,7 @@ func (m *Memory) install(f *savedFile, now int64) int {
 		}
 		s.offset = sv.Offset
 		for _, e := range sv.History[len(sv.History)-min(len(sv.History), s.size):] {
-			s.pushEntry(entry{data: e.Data, at: e.At})
+			s.pushEntry(entry{data: e.Data, at: e.At, from: fromPtr(From{Client: e.Client, User: e.User})})
 		}
 		slices.SortFunc(sv.Keys, func(a, b savedKey) int { return cmp.Compare(a.At, b.At) })
 		for _, k := range sv.Keys {

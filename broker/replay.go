@@ -177,7 +177,7 @@ func (m *Memory) apply(r *walRecord) bool {
 		if r.offset > s.offset+1 {
 			s.reset(r.offset - 1)
 		}
-		s.append(r.data, r.key, r.at)
+		s.append(r.data, r.key, fromPtr(r.from), r.at)
 	}
 	s.active = active
 	return true
@@ -218,7 +218,7 @@ func (s *memStream) checkpoint(now int64, emit func(*walRecord)) {
 	for i := range s.hist.n {
 		e := s.hist.at(i)
 		off := first + 1 + uint64(i)
-		emit(&walRecord{kind: recPublish, channel: s.channel, epoch: s.epoch, offset: off, at: e.at, key: keyOf[off], data: e.data})
+		emit(&walRecord{kind: recPublish, channel: s.channel, epoch: s.epoch, offset: off, at: e.at, key: keyOf[off], data: e.data, from: fromOf(e.from)})
 	}
 }
 
@@ -287,11 +287,11 @@ func (m *Memory) removeLog() error {
 // log, and with FsyncAlways waits until it is on disk. Called with s.mu
 // held, so that the log holds a channel's publications in offset order and
 // none is delivered before it is logged.
-func (m *Memory) logPublish(s *memStream, data []byte, key string, now int64) error {
+func (m *Memory) logPublish(s *memStream, data []byte, key string, from *From, now int64) error {
 	if m.wal == nil {
 		return nil
 	}
-	end, err := m.wal.append(&walRecord{kind: recPublish, channel: s.channel, epoch: s.epoch, offset: s.offset + 1, at: now, key: key, data: data})
+	end, err := m.wal.append(&walRecord{kind: recPublish, channel: s.channel, epoch: s.epoch, offset: s.offset + 1, at: now, key: key, data: data, from: fromOf(from)})
 	if err == nil && m.fsync == FsyncAlways {
 		err = m.wal.syncTo(end)
 	}

@@ -10,11 +10,13 @@ import (
 // of its history ring (counted by the ring's capacity, not its length), a
 // share of the allocation that holds each publication's data, and for each
 // key a map entry and a queue entry of about 32 bytes each with the map's
-// slack.
+// slack. A publication from a connection adds its From: fromOverhead and
+// the length of its ids.
 const (
-	slotBytes     = 32 // unsafe.Sizeof(entry{})
+	slotBytes     = 40 // unsafe.Sizeof(entry{})
 	entryOverhead = 32
 	keyOverhead   = 128
+	fromOverhead  = 32
 )
 
 // memStream is one channel's stream in a memory broker. All fields but
@@ -104,18 +106,24 @@ func (s *memStream) charge(n int64) {
 	s.held.Add(n)
 }
 
-func entryBytes(e entry) int64 { return int64(len(e.data)) + entryOverhead }
-func keyBytes(k string) int64  { return int64(len(k)) + keyOverhead }
+func entryBytes(e entry) int64 {
+	n := int64(len(e.data)) + entryOverhead
+	if e.from != nil {
+		n += int64(len(e.from.Client)+len(e.from.User)) + fromOverhead
+	}
+	return n
+}
+func keyBytes(k string) int64 { return int64(len(k)) + keyOverhead }
 
 // append adds a publication at the next offset.
-func (s *memStream) append(data []byte, key string, now int64) {
+func (s *memStream) append(data []byte, key string, from *From, now int64) {
 	s.trim(now)
 	s.offset++
 	s.active = now
 	if s.hist.n >= s.size {
 		s.popEntry()
 	}
-	s.pushEntry(entry{data: data, at: now})
+	s.pushEntry(entry{data: data, at: now, from: from})
 	if key != "" {
 		s.addKey(key, keyRec{offset: s.offset, at: now})
 	}
@@ -206,9 +214,12 @@ func (s *memStream) compactKeys() {
 }
 
 // entry is one publication in history; its offset follows from its place.
+// at is also the publication's Time; from is nil when the application
+// published it.
 type entry struct {
 	data []byte
 	at   int64
+	from *From
 }
 
 // ring holds a channel's newest publications, oldest first. Its buffer

@@ -98,6 +98,7 @@ type walRecord struct {
 	at      int64
 	key     string
 	data    []byte
+	from    From // of a publish record; absent from records of older logs
 	boot    string
 	mode    FsyncMode
 }
@@ -120,6 +121,10 @@ func (r *walRecord) appendFrame(b []byte) []byte {
 		b = appendString(b, r.key)
 		b = binary.AppendUvarint(b, uint64(len(r.data)))
 		b = append(b, r.data...)
+		if r.kind == recPublish && r.from != (From{}) {
+			b = appendString(b, r.from.Client)
+			b = appendString(b, r.from.User)
+		}
 	}
 	payload := b[start+frameHeader:]
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
@@ -150,6 +155,10 @@ func decodeRecord(p []byte) (walRecord, error) {
 		r.at = d.varint()
 		r.key = d.string()
 		r.data = d.bytes()
+		if r.kind == recPublish && len(d.p) > 0 {
+			r.from.Client = d.string()
+			r.from.User = d.string()
+		}
 		if d.err == nil && (r.channel == "" || !validEpoch(r.epoch)) {
 			d.err = errors.New("record without channel or epoch")
 		}

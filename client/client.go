@@ -417,11 +417,14 @@ func (c *Client) handle(cn *conn, f protocol.Frame) {
 		return
 	}
 	switch f := f.(type) {
-	case *messageFrame:
+	case *protocol.Message:
 		c.onMessageLocked(f)
 		return
-	case *memberFrame:
-		c.onMemberLocked(f)
+	case *protocol.Join:
+		c.onMemberLocked(f.Channel, f.Member, false)
+		return
+	case *protocol.Leave:
+		c.onMemberLocked(f.Channel, f.Member, true)
 		return
 	}
 	if u, ok := f.(*protocol.Unsubscribed); ok && u.ID == 0 {
@@ -447,11 +450,13 @@ func replyID(f protocol.Frame) uint64 {
 		return f.ID
 	case *protocol.Refreshed:
 		return f.ID
+	case *protocol.Result:
+		return f.ID
 	case *protocol.Error:
 		return f.ID
-	case *pageFrame:
+	case *protocol.Page:
 		return f.ID
-	case *presentFrame:
+	case *protocol.Present:
 		return f.ID
 	}
 	return 0

@@ -235,7 +235,7 @@ func (cn *conn) next() (protocol.Frame, error) {
 			if err != nil {
 				return nil, lostError(err)
 			}
-			if f, err := decode(payload); err == nil {
+			if f, err := protocol.Decode(payload); err == nil {
 				return f, nil
 			}
 			cn.c.log.Debug("herald: skipping undecodable frame", "frame", string(payload))

@@ -123,8 +123,8 @@ type fakeSession struct {
 	gone chan struct{}
 
 	in chan protocol.Frame // every frame received, for scripts
-	// extra holds the frames protocol.Decode does not know (history,
-	// presence), as JSON objects, for scripts to answer.
+	// extra holds the history and presence requests, as JSON objects, for
+	// scripts to answer.
 	extra chan map[string]any
 
 	onRefresh func(*protocol.Refresh) protocol.Frame // see fakeServer.refresh
@@ -165,14 +165,14 @@ func (s *fakeSession) read() {
 		s.payloads = append(s.payloads, string(data))
 		s.mu.Unlock()
 		f, err := protocol.Decode(data)
-		var pe *protocol.Error
-		if errors.As(err, &pe) && pe.Code == protocol.CodeUnknownType {
+		if err != nil {
+			continue
+		}
+		switch f.(type) {
+		case *protocol.History, *protocol.Presence:
 			var obj map[string]any
 			json.Unmarshal(data, &obj)
 			s.extra <- obj
-			continue
-		}
-		if err != nil {
 			continue
 		}
 		s.mu.Lock()
@@ -180,10 +180,10 @@ func (s *fakeSession) read() {
 		s.arrived = append(s.arrived, time.Now())
 		silent := s.silent
 		s.mu.Unlock()
-		s.in <- f
 		if !silent {
-			s.answer(f)
+			s.answer(f) // before the script sees f, so that what it sends comes after
 		}
+		s.in <- f
 	}
 }
 
@@ -278,6 +278,20 @@ func (s *fakeSession) next(t *testing.T, typ string) protocol.Frame {
 	}
 }
 
+// nextOrGone is next that reports false when the connection ends first.
+func (s *fakeSession) nextOrGone(typ string) (protocol.Frame, bool) {
+	for {
+		select {
+		case f := <-s.in:
+			if f.Type() == typ {
+				return f, true
+			}
+		case <-s.gone:
+			return nil, false
+		}
+	}
+}
+
 // framesOf returns the frames of type typ the client sent, with the times
 // they arrived.
 func (s *fakeSession) framesOf(typ string) ([]protocol.Frame, []time.Time) {
@@ -306,8 +320,8 @@ func (s *fakeSession) frames() []protocol.Frame {
 	return append([]protocol.Frame(nil), s.received...)
 }
 
-// nextExtra returns the next frame of type typ that protocol.Decode does not
-// know, skipping others.
+// nextExtra returns the next history or presence request of type typ,
+// skipping others.
 func (s *fakeSession) nextExtra(t *testing.T, typ string) map[string]any {
 	t.Helper()
 	for {

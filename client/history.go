@@ -81,12 +81,19 @@ func (c *Client) History(ctx context.Context, channel string, opts *HistoryOptio
 		return nil, fmt.Errorf("herald: %s: %w", what, err)
 	}
 	f, err := c.askServer(ctx, what, func(id uint64) protocol.Frame {
-		return &historyFrame{ID: id, Channel: channel, Limit: o.Limit, Before: o.Before}
+		h := &protocol.History{ID: id, Channel: channel}
+		if o.Limit != 0 {
+			h.Limit = &o.Limit
+		}
+		if o.Before != 0 {
+			h.Before = &o.Before
+		}
+		return h
 	})
 	if err != nil {
 		return nil, err
 	}
-	pf, ok := f.(*pageFrame)
+	pf, ok := f.(*protocol.Page)
 	if !ok {
 		return nil, fmt.Errorf("herald: %s: server answered %s", what, f.Type())
 	}
@@ -107,23 +114,23 @@ func checkHistory(channel string, o HistoryOptions) error {
 	return nil
 }
 
-func newPage(channel string, f *pageFrame, limit int) *Page {
+func newPage(channel string, f *protocol.Page, limit int) *Page {
 	p := &Page{Channel: channel, Epoch: f.Epoch, Offset: f.Offset, More: f.More,
 		Messages: make([]Message, 0, len(f.Messages)), limit: limit}
 	for _, m := range f.Messages {
-		p.Messages = append(p.Messages, newMessage(channel, m.Offset, m.Data, m.messageMeta))
+		p.Messages = append(p.Messages, newMessage(channel, m.Offset, m.Data, m.TS, m.From))
 	}
 	return p
 }
 
 // newMessage makes the Message handed to the application.
-func newMessage(channel string, offset uint64, data []byte, meta messageMeta) Message {
+func newMessage(channel string, offset uint64, data []byte, ts int64, from *protocol.From) Message {
 	m := Message{Channel: channel, Offset: offset, Data: data}
-	if meta.TS > 0 {
-		m.TS = time.UnixMilli(meta.TS)
+	if ts > 0 {
+		m.TS = time.UnixMilli(ts)
 	}
-	if meta.From != nil {
-		m.From = *meta.From
+	if from != nil {
+		m.From = Member{Client: from.Client, User: from.User}
 	}
 	return m
 }

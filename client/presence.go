@@ -48,17 +48,23 @@ func (c *Client) Presence(ctx context.Context, channel string, opts *PresenceOpt
 	}
 	countOnly := opts != nil && opts.CountOnly
 	f, err := c.askServer(ctx, what, func(id uint64) protocol.Frame {
-		return &presenceFrame{ID: id, Channel: channel, CountOnly: countOnly}
+		return &protocol.Presence{ID: id, Channel: channel, CountOnly: countOnly}
 	})
 	if err != nil {
 		return nil, err
 	}
-	pf, ok := f.(*presentFrame)
+	pf, ok := f.(*protocol.Present)
 	if !ok {
 		return nil, fmt.Errorf("herald: %s: server answered %s", what, f.Type())
 	}
-	return &Presence{Channel: channel, Clients: pf.Clients, Users: pf.Users,
-		Members: pf.Members, Truncated: pf.Truncated}, nil
+	p := &Presence{Channel: channel, Clients: pf.Clients, Users: pf.Users, Truncated: pf.Truncated}
+	if len(pf.Members) > 0 {
+		p.Members = make([]Member, len(pf.Members))
+		for i, m := range pf.Members {
+			p.Members[i] = Member(m)
+		}
+	}
+	return p, nil
 }
 
 // OnJoin sets a callback for every connection that subscribes to the
@@ -80,18 +86,19 @@ func OnLeave(f func(Member)) SubscribeOption {
 	return func(s *Subscription) { s.onLeave = f }
 }
 
-// onMemberLocked hands a join or leave to its subscription's callback.
-func (c *Client) onMemberLocked(f *memberFrame) {
-	s := c.subs[f.Channel]
+// onMemberLocked hands a join (leave false) or a leave to its
+// subscription's callback.
+func (c *Client) onMemberLocked(channel string, member protocol.Member, leave bool) {
+	s := c.subs[channel]
 	if s == nil {
 		return
 	}
 	cb := s.onJoin
-	if f.typ == typeLeave {
+	if leave {
 		cb = s.onLeave
 	}
 	if cb != nil {
-		m := f.Member
+		m := Member(member)
 		s.q.pushBounded(func() { cb(m) }, c.opts.HandlerQueue)
 	}
 }

@@ -359,7 +359,7 @@ func (c *Client) heldLocked(s *Subscription) bool {
 // ready.
 func (c *Client) sendSubscribeLocked(s *Subscription, resub, bulk bool) {
 	id := c.newID()
-	req := &subscribeFrame{ID: id, Channel: s.channel}
+	req := &protocol.Subscribe{ID: id, Channel: s.channel}
 	if s.hasPos {
 		since := s.pos
 		req.Since = &since
@@ -389,7 +389,7 @@ func (c *Client) sendSubscribeLocked(s *Subscription, resub, bulk bool) {
 	})
 }
 
-func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, req *subscribeFrame, f protocol.Frame, resub bool) {
+func (c *Client) onSubscribeReplyLocked(cn *conn, s *Subscription, req *protocol.Subscribe, f protocol.Frame, resub bool) {
 	if !s.ended && s.reqID == req.ID {
 		s.reqID = 0
 		if e, ok := f.(*protocol.Error); ok && e.Code == protocol.CodeRateLimited {
@@ -439,7 +439,7 @@ func (c *Client) resubscribedLocked(cn *conn) {
 	}
 }
 
-func (c *Client) subscribedLocked(s *Subscription, req *subscribeFrame, f *protocol.Subscribed) {
+func (c *Client) subscribedLocked(s *Subscription, req *protocol.Subscribe, f *protocol.Subscribed) {
 	since := req.Since
 	recovered := since != nil && f.Recovered != nil && *f.Recovered
 	if !recovered {
@@ -510,7 +510,7 @@ func retryableCode(code protocol.Code) bool {
 // resume asks for those again once the handler has caught up. The first
 // message after a subscribe with last may start the backlog, anywhere
 // after the newest offset minus last: history may hold fewer.
-func (c *Client) onMessageLocked(m *messageFrame) {
+func (c *Client) onMessageLocked(m *protocol.Message) {
 	s := c.subs[m.Channel]
 	if s == nil || !s.active || s.behind.Load() {
 		return
@@ -526,7 +526,7 @@ func (c *Client) onMessageLocked(m *messageFrame) {
 	case m.Offset > s.pos.Offset+1:
 		c.sendSubscribeLocked(s, false, true)
 	default:
-		msg := newMessage(m.Channel, m.Offset, m.Data, m.messageMeta)
+		msg := newMessage(m.Channel, m.Offset, m.Data, m.TS, m.From)
 		taken := s.q.pushBounded(func() {
 			s.handler(msg)
 			if s.behind.Load() && s.q.len() <= c.opts.HandlerQueue/2 {

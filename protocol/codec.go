@@ -61,6 +61,14 @@ var specs = map[string]frameSpec{
 	TypeRefreshed:    {func() Frame { return new(Refreshed) }, nil},
 	TypeMessage:      {func() Frame { return new(Message) }, []string{"channel", "offset", "data"}},
 	TypeError:        {func() Frame { return new(Error) }, []string{"code"}},
+	TypeRPC:          {func() Frame { return new(RPC) }, []string{"method"}},
+	TypeResult:       {func() Frame { return new(Result) }, []string{"data"}},
+	TypePresence:     {func() Frame { return new(Presence) }, []string{"channel"}},
+	TypePresent:      {func() Frame { return new(Present) }, []string{"channel", "clients", "users"}},
+	TypeJoin:         {func() Frame { return new(Join) }, []string{"channel", "member"}},
+	TypeLeave:        {func() Frame { return new(Leave) }, []string{"channel", "member"}},
+	TypeHistory:      {func() Frame { return new(History) }, []string{"channel"}},
+	TypePage:         {func() Frame { return new(Page) }, []string{"channel", "epoch", "offset", "messages"}},
 }
 
 // Decode parses and validates one frame of either direction. On failure the
@@ -163,8 +171,15 @@ func fieldError(name string, err error) error {
 func validate(f Frame) *Error {
 	switch f := f.(type) {
 	case *Subscribe:
+		if e := f.checkLast(); e != nil {
+			return e
+		}
 		return checkChannel(f.Channel)
+	case *History:
+		return f.check()
 	case *Unsubscribe:
+		return checkChannel(f.Channel)
+	case *Presence:
 		return checkChannel(f.Channel)
 	case *Publish:
 		if len(f.Key) > MaxKeyBytes {
@@ -179,6 +194,8 @@ func validate(f Frame) *Error {
 		if f.Token == "" {
 			return badRequest(0, "refresh: empty token")
 		}
+	case *RPC:
+		return f.validate()
 	}
 	return nil
 }
@@ -208,6 +225,10 @@ func Encode(f Frame) ([]byte, error) {
 	case *Message:
 		if f != nil {
 			return encodeMessage(f)
+		}
+	case *Page:
+		if f != nil {
+			return encodePage(f)
 		}
 	}
 	body, err := json.Marshal(f)
@@ -250,16 +271,13 @@ func encodePublish(f *Publish) ([]byte, error) {
 
 // encodeMessage writes the fields in the order of the Message struct.
 func encodeMessage(f *Message) ([]byte, error) {
+	if len(f.Data) > 0 && !json.Valid(f.Data) {
+		return nil, fmt.Errorf("herald: protocol: encode %s: data is not valid JSON", TypeMessage)
+	}
 	out := []byte(`{"type":"message","channel":`)
 	out = appendString(out, f.Channel)
 	out = append(out, `,"offset":`...)
-	out = strconv.AppendUint(out, f.Offset, 10)
-	out = append(out, `,"data":`...)
-	out, err := appendData(out, TypeMessage, f.Data)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, '}'), nil
+	return appendMeta(out, f.Offset, f.TS, f.From, f.Data), nil
 }
 
 // appendData appends data untouched (json.Marshal would compact it and
@@ -282,16 +300,10 @@ func appendString(dst []byte, s string) []byte {
 // AppendMessage appends the JSON text of a message frame to dst. It is the
 // allocation-free path used by fan-out; channel must be a valid channel name
 // (which needs no escaping) and data valid JSON; empty data is written as
-// null, as Encode does.
-func AppendMessage(dst []byte, channel string, offset uint64, data []byte) []byte {
+// null, a zero ts and a nil from are left out, as Encode does.
+func AppendMessage(dst []byte, channel string, offset uint64, ts int64, from *From, data []byte) []byte {
 	dst = append(dst, `{"type":"message","channel":"`...)
 	dst = append(dst, channel...)
 	dst = append(dst, `","offset":`...)
-	dst = strconv.AppendUint(dst, offset, 10)
-	dst = append(dst, `,"data":`...)
-	if len(data) == 0 {
-		dst = append(dst, "null"...)
-	}
-	dst = append(dst, data...)
-	return append(dst, '}')
+	return appendMeta(dst, offset, ts, from, data)
 }

@@ -331,16 +331,18 @@ func TestAppendMessage(t *testing.T) {
 	tests := []struct {
 		channel string
 		offset  uint64
+		ts      int64
+		from    *protocol.From
 		data    string
 	}{
-		{"chat", 45, `{"text":"hi"}`},
-		{"a:b/c@d=e.f-g_h", 0, `null`},
-		{"c", 18446744073709551615, ` [ 1 , "<&>" ] `},
-		{"c", 1, `"\u00e9"`},
+		{"chat", 45, 1767225600123, &protocol.From{Client: "s_8KQ2", User: "alice"}, `{"text":"hi"}`},
+		{"a:b/c@d=e.f-g_h", 0, 0, nil, `null`},
+		{"c", 18446744073709551615, 1, &protocol.From{Client: "s_1"}, ` [ 1 , "<&>" ] `},
+		{"c", 1, -1, &protocol.From{Client: "s_\"", User: "\\\x00\x1f\u2028é\xff"}, `"\u00e9"`},
 	}
 	for _, tt := range tests {
 		prefix := []byte("prefix")
-		b := protocol.AppendMessage(prefix, tt.channel, tt.offset, []byte(tt.data))
+		b := protocol.AppendMessage(prefix, tt.channel, tt.offset, tt.ts, tt.from, []byte(tt.data))
 		if !bytes.HasPrefix(b, []byte("prefix")) {
 			t.Fatalf("AppendMessage dropped dst: %s", b)
 		}
@@ -352,7 +354,11 @@ func TestAppendMessage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Decode(%s): %v", b, err)
 		}
-		want := &protocol.Message{Channel: tt.channel, Offset: tt.offset, Data: json.RawMessage(strings.TrimSpace(tt.data))}
+		want := &protocol.Message{Channel: tt.channel, Offset: tt.offset, TS: tt.ts, From: tt.from, Data: json.RawMessage(strings.TrimSpace(tt.data))}
+		if tt.from != nil {
+			// Invalid UTF-8 is written as U+FFFD, as encoding/json does.
+			want.From = &protocol.From{Client: strings.ToValidUTF8(tt.from.Client, "\uFFFD"), User: strings.ToValidUTF8(tt.from.User, "\uFFFD")}
+		}
 		if !reflect.DeepEqual(f, want) {
 			t.Errorf("Decode(AppendMessage) = %#v, want %#v", f, want)
 		}
@@ -360,14 +366,14 @@ func TestAppendMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again := protocol.AppendMessage(nil, tt.channel, tt.offset, want.Data); !bytes.Equal(again, enc) {
+		if again := protocol.AppendMessage(nil, tt.channel, tt.offset, tt.ts, want.From, want.Data); !bytes.Equal(again, enc) {
 			t.Errorf("AppendMessage = %s, Encode = %s", again, enc)
 		}
 	}
 }
 
 func TestAppendMessageEmptyData(t *testing.T) {
-	b := protocol.AppendMessage(nil, "c", 1, nil)
+	b := protocol.AppendMessage(nil, "c", 1, 0, nil, nil)
 	if want := `{"type":"message","channel":"c","offset":1,"data":null}`; string(b) != want {
 		t.Errorf("AppendMessage with no data = %s, want %s", b, want)
 	}
@@ -376,8 +382,9 @@ func TestAppendMessageEmptyData(t *testing.T) {
 func TestAppendMessageAllocs(t *testing.T) {
 	buf := make([]byte, 0, 256)
 	data := []byte(`{"text":"hi"}`)
+	from := &protocol.From{Client: "s_8KQ2", User: "alice \"a\""}
 	allocs := testing.AllocsPerRun(100, func() {
-		buf = protocol.AppendMessage(buf[:0], "chat:lobby", 12345, data)
+		buf = protocol.AppendMessage(buf[:0], "chat:lobby", 12345, 1767225600123, from, data)
 	})
 	if allocs != 0 {
 		t.Errorf("AppendMessage allocates %v times per call with enough capacity", allocs)

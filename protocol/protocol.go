@@ -70,6 +70,9 @@ type Subscribe struct {
 	ID      uint64          `json:"id,omitempty"`
 	Channel string          `json:"channel"`
 	Since   *StreamPosition `json:"since,omitempty"`
+	// Last asks for a backlog of the newest Last messages (0 to MaxLast; 0
+	// means none). It cannot be combined with Since.
+	Last int `json:"last,omitempty"`
 }
 
 // Unsubscribe stops a channel's messages.
@@ -153,10 +156,15 @@ type Refreshed struct {
 	ExpiresAt int64  `json:"expires_at,omitempty"`
 }
 
-// Message is one publication delivered to a subscriber.
+// Message is one publication delivered to a subscriber. TS is when the
+// server accepted it (milliseconds since the Unix epoch; 0 when unknown,
+// and then absent); From the connection that published it, nil for the
+// HTTP API.
 type Message struct {
 	Channel string          `json:"channel"`
 	Offset  uint64          `json:"offset"`
+	TS      int64           `json:"ts,omitempty"`
+	From    *From           `json:"from,omitempty"`
 	Data    json.RawMessage `json:"data"`
 }
 

@@ -50,6 +50,7 @@ func Run(t *testing.T, newBroker Factory) {
 		{"HistorySize", testHistorySize},
 		{"HistoryTTL", testHistoryTTL},
 		{"Recovery", testRecovery},
+		{"Page", testPage}, {"PageBounds", testPageBounds}, {"PageMetadata", testPageMetadata},
 		{"Unrecoverable", testUnrecoverable},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyConcurrent", testIdempotencyConcurrent},
@@ -58,6 +59,7 @@ func Run(t *testing.T, newBroker Factory) {
 		{"DataCopied", testDataCopied},
 		{"RunGuards", testRunGuards},
 		{"Close", testClose},
+		{"PresenceMembers", testPresenceMembers}, {"PresenceEvents", testPresenceEvents}, {"PresenceGuards", testPresenceGuards},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBroker) })

@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
@@ -277,14 +278,14 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 }
 
 // onMessage delivers a pub/sub message of connection gen: "OFFSET EPOCH
-// DATA" on the channel's pub/sub name. Messages of a channel no longer
+// TIME CLEN ULEN CLIENTUSERDATA" on the channel's pub/sub name. Messages of a channel no longer
 // subscribed, or of a connection that was replaced, are dropped. The check
 // and the delivery hold runMu, so a message the reader of a failed
 // connection still holds can neither overtake nor run alongside the
 // messages of the next connection.
 func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	channel, ok := strings.CutPrefix(m.Channel, l.b.pubPrefix)
-	if !ok {
+	if !ok || l.b.presenceMessage(channel, m.Message) {
 		return
 	}
 	p, err := decodeMessage(channel, m.Message)
@@ -303,15 +304,27 @@ func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	}
 }
 
-// decodeMessage parses "OFFSET EPOCH DATA".
+// decodeMessage parses "OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA" (see
+// publishScript).
 func decodeMessage(channel, msg string) (broker.Publication, error) {
-	off, rest, ok1 := strings.Cut(msg, " ")
-	epoch, data, ok2 := strings.Cut(rest, " ")
-	offset, err := strconv.ParseUint(off, 10, 64)
-	if !ok1 || !ok2 || err != nil || epoch == "" {
-		return broker.Publication{}, fmt.Errorf("not OFFSET EPOCH DATA: %.40q", msg)
+	var f [5]string
+	rest := msg
+	ok := true
+	for i := range f {
+		var cut bool
+		f[i], rest, cut = strings.Cut(rest, " ")
+		ok = ok && cut
 	}
-	return broker.Publication{Channel: channel, Epoch: epoch, Offset: offset, Data: []byte(data)}, nil
+	offset, err1 := strconv.ParseUint(f[0], 10, 64)
+	ts, err2 := strconv.ParseInt(f[2], 10, 64)
+	clen, err3 := strconv.Atoi(f[3])
+	ulen, err4 := strconv.Atoi(f[4])
+	if !ok || f[1] == "" || errors.Join(err1, err2, err3, err4) != nil || clen < 0 || ulen < 0 || clen+ulen > len(rest) {
+		return broker.Publication{}, fmt.Errorf("not OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA: %.60q", msg)
+	}
+	p := broker.Publication{Channel: channel, Epoch: f[1], Offset: offset, Time: ts, Data: []byte(rest[clen+ulen:])}
+	p.From = broker.From{Client: rest[:clen], User: rest[clen : clen+ulen]}
+	return p, nil
 }
 
 // keepAlive keeps alive the stream of every subscribed channel, so that

@@ -106,6 +106,12 @@ type Options struct {
 	// Logger receives the state of the pub/sub link (lost, restored). Nil
 	// discards.
 	Logger *slog.Logger
+	// PresenceTTL is how long the node's presence members (see
+	// broker.Presence) outlive its last refresh; it refreshes them every
+	// 5/12 of it, so the members of a node that dies without closing
+	// disappear within PresenceTTL. Zero means broker.DefaultPresenceTTL
+	// (60 s, refreshed every 25 s).
+	PresenceTTL time.Duration
 }
 
 // Defaults of Options.
@@ -139,7 +145,8 @@ type Broker struct {
 	maxHistoryBytes int
 	log             *slog.Logger
 
-	link *link
+	link     *link
+	presence *presence // presence.go
 
 	runMu sync.Mutex // held around every call of run
 	run   func(broker.Publication)
@@ -167,6 +174,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		log:             opts.Logger,
 		maxHistoryBytes: opts.MaxHistoryBytes,
 		done:            make(chan struct{}),
+		presence:        newPresence(opts.PresenceTTL),
 	}
 	if b.prefix == "" {
 		b.prefix = DefaultPrefix
@@ -196,9 +204,10 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
 	}
 	b.link = newLink(b)
-	b.stopped.Add(2)
+	b.stopped.Add(3)
 	go b.link.loop()
 	go b.keepAlive()
+	go b.refreshPresence()
 	if err := b.link.waitUp(ctx, 5*b.timeout); err != nil {
 		b.Close()
 		return nil, err
@@ -240,6 +249,7 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 // Redis. Close is idempotent and returns nil.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.removeMembers()
 		b.closed.Store(true)
 		close(b.done)
 		b.link.close()

@@ -50,10 +50,36 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function entryms(e)
+  return tonumber(string.sub(e[1], 1, string.find(e[1], '-', 1, true) - 1))
+end
+local function push(out, e)
+  local f = e[2]
+  local t, c, u = '0', '', ''
+  for i = 5, #f - 1, 2 do
+    if f[i] == 't' then t = f[i + 1] elseif f[i] == 'c' then c = f[i + 1] elseif f[i] == 'u' then u = f[i + 1] end
+  end
+  out[#out + 1] = f[2]
+  out[#out + 1] = f[4]
+  out[#out + 1] = t
+  out[#out + 1] = c
+  out[#out + 1] = u
+end
 `
 
+// A history entry holds the fields o (offset) and d (data), in that order,
+// then t (the publication's time in ms, by the publishing node's clock)
+// and, for a publication from a connection, c and u (its session and user
+// ids). Scripts that return entries return five values for each (push):
+// offset, data, time, client, user; entries written before t was kept
+// have time 0.`
+
 // publishScript appends a publication. ARGV[4] data, ARGV[5] history size,
-// ARGV[6] pub/sub channel, ARGV[7] history bytes (negative: no bound). It
+// ARGV[6] pub/sub channel, ARGV[7] history bytes (negative: no bound),
+// ARGV[8] time in ms, ARGV[9] and ARGV[10] the client and user ids (empty
+// for the application). The pub/sub message is "OFFSET EPOCH TIME CLEN
+// ULEN " followed by the client id, the user id and the data, CLEN and
+// ULEN being the ids' lengths in bytes. It
 // returns {epoch, offset}: the new publication's, or for a key already used
 // in this epoch within the history TTL, the first publication's (nothing is
 // stored or published then).
@@ -82,7 +108,12 @@ local bytes = 0
 if redis.call('EXISTS', KEYS[2]) == 1 then
   bytes = tonumber(redis.call('HGET', KEYS[1], 'b')) or 0
 end
-local newest = redis.call('XADD', KEYS[2], '*', 'o', off, 'd', ARGV[4])
+local newest
+if ARGV[9] ~= '' then
+  newest = redis.call('XADD', KEYS[2], '*', 'o', off, 'd', ARGV[4], 't', ARGV[8], 'c', ARGV[9], 'u', ARGV[10])
+else
+  newest = redis.call('XADD', KEYS[2], '*', 'o', off, 'd', ARGV[4], 't', ARGV[8])
+end
 bytes = bytes + #ARGV[4]
 local size, maxbytes = tonumber(ARGV[5]), tonumber(ARGV[7])
 local minms = nowms() - tonumber(ARGV[3])
@@ -90,7 +121,7 @@ local n = redis.call('XLEN', KEYS[2])
 local keep, from = newest, '-'
 while n > 1 do
   local e = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 1)[1]
-  local ms = tonumber(string.sub(e[1], 1, string.find(e[1], '-', 1, true) - 1))
+  local ms = entryms(e)
   if n <= size and (maxbytes < 0 or bytes <= maxbytes) and ms >= minms then
     keep = e[1]
     break
@@ -107,7 +138,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if KEYS[3] then
   redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[4])
+redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[8] .. ' ' .. #ARGV[9] .. ' ' .. #ARGV[10] .. ' ' .. ARGV[9] .. ARGV[10] .. ARGV[4])
 return {epoch, offset}
 `)
 
@@ -121,8 +152,8 @@ return {epoch, offset}
 // size. It returns {epoch, offset, 0} when the
 // position cannot be recovered (another epoch, an offset from the future,
 // or publications after it that left history by count, bytes or age), and
-// otherwise {epoch, offset, 1, data...} with the data of the publications
-// after since, oldest first, at most limit of them.
+// otherwise {epoch, offset, 1, entry...} with the publications after
+// since, oldest first, at most limit of them, five values each (push).
 //
 // The missed publications are the newest entries of the history, so
 // XREVRANGE with COUNT reads exactly them; the oldest of them must carry
@@ -148,9 +179,7 @@ local oldest = entries[missed]
 if tonumber(oldest[2][2]) ~= since + 1 then
   return {epoch, offset, 0}
 end
-local id = oldest[1]
-local ms = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
-if nowms() - ms > tonumber(ARGV[3]) then
+if nowms() - entryms(oldest) > tonumber(ARGV[3]) then
   return {epoch, offset, 0}
 end
 local n = missed
@@ -160,7 +189,48 @@ if limit > 0 and limit < n then
 end
 local out = {epoch, offset, 1}
 for i = missed, missed - n + 1, -1 do
-  out[#out + 1] = entries[i][2][4]
+  push(out, entries[i])
+end
+return out
+`)
+
+// pageScript reads a page of history backwards. ARGV[4] before (0: none),
+// ARGV[5] limit. It returns {epoch, offset, more, entry...}: the newest
+// limit publications held with an offset below before, oldest first, five
+// values each (push), and more = 1 when history holds older ones.
+//
+// History holds the newest offsets without a gap, newest last, so the
+// entry of offset k is the (offset-k+1)-th from the end: XREVRANGE reads
+// the ones to skip, the page and one more (for more). An entry older than
+// the TTL, and every one before it, no longer counts as held.
+var pageScript = rueidis.NewLuaScript(streamPrelude + `
+local before, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local top = offset
+if before > 0 and before - 1 < top then
+  top = before - 1
+end
+local out = {epoch, offset, 0}
+if top < 1 or limit < 1 then
+  return out
+end
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', offset - top + limit + 1)
+local minms = nowms() - tonumber(ARGV[3])
+local got = {}
+for i = 1, #entries do
+  local e = entries[i]
+  if tonumber(e[2][2]) ~= offset - i + 1 or entryms(e) < minms then
+    break
+  end
+  if tonumber(e[2][2]) <= top then
+    if #got == limit then
+      out[3] = 1
+      break
+    end
+    got[#got + 1] = e
+  end
+end
+for i = #got, 1, -1 do
+  push(out, got[i])
 end
 return out
 `)

@@ -21,10 +21,11 @@ type process struct {
 	ws   string // ws://host:port/ws
 }
 
-// startServe runs "herald serve --broker url" on a free port.
-func startServe(t *testing.T, bin, url string) *process {
+// startServe runs "herald serve --broker url" on a free port, with the
+// flags of args after those.
+func startServe(t *testing.T, bin, url string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--broker", url)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--broker", url}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		strconv.Itoa(h.Size),
 		b.pubPrefix+channel,
 		strconv.Itoa(b.maxHistoryBytes),
+		strconv.FormatInt(time.Now().UnixMilli(), 10),
+		opts.From.Client,
+		opts.From.User,
 	)
 	_, pos, err := b.exec(ctx, "publish", publishScript, keys, args)
 	return pos, err
@@ -74,16 +77,9 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 	if ok, _ := reply[2].AsInt64(); ok != 1 {
 		return nil, pos, broker.ErrUnrecoverable
 	}
-	var pubs []broker.Publication
-	if n := len(reply) - 3; n > 0 {
-		pubs = make([]broker.Publication, n)
-		for i := range pubs {
-			data, err := reply[3+i].AsBytes()
-			if err != nil {
-				return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: history: %w", err)
-			}
-			pubs[i] = broker.Publication{Channel: channel, Epoch: pos.Epoch, Offset: since.Offset + 1 + uint64(i), Data: data}
-		}
+	pubs, err := entries(channel, pos.Epoch, reply[3:])
+	if err != nil {
+		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: history: %w", err)
 	}
 	return pubs, pos, nil
 }
@@ -116,7 +112,7 @@ func (b *Broker) streamKeys(channel string) []string {
 // create the stream with if Redis has none, the stream hash's TTL once
 // published to, and the history TTL (the hash's TTL until then).
 func (b *Broker) streamArgs(h broker.HistoryOptions) []string {
-	args := make([]string, 3, 8)
+	args := make([]string, 3, 10)
 	args[0] = broker.NewEpoch()
 	args[1] = millis(max(b.streamTTL, h.TTL))
 	args[2] = millis(h.TTL)

@@ -62,7 +62,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.target.Token, "token", "", "bearer token sent with every upgrade")
 	fs.IntVar(&b.target.ServerPID, "server-pid", 0, "the server's process id on this machine, to report its CPU time and RSS")
 	fs.BoolVar(&b.json, "json", false, "print the summary as JSON")
-	fs.StringVar(&b.channel, "channel", "", "channel (default bench:SCENARIO; idle: none)")
+	fs.StringVar(&b.channel, "channel", "", "channel (default bench:SCENARIO; idle: none, and {i} in it is the connection's number, for a channel each)")
 	fs.IntVar(&b.subscribers, "subscribers", 1000, "fanout, storm: subscribing connections")
 	fs.IntVar(&b.connections, "connections", 10000, "idle: connections")
 	fs.IntVar(&b.publishers, "publishers", 1, "publish: publishing connections")

@@ -51,6 +51,12 @@ var configSectionDocs = map[string]struct {
 			"publish":      {"`all`", "who may publish over WebSocket: `all`, `users` or `none` (the HTTP API still may)"},
 			"history-size": {"`--history-size`", "messages kept per channel of the namespace for recovery"},
 			"history-ttl":  {"`--history-ttl`", "how long they are kept"},
+
+			"hook-subscribe": {"`--hook-subscribe`", "URL of the subscribe hook for the namespace's channels"},
+			"hook-publish":   {"`--hook-publish`", "URL of the publish hook for the namespace's channels"},
+			"hook-rpc":       {"`--hook-rpc`", "URL of the rpc hook for the methods whose part before the first `:` names the namespace"},
+			"presence":       {"`--presence`", "keep presence: who is subscribed to each channel, read with the `presence` request, `POST /api/presence` and `herald presence`"},
+			"join-leave":     {"`--join-leave`", "with `presence`, send `join` and `leave` to a channel's other subscribers (not on channels of more than `--join-leave-max-members` members)"},
 		},
 	},
 }

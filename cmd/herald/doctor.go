@@ -35,7 +35,7 @@ type doctorConfig struct {
 func doctorFlags(std stdio, c *doctorConfig) *flag.FlagSet {
 	fs := newFlagSet("doctor", "URL [flags]", std)
 	fs.String("config", "", "YAML file with flag values (keys named like the flags)")
-	fs.DurationVar(&c.opts.Duration, "duration", 90*time.Second, "time budget of the run; the heartbeat and dead-peer checks wait up to all of it")
+	fs.DurationVar(&c.opts.Duration, "duration", 90*time.Second, "how long to watch connections; the heartbeat and dead-peer checks wait up to all of it, and the validation probes run after it")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.IntVar(&c.opts.Reconnect, "reconnect", 0, "drop the connection and reconnect this many times (0: skip the reconnection check)")
 	fs.StringVar(&c.subprotocols, "subprotocol", doctor.Subprotocol, "comma-separated subprotocols to offer (empty: offer none)")
@@ -53,7 +53,7 @@ func runDoctor(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	if !c.json {
-		fmt.Fprintf(std.out, "herald doctor %s, for up to %s\n", c.url, c.opts.Duration)
+		fmt.Fprintf(std.out, "herald doctor %s, watching for up to %s\n", c.url, c.opts.Duration)
 	}
 	rep := doctor.Run(ctx, c.url, &c.opts)
 	if c.json {
@@ -156,11 +156,16 @@ func tlsConfig(insecure bool, caFile string) (*tls.Config, error) {
 }
 
 // writeReport prints one line per check, its hint under it, and a tally.
+// The status column widens only when a check was not concluded.
 func writeReport(w io.Writer, rep doctor.Report) {
+	width := 4
+	if rep.Count(doctor.Inconclusive) > 0 {
+		width = len(doctor.Inconclusive)
+	}
 	for _, c := range rep.Checks {
-		fmt.Fprintf(w, "%-4s  %-10s  %s\n", strings.ToUpper(string(c.Status)), c.Name, c.Summary)
+		fmt.Fprintf(w, "%-*s  %-10s  %s\n", width, strings.ToUpper(string(c.Status)), c.Name, c.Summary)
 		if c.Hint != "" {
-			fmt.Fprintf(w, "      %-10s  hint: %s\n", "", c.Hint)
+			fmt.Fprintf(w, "%*s  %-10s  hint: %s\n", width, "", "", c.Hint)
 		}
 	}
 	kind := "not a Herald endpoint; "
@@ -171,7 +176,7 @@ func writeReport(w io.Writer, rep doctor.Report) {
 		kind = ""
 	}
 	elapsed := time.Duration(rep.ElapsedMS * float64(time.Millisecond))
-	fmt.Fprintf(w, "%s%d passed, %d warnings, %d failed, %d skipped in %s\n", kind,
-		rep.Count(doctor.Pass), rep.Count(doctor.Warn), rep.Count(doctor.Fail), rep.Count(doctor.Skip),
-		elapsed.Round(10*time.Millisecond))
+	fmt.Fprintf(w, "%s%d passed, %d warnings, %d failed, %d not concluded, %d skipped in %s\n", kind,
+		rep.Count(doctor.Pass), rep.Count(doctor.Warn), rep.Count(doctor.Fail), rep.Count(doctor.Inconclusive),
+		rep.Count(doctor.Skip), elapsed.Round(10*time.Millisecond))
 }

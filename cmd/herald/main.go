@@ -1,5 +1,5 @@
 // Command herald runs a Herald server and talks to one: serve, sub, pub,
-// token, bench, doctor and version. Run "herald help" for the list and
+// token, bench, doctor, vet and version. Run "herald help" for the list and
 // "herald help CMD" for a command's flags.
 package main
 
@@ -37,6 +37,9 @@ var commands = map[string]*command{}
 func register(c *command) { commands[c.name] = c }
 
 func main() {
+	if vettoolMode(os.Args[1:]) {
+		runAsVettool()
+	}
 	os.Exit(run(onSignals(os.Stderr), stdio{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
 }
 

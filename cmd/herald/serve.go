@@ -57,6 +57,11 @@ type serveConfig struct {
 	tlsCert          string
 	tlsKey           string
 	tlsPoll          time.Duration // how often to look for renewed TLS files; 0: certPollInterval
+	hooks            hookConfig
+	presence         bool
+	joinLeave        bool
+	joinLeaveMax     int
+	presenceTTL      time.Duration
 }
 
 func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
@@ -99,6 +104,11 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate PEM file: serve HTTPS and wss:// (with --tls-key); loaded again on SIGHUP and when it or the key file changes")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key PEM file for --tls-cert")
 	fs.StringVar(&c.opts.APIKey, "api-key", "", "bearer key of the HTTP API under /api/, the dashboard and /metrics (empty: API and dashboard off, /metrics open); pass it as HERALD_API_KEY")
+	c.hooks.register(fs)
+	fs.BoolVar(&c.presence, "presence", false, "keep presence (who is subscribed; the presence request) in the namespaces the config file does not set it for")
+	fs.BoolVar(&c.joinLeave, "join-leave", false, "with --presence, send join and leave events to a channel's other subscribers, on channels of at most --join-leave-max-members members")
+	fs.IntVar(&c.joinLeaveMax, "join-leave-max-members", herald.DefaultMaxJoinLeaveMembers, "above this many members a channel sends no join or leave events (bounds the frames a crowd joining at once makes); -1: no bound")
+	fs.DurationVar(&c.presenceTTL, "presence-ttl", broker.DefaultPresenceTTL, "Redis broker: how long this node's presence members outlive it if it dies without shutting down (it refreshes them every 5/12 of it)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
 	return fs
 }
@@ -113,6 +123,14 @@ type namespaceConfig struct {
 	Publish     herald.Access `yaml:"publish"`
 	HistorySize int           `yaml:"history-size"`
 	HistoryTTL  time.Duration `yaml:"history-ttl"`
+
+	HookSubscribe string `yaml:"hook-subscribe"` // hooks.go
+	HookPublish   string `yaml:"hook-publish"`
+	HookRPC       string `yaml:"hook-rpc"`
+	// Presence and JoinLeave are unset (nil) when the entry leaves them to
+	// --presence and --join-leave.
+	Presence  *bool `yaml:"presence"`
+	JoinLeave *bool `yaml:"join-leave"`
 }
 
 // finish derives the options that depend on several flags and reads the
@@ -134,6 +152,9 @@ func (c *serveConfig) finish(fs *flag.FlagSet) error {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}
 	}
 	if err := c.tokens(); err != nil {
+		return err
+	}
+	if err := c.hooks.apply(c.config, &c.opts); err != nil {
 		return err
 	}
 	anonymousSet := false
@@ -160,10 +181,26 @@ func (c *serveConfig) finish(fs *flag.FlagSet) error {
 		}
 		// The history bounds go to the broker openBroker makes; the
 		// server reads NamespaceOptions.History only for a broker of its own.
-		c.opts.Namespaces[name] = herald.NamespaceOptions{Subscribe: n.Subscribe, Publish: n.Publish}
+		c.opts.Namespaces[name] = herald.NamespaceOptions{Subscribe: n.Subscribe, Publish: n.Publish,
+			Presence: boolOr(n.Presence, c.presence), JoinLeave: boolOr(n.JoinLeave, c.joinLeave), MaxJoinLeaveMembers: c.joinLeaveMax}
+		if o := c.opts.Namespaces[name]; o.JoinLeave && !o.Presence {
+			return fmt.Errorf("config: namespace %q: join-leave needs presence", name)
+		}
 		c.namespaceHistory[name] = broker.HistoryOptions{Size: n.HistorySize, TTL: n.HistoryTTL}
 	}
+	if c.joinLeave && !c.presence {
+		return usageError{errors.New("--join-leave needs --presence")}
+	}
+	c.opts.Namespaces[herald.AnyNamespace] = herald.NamespaceOptions{Presence: c.presence, JoinLeave: c.joinLeave, MaxJoinLeaveMembers: c.joinLeaveMax}
 	return nil
+}
+
+// boolOr returns *p, or def when p is nil.
+func boolOr(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 // tokens sets up JWT verification from the --jwt-* flags.
@@ -405,7 +442,7 @@ func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, MaxHistoryBytes: c.channelMaxBytes, Logger: log})
+		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, MaxHistoryBytes: c.channelMaxBytes, PresenceTTL: c.presenceTTL, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // IdleConfig is the idle scenario: Connections connections, each subscribed
-// to Channel (none when empty), held open for Hold while the server pings
-// them.
+// to Channel (none when empty; "{i}" in it is the connection's number, for a
+// channel each), held open for Hold while the server pings them.
 type IdleConfig struct {
 	Target
 	Connections int
@@ -35,6 +37,9 @@ type IdleResult struct {
 	ServerRSSAfter  int64   `json:"server_rss_after_bytes,omitempty"`
 	RSSPerConn      float64 `json:"server_rss_per_connection_bytes,omitempty"`
 	ServerCPU       *CPUUse `json:"server_cpu,omitempty"`
+	// ServerCPUPerConn is the server's CPU time per connection per second
+	// of the hold, in µs: what an idle connection costs.
+	ServerCPUPerConn *float64 `json:"server_cpu_us_per_connection_s,omitempty"`
 	// From the server's /metrics, when it serves Go runtime metrics: the
 	// growth per connection of goroutines, heap in use and stacks in use.
 	GoroutinesPerConn *float64 `json:"server_goroutines_per_connection,omitempty"`
@@ -62,11 +67,11 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 			return nil, fmt.Errorf("server pid %d: %w", c.ServerPID, err)
 		}
 	}
-	conns, err := dialAll(ctx, c.Target, c.Connections, c.Parallel, 512, func(_ int, cn *Conn) error {
+	conns, err := dialAll(ctx, c.Target, c.Connections, c.Parallel, 512, func(i int, cn *Conn) error {
 		if c.Channel == "" {
 			return nil
 		}
-		return cn.Subscribe(ctx, c.Channel)
+		return cn.Subscribe(ctx, idleChannel(c.Channel, i))
 	})
 	if err != nil {
 		return nil, err
@@ -76,7 +81,7 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	var latency Histogram
 	for i, cn := range conns {
 		subs[i] = newSubscriber(cn)
-		go subs[i].read(c.Channel, &latency)
+		go subs[i].read(idleChannel(c.Channel, i), &latency)
 	}
 	hold := c.Hold
 	if hold <= 0 {
@@ -105,6 +110,11 @@ func Idle(ctx context.Context, c IdleConfig) (*IdleResult, error) {
 	return r, ctx.Err()
 }
 
+// idleChannel is connection i's channel: "{i}" in channel is replaced by i.
+func idleChannel(channel string, i int) string {
+	return strings.ReplaceAll(channel, "{i}", strconv.Itoa(i))
+}
+
 func idleResult(c IdleConfig, conns []*Conn, subs []*subscriber, hold time.Duration, before ProcStat, self, server CPUUse, cpuErr error) *IdleResult {
 	t := totals(subs)
 	pings := make([]int64, len(conns))
@@ -119,6 +129,8 @@ func idleResult(c IdleConfig, conns []*Conn, subs []*subscriber, hold time.Durat
 	}
 	if c.ServerPID != 0 && cpuErr == nil {
 		r.ServerCPU = &server
+		per := server.CoreUsed * 1e6 / float64(len(conns))
+		r.ServerCPUPerConn = &per
 		if after, err := ReadProc(c.ServerPID); err == nil {
 			r.ServerRSSBefore, r.ServerRSSAfter = before.RSS, after.RSS
 			r.RSSPerConn = float64(after.RSS-before.RSS) / float64(len(conns))
@@ -151,7 +163,8 @@ func (r *IdleResult) Table() []Row {
 		rows = append(rows,
 			Row{"server RSS", fmt.Sprintf("%.1f MiB before, %.1f MiB after", float64(r.ServerRSSBefore)/(1<<20), float64(r.ServerRSSAfter)/(1<<20))},
 			Row{"server RSS/connection", kib(r.RSSPerConn)},
-			cpuRow("server CPU", *r.ServerCPU))
+			cpuRow("server CPU", *r.ServerCPU),
+			Row{"server CPU/connection", fmt.Sprintf("%.2f µs per second", *r.ServerCPUPerConn)})
 	}
 	if r.HeapPerConn != nil {
 		rows = append(rows, Row{"server Go/connection", fmt.Sprintf("%.2f goroutines, heap %s, stacks %s",

@@ -14,7 +14,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 	if len(data) != 100 || !json.Valid(data) {
 		t.Fatalf("payload %q: %d bytes, valid JSON %v", data, len(data), json.Valid(data))
 	}
-	msg := protocol.AppendMessage(nil, "bench:x", 7, data)
+	msg := protocol.AppendMessage(nil, "bench:x", 7, 1767225600123, &protocol.From{Client: "s_1", User: "u"}, data)
 	for name, parse := range map[string]func([]byte) (sample, bool){
 		"parser":       newMessageParser("bench:x").parse,
 		"other":        newMessageParser("other").parse,
@@ -51,7 +51,7 @@ func TestParseReply(t *testing.T) {
 }
 
 func TestParseDoesNotAllocate(t *testing.T) {
-	msg := protocol.AppendMessage(nil, "bench", 7, appendPayload(nil, 42, time.Now(), 100))
+	msg := protocol.AppendMessage(nil, "bench", 7, 1767225600123, nil, appendPayload(nil, 42, time.Now(), 100))
 	mp := newMessageParser("bench")
 	if n := testing.AllocsPerRun(100, func() { mp.parse(msg); parseMessage(msg) }); n != 0 {
 		t.Errorf("parsing allocates %v times", n)

@@ -22,7 +22,7 @@ func framesConn(frames []byte) *Conn {
 func messageFrames(channel string, seqs ...uint64) []byte {
 	var b bytes.Buffer
 	for _, seq := range seqs {
-		payload := protocol.AppendMessage(nil, channel, seq+100, appendPayload(nil, seq, time.Now(), 100))
+		payload := protocol.AppendMessage(nil, channel, seq+100, time.Now().UnixMilli(), nil, appendPayload(nil, seq, time.Now(), 100))
 		ws.WriteFrame(&b, ws.NewTextFrame(payload))
 	}
 	return b.Bytes()

@@ -50,6 +50,10 @@ func startBadServer(t *testing.T, b *badServer) string {
 }
 
 func (b *badServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Counted before the upgrade: httptest.Server.Close waits for handlers
+	// only until they hijack the connection.
+	b.wg.Add(1)
+	defer b.wg.Done()
 	if r.URL.Path != "/ws" {
 		io.WriteString(w, "a page\n")
 		return
@@ -61,8 +65,6 @@ func (b *badServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.conns[conn] = true
 	b.mu.Unlock()
-	b.wg.Add(1)
-	defer b.wg.Done()
 	c := &badConn{conn: conn, lastRead: time.Now(), done: make(chan struct{})}
 	defer close(c.done)
 	defer conn.Close()

@@ -56,11 +56,13 @@ type conn struct {
 	tcpTime  time.Duration // TCP connect only
 
 	frames    chan frame
-	err       error // why the reader stopped; read after frames is closed
+	err       error     // why the reader stopped; read after frames is closed
+	endedAt   time.Time // when the reader stopped; read after frames is closed
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	wmu       sync.Mutex
+	wrote     time.Time // when the last frame was written; guarded by wmu
 	timeout   time.Duration
 }
 
@@ -163,7 +165,7 @@ func (c *conn) readLoop(r io.Reader) {
 	for {
 		h, payload, err := readFrame(br)
 		if err != nil {
-			c.err = err
+			c.err, c.endedAt = err, time.Now()
 			return
 		}
 		f := frame{op: h.OpCode, payload: payload, at: time.Now()}
@@ -178,7 +180,7 @@ func (c *conn) readLoop(r io.Reader) {
 			f.op, f.payload = op, msg
 			if compressed && c.flate {
 				if f.payload, err = wsflate.DefaultHelper.Decompress(msg); err != nil {
-					c.err = fmt.Errorf("decompress: %w", err)
+					c.err, c.endedAt = fmt.Errorf("decompress: %w", err), time.Now()
 					return
 				}
 			}
@@ -186,7 +188,7 @@ func (c *conn) readLoop(r io.Reader) {
 		select {
 		case c.frames <- f:
 		case <-c.done:
-			c.err = net.ErrClosed
+			c.err, c.endedAt = net.ErrClosed, time.Now()
 			return
 		}
 	}
@@ -259,8 +261,20 @@ func (c *conn) writeFrame(f ws.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	c.wrote = time.Now()
 	return ws.WriteFrame(c.nc, ws.MaskFrame(f))
 }
+
+// lastWrite returns when the last frame was written.
+func (c *conn) lastWrite() time.Time {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wrote
+}
+
+// lostAt returns when the connection ended, once next returned an error
+// for which ended is true.
+func (c *conn) lostAt() time.Time { return c.endedAt }
 
 // writeBackground sends a frame from its own goroutine, for frames the
 // server may refuse to read to the end; its error is ignored.

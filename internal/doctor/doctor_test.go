@@ -70,7 +70,7 @@ func TestDoctorHeraldPassesEveryCheck(t *testing.T) {
 	if !rep.Herald {
 		t.Error("Herald endpoint not recognised")
 	}
-	want := []string{"handshake", "heartbeat", "pong", "dead-peer", "validation", "close", "reconnect"}
+	want := []string{"handshake", "heartbeat", "pong", "dead-peer", "close", "reconnect", "validation", "liveness"}
 	if len(rep.Checks) != len(want) {
 		t.Fatalf("%d checks, want %d", len(rep.Checks), len(want))
 	}
@@ -119,8 +119,10 @@ func TestDoctorReportsEachFlaw(t *testing.T) {
 		fail   map[string]string // check -> words its hint must hold
 	}{
 		{
+			// No ping in 3 s, three times the idle timeout.
 			name:   "no pings",
 			server: &badServer{},
+			idle:   time.Second,
 			fail: map[string]string{
 				"heartbeat": "sends no WebSocket ping frames",
 				"dead-peer": "sent no ping",
@@ -185,14 +187,14 @@ func TestDoctorSlowPingsMeasured(t *testing.T) {
 	}
 }
 
-func TestDoctorShortRunWarnsInsteadOfGuessing(t *testing.T) {
+func TestDoctorShortRunDoesNotConclude(t *testing.T) {
 	url := startHerald(t, &herald.Options{PingInterval: 5 * time.Second, PongTimeout: 5 * time.Second})
 	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: time.Second})
 	logReport(t, rep)
 	for _, name := range []string{"heartbeat", "dead-peer"} {
 		c := check(t, rep, name)
-		if c.Status != doctor.Warn || !strings.Contains(c.Hint, "--duration") {
-			t.Errorf("%s: %s, hint %q; want a warning to run longer", name, c.Status, c.Hint)
+		if c.Status != doctor.Inconclusive || !strings.Contains(c.Hint, "--duration of at least 15.0s") {
+			t.Errorf("%s: %s, hint %q; want not concluded, and a hint to run for 15 s", name, c.Status, c.Hint)
 		}
 	}
 	if rep.Failed() {

@@ -28,7 +28,8 @@ func ExampleRun() {
 	// heartbeat pass
 	// pong pass
 	// dead-peer pass
-	// validation pass
 	// close pass
+	// validation pass
+	// liveness pass
 	// failed: false
 }

@@ -61,41 +61,58 @@ func (d *doctor) handshake() Check {
 	return ch
 }
 
-// readHandshakeWelcome waits for a welcome frame: the full Timeout when
-// herald.v1 was negotiated, briefly otherwise (Herald also serves clients
-// that offer no subprotocol).
+// readHandshakeWelcome waits for a welcome frame, briefly: Herald sends it
+// at once when the connection needs no token. When herald.v1 was
+// negotiated and no welcome came, a ping request tells a Herald waiting
+// for a token from a server that selected herald.v1 without speaking it.
 func (d *doctor) readHandshakeWelcome(c *conn, ch *Check) string {
 	d.herald = c.protocol == Subprotocol
-	wait := d.opts.Timeout
-	if !d.herald {
-		wait = min(wait, 500*time.Millisecond)
-	}
+	wait := min(d.opts.Timeout, 500*time.Millisecond)
 	f, err := c.nextData(d.wait(wait))
 	r, ok := parseReply(f)
 	switch {
 	case err == nil && ok && r.Type == "welcome":
-		d.herald, d.welcome = true, r
-		ch.Measured["welcome_ms"] = ms(f.at.Sub(c.upgraded))
-		ch.Measured["ping_interval_ms"] = r.PingIntervalMS
-		ch.Measured["pong_timeout_ms"] = r.PongTimeoutMS
-		ch.Measured["max_message_bytes"] = r.MaxMessageBytes
+		d.welcomed(r, f.at.Sub(c.upgraded), ch)
 		return fmt.Sprintf("welcome in %s (%s)", human(f.at.Sub(c.upgraded)), describeWelcome(r))
 	case !d.herald:
 		return "no welcome (not a Herald endpoint)"
-	}
-	what := "nothing"
-	switch {
-	case err != nil:
-		what = describeEnd(err)
-	case f.op == ws.OpClose:
-		code, reason := f.closeCode()
-		what = fmt.Sprintf("close %d %q", code, reason)
-	case ok:
-		what = "a " + r.Type + " frame"
+	case err == nil || errors.Is(err, errTimeout):
+		return d.askHerald(c, ch, wait)
 	}
 	ch.Status = worse(ch.Status, Warn)
-	ch.Hint = "herald.v1 was negotiated but the first frame was not welcome; a server that requires a token waits for one: pass it with --token"
-	return fmt.Sprintf("no welcome within %s (got %s)", human(wait), what)
+	ch.Hint = "herald.v1 was negotiated but no welcome came: a Herald server sends it first"
+	return fmt.Sprintf("no welcome within %s (got %s)", human(wait), describeEnd(err))
+}
+
+// welcomed records what Herald's welcome announced.
+func (d *doctor) welcomed(r *reply, after time.Duration, ch *Check) {
+	d.herald, d.welcome = true, r
+	ch.Measured["welcome_ms"] = ms(after)
+	ch.Measured["ping_interval_ms"] = r.PingIntervalMS
+	ch.Measured["pong_timeout_ms"] = r.PongTimeoutMS
+	ch.Measured["max_message_bytes"] = r.MaxMessageBytes
+}
+
+// askHerald sends Herald's ping request on a connection that negotiated
+// herald.v1 but got no welcome. Herald answers pong, or error unauthorized
+// while it waits for a token; anything else is not Herald.
+func (d *doctor) askHerald(c *conn, ch *Check, waited time.Duration) string {
+	c.sendJSON(map[string]any{"type": "ping", "id": 1})
+	r, closed, err := c.awaitReply(d.wait(d.opts.Timeout), func(*reply) bool { return true })
+	got := describeReply(r, closed, err)
+	switch {
+	case err == nil && closed == nil && r.Type == "welcome":
+		d.welcomed(r, time.Since(c.upgraded), ch)
+		return fmt.Sprintf("welcome after %s (%s)", human(time.Since(c.upgraded)), describeWelcome(r))
+	case err == nil && closed == nil && (r.Type == "pong" && r.ID == 1 || r.Type == "error" && r.Code != ""):
+		ch.Status = worse(ch.Status, Warn)
+		ch.Hint = "herald.v1 was negotiated but no welcome came; a server that requires a token waits for one: pass it with --token"
+		return fmt.Sprintf("no welcome within %s (a ping request got %s)", human(waited), got)
+	}
+	d.herald = false
+	ch.Status = worse(ch.Status, Warn)
+	ch.Hint = "the server selected herald.v1 without speaking it: RFC 6455 wants a server to select only a subprotocol it speaks, and clients trust the selection (Node's ws selects the first one offered unless handleProtocols says otherwise); to check a server of another protocol, run with --subprotocol ''"
+	return fmt.Sprintf("no welcome, and a ping request got %s: not a Herald endpoint, though it selected herald.v1", got)
 }
 
 // describeWelcome lists the settings a welcome announced.

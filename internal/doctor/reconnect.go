@@ -3,6 +3,7 @@ package doctor
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -68,12 +69,12 @@ func (d *doctor) reconnect() Check {
 // It returns false when the endpoint could not be reached again.
 func (rr *reconnectRun) round(i int) bool {
 	d := rr.d
+	d.journal.note(event{what: "the doctor dropped a connection without a close frame (reconnect check)"})
 	rr.c.Close()
 	start := time.Now()
 	c, err := d.dial(false)
 	if err != nil {
-		rr.problems = append(rr.problems, step{Fail, fmt.Sprintf("reconnect %d failed: %v", i+1, err),
-			"the endpoint refused a client that just dropped: it may rate-limit reconnects without a Retry-After, or keep the old session in the way"})
+		rr.problems = append(rr.problems, reconnectFailed(i, err))
 		return false
 	}
 	rr.c = c
@@ -92,6 +93,18 @@ func (rr *reconnectRun) round(i int) bool {
 		rr.recover(i)
 	}
 	return true
+}
+
+// reconnectFailed judges a reconnect that could not be made: a failure
+// when the server refused it with an HTTP status, not concluded when the
+// server could not be reached at all (the liveness check says why).
+func reconnectFailed(i int, err error) step {
+	var herr *handshakeError
+	if errors.As(err, &herr) && herr.status != 0 {
+		return step{Fail, fmt.Sprintf("reconnect %d refused: %v", i+1, err),
+			"the endpoint refused a client that just dropped: it may rate-limit reconnects without a Retry-After, or keep the old session in the way"}
+	}
+	return step{Inconclusive, fmt.Sprintf("reconnect %d failed: %v", i+1, err), ""}
 }
 
 // subscribe subscribes to the doctor's channel, with since when given, and

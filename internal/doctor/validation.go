@@ -38,20 +38,65 @@ func merge(ch Check, steps ...step) Check {
 	return ch
 }
 
-// validation sends frames a careful client never would: invalid JSON and,
-// for Herald, an unknown type and an oversize message; and, for any
-// endpoint, a frame RFC 6455 forbids.
-func (d *doctor) validation() Check {
-	ch := Check{Name: "validation", Status: Pass}
-	steps := []step{d.badInput()}
-	if d.herald && d.welcome != nil && d.welcome.MaxMessageBytes > 0 {
-		steps = append(steps, d.oversize(d.welcome.MaxMessageBytes))
+// badProbe is one probe of the validation check: something a careful
+// client never sends, which may crash a careless server. label names it in
+// the validation summary, what in the liveness finding ("it received
+// ..."); cause and hint explain a server that went down right after it.
+type badProbe struct {
+	label, what, cause, hint string
+	run                      func() step
+}
+
+// Hints for a server that went down right after a bad input.
+const (
+	crashOnMessageHint = "one bad message from any client takes the whole service down: catch errors where messages are parsed and handled (in Node, JSON.parse throws, and an exception in a 'message' listener ends the process); with Node's ws, also add an 'error' listener to every socket"
+	crashOnFrameHint   = "one bad frame from any client takes the whole service down: handle errors per connection; with Node's ws, add an 'error' listener to every socket (ws.on('error', ...)): the 'error' event it emits for a protocol error ends the process when nothing listens"
+)
+
+// validation sends frames a careful client never would, each between two
+// liveness probes (see guarded): invalid JSON and, for Herald, an unknown
+// type and an oversize message; and, for any endpoint, a frame RFC 6455
+// forbids. It returns the validation check and the liveness check.
+func (d *doctor) validation() (validation, liveness Check) {
+	probes := []badProbe{{
+		label: "invalid JSON", what: "a text frame that is not JSON",
+		cause: "an exception thrown while parsing a message may crash the process",
+		hint:  crashOnMessageHint, run: d.badJSON,
+	}}
+	if d.herald {
+		probes = append(probes, badProbe{
+			label: "unknown type", what: "a message of an unknown type",
+			cause: "an exception thrown while handling a message may crash the process",
+			hint:  crashOnMessageHint, run: d.unknownType,
+		})
 	}
-	steps = append(steps, d.badFrame())
-	if ic, ok := d.interrupted(ch.Name); ok {
-		return ic
+	if limit := d.maxMessageBytes(); limit > 0 {
+		probes = append(probes, badProbe{
+			label: fmt.Sprintf("%d-byte message", limit+1), what: fmt.Sprintf("a %d-byte message, one byte over max_message_bytes", limit+1),
+			cause: "an unhandled error on an oversize message may crash the process",
+			hint:  crashOnFrameHint, run: func() step { return d.oversize(limit) },
+		})
 	}
-	return merge(ch, steps...)
+	probes = append(probes, badProbe{
+		label: "reserved opcode 0x3", what: "a frame with reserved opcode 0x3",
+		cause: "an unhandled protocol error may crash the process",
+		hint:  crashOnFrameHint, run: d.badFrame,
+	})
+	var steps []step
+	for _, p := range probes {
+		steps = append(steps, d.guarded(p))
+	}
+	if ic, ok := d.interrupted("validation"); ok {
+		return ic, skipped("liveness", "interrupted")
+	}
+	return merge(Check{Name: "validation", Status: Pass}, steps...), d.liveness(len(probes))
+}
+
+func (d *doctor) maxMessageBytes() int64 {
+	if d.herald && d.welcome != nil {
+		return d.welcome.MaxMessageBytes
+	}
+	return 0
 }
 
 // dialReady connects and, for Herald, waits for welcome, so that what the
@@ -70,27 +115,31 @@ func (d *doctor) dialReady() (*conn, error) {
 	return c, nil
 }
 
-// badInput sends a text frame that is not JSON and, for Herald, one of an
-// unknown type. Herald must answer both with an error and keep the
-// connection; any endpoint must at least not drop it without a close frame.
-func (d *doctor) badInput() step {
+// badJSON sends a text frame that is not JSON. Herald must answer with an
+// error and keep the connection; any endpoint must at least not drop it
+// without a close frame.
+func (d *doctor) badJSON() step {
 	c, err := d.dialReady()
 	if err != nil {
-		return step{Fail, "invalid JSON: could not connect: " + err.Error(), ""}
+		return step{Inconclusive, "invalid JSON: could not connect: " + err.Error(), ""}
 	}
 	defer c.Close()
 	c.write(ws.OpText, []byte(badJSON))
 	if !d.herald {
 		return d.badInputAnyEndpoint(c)
 	}
-	s := d.expectError(c, 0, "bad_request", "invalid JSON")
-	if s.status != Pass {
-		return s
+	return d.expectError(c, 0, "bad_request", "invalid JSON")
+}
+
+// unknownType sends Herald a request of a type it does not know.
+func (d *doctor) unknownType() step {
+	c, err := d.dialReady()
+	if err != nil {
+		return step{Inconclusive, "unknown type: could not connect: " + err.Error(), ""}
 	}
+	defer c.Close()
 	c.write(ws.OpText, []byte(unknownType))
-	u := d.expectError(c, 2, "unknown_type", "unknown type")
-	u.summary = s.summary + "; " + u.summary
-	return u
+	return d.expectError(c, 2, "unknown_type", "unknown type")
 }
 
 // expectError waits for Herald's error reply with code to the request id
@@ -162,7 +211,7 @@ func (d *doctor) oversize(limit int64) step {
 	what := fmt.Sprintf("%d-byte message", limit+1)
 	c, err := d.dialReady()
 	if err != nil {
-		return step{Fail, what + ": could not connect: " + err.Error(), ""}
+		return step{Inconclusive, what + ": could not connect: " + err.Error(), ""}
 	}
 	defer c.Close()
 	payload := []byte(`{"type":"ping","pad":"` + strings.Repeat("x", int(limit)) + `"}`)[:limit+1]
@@ -196,7 +245,7 @@ func (d *doctor) badFrame() step {
 	const what = "reserved opcode 0x3"
 	c, err := d.dialReady()
 	if err != nil {
-		return step{Fail, what + ": could not connect: " + err.Error(), ""}
+		return step{Inconclusive, what + ": could not connect: " + err.Error(), ""}
 	}
 	defer c.Close()
 	c.writeFrame(ws.NewFrame(ws.OpCode(0x3), true, nil))
@@ -219,49 +268,4 @@ func (d *doctor) badFrame() step {
 	}
 	return step{Warn, what + " -> no answer, connection still open",
 		"the server ignored a frame RFC 6455 says must fail the connection; its frame parser may accept other malformed input too"}
-}
-
-// close runs the close handshake from the client side with 1000 and
-// checks that the server echoes it and then ends the TCP connection.
-func (d *doctor) close() Check {
-	ch := Check{Name: "close", Measured: map[string]any{}}
-	c, err := d.dialReady()
-	if err != nil {
-		return d.noConn(ch.Name, err)
-	}
-	defer c.Close()
-	sent := time.Now()
-	c.write(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "herald doctor"))
-	f, err := c.nextData(d.wait(d.opts.Timeout))
-	for err == nil && f.op != ws.OpClose {
-		f, err = c.nextData(d.wait(d.opts.Timeout))
-	}
-	if ic, ok := d.interrupted(ch.Name); ok {
-		return ic
-	}
-	if err != nil {
-		ch.Status = Fail
-		ch.Summary = "sent close 1000 -> " + describeEnd(err)
-		ch.Hint = "RFC 6455 §5.5.1 wants a close frame in answer to the client's; without it clients wait out their close timeout and report 1006 (abnormal closure) instead of a normal close"
-		return ch
-	}
-	code, reason := f.closeCode()
-	rtt := f.at.Sub(sent)
-	ch.Measured["close_code"], ch.Measured["close_reason"], ch.Measured["close_ms"] = code, reason, ms(rtt)
-	ch.Status = Pass
-	ch.Summary = fmt.Sprintf("sent close 1000 -> close %d %q in %s", code, reason, human(rtt))
-	if code != int(ws.StatusNormalClosure) {
-		ch.Status = Warn
-		ch.Hint = fmt.Sprintf("the server answered a normal close with %d; it should echo 1000, or clients may treat their own clean shutdown as an error and reconnect", code)
-	}
-	_, err = c.next(d.wait(d.opts.Timeout))
-	switch {
-	case ended(err):
-		ch.Summary += ", then the server closed the TCP connection"
-	case err == errTimeout:
-		ch.Status = worse(ch.Status, Warn)
-		ch.Summary += fmt.Sprintf(", but the TCP connection stayed open %s more", human(d.opts.Timeout))
-		ch.Hint = "after the close handshake the server should close the TCP connection (RFC 6455 §7.1.1); otherwise each closed client holds a socket until it gives up"
-	}
-	return ch
 }

@@ -1,7 +1,8 @@
 // The herald.v1 conformance checks every independent Node client runs
 // against a real herald serve: welcome, subscribe, publish, fan-out,
-// recovery, idempotency, every error code reachable without a token, the
-// heartbeat, and the close codes 1000, 1001 and 1009.
+// recovery, idempotency, message metadata (ts, from), the backlog of a
+// subscribe with last, history pages, every error code reachable without a
+// token, the heartbeat, and the close codes 1000, 1001 and 1009.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,8 +48,8 @@ export function protocolSuite({ name, WebSocket: WS }) {
 
     test('subscribe, publish, and fan-out between two connections', async () => {
       const ch = channel();
-      const { peer: a } = await connect();
-      const { peer: b } = await connect();
+      const { peer: a, welcome: wa } = await connect();
+      const { peer: b, welcome: wb } = await connect();
       for (const p of [a, b]) {
         const sub = await p.request({ type: 'subscribe', channel: ch });
         assert.equal(sub.type, 'subscribed');
@@ -62,13 +63,14 @@ export function protocolSuite({ name, WebSocket: WS }) {
       assert.deepEqual(pubd, { type: 'published', id: pubd.id, channel: ch, offset: 1 });
       for (const p of [a, b]) {
         const m = await p.nextMatching((f) => f.type === 'message');
-        assert.deepEqual(m, { type: 'message', channel: ch, offset: 1, data });
+        assert.equal(typeof m.ts, 'number');
+        assert.deepEqual(m, { type: 'message', channel: ch, offset: 1, ts: m.ts, from: { client: wa.session }, data });
       }
       const back = await b.request({ type: 'publish', channel: ch, data: 'from b' });
       assert.equal(back.offset, 2);
       for (const p of [a, b]) {
         const m = await p.nextMatching((f) => f.type === 'message');
-        assert.deepEqual(m, { type: 'message', channel: ch, offset: 2, data: 'from b' });
+        assert.deepEqual(m, { type: 'message', channel: ch, offset: 2, ts: m.ts, from: { client: wb.session }, data: 'from b' });
       }
       await a.quiet(200);
       await b.quiet(200);
@@ -91,6 +93,67 @@ export function protocolSuite({ name, WebSocket: WS }) {
       const stale = await again.peer.request({ type: 'subscribe', channel: ch, since: { epoch: 'not-the-epoch', offset: 1 } });
       assert.equal(stale.recovered, false, 'a foreign epoch is not recovered');
       await again.peer.quiet(200);
+    });
+
+    test('message metadata: ts stamped by the server, from its view of the connection', async () => {
+      const ch = channel();
+      const { peer: pub, welcome } = await connect();
+      const { peer: sub } = await connect();
+      await sub.request({ type: 'subscribe', channel: ch });
+      const t0 = Date.now();
+      await pub.request({ type: 'publish', channel: ch, data: 'x', ts: 1, from: { client: 's_FAKE', user: 'mallory' } });
+      const m = await sub.nextMatching((f) => f.type === 'message');
+      assert.deepEqual(m.from, { client: welcome.session }, 'from comes from the server, never the request');
+      assert.ok(Number.isInteger(m.ts) && m.ts >= t0 - 5000 && m.ts <= Date.now() + 5000, `ts ${m.ts}`);
+    });
+
+    test('subscribe with last: subscribed, the backlog, then live, without gap', async () => {
+      const ch = channel();
+      const { peer: pub } = await connect();
+      for (let i = 1; i <= 5; i++) await pub.request({ type: 'publish', channel: ch, data: { i } });
+      const { peer } = await connect();
+      const sub = await peer.request({ type: 'subscribe', channel: ch, last: 3 });
+      assert.equal(sub.type, 'subscribed');
+      assert.equal(sub.offset, 5);
+      assert.equal('recovered' in sub, false);
+      const backlog = await peer.take(3);
+      assert.deepEqual(backlog.map((m) => [m.type, m.offset, m.data.i]), [['message', 3, 3], ['message', 4, 4], ['message', 5, 5]]);
+      assert.ok(backlog.every((m) => typeof m.ts === 'number' && typeof m.from.client === 'string'));
+      await pub.request({ type: 'publish', channel: ch, data: { i: 6 } });
+      const live = await peer.nextMatching((f) => f.type === 'message');
+      assert.equal(live.offset, 6);
+      for (const bad of [{ last: -1 }, { last: 1001 }, { last: 2.5 }, { last: '3' }, { last: 3, since: { epoch: sub.epoch, offset: 1 } }]) {
+        const e = await peer.request({ type: 'subscribe', channel: ch, ...bad });
+        assert.deepEqual([e.type, e.code], ['error', 'bad_request'], JSON.stringify(bad));
+      }
+      assert.equal((await peer.request({ type: 'ping' })).type, 'pong');
+    });
+
+    test('history pages back with before, limit and more', async () => {
+      const ch = channel();
+      const { peer, welcome } = await connect();
+      for (let i = 1; i <= 5; i++) await peer.request({ type: 'publish', channel: ch, data: { i } });
+      const p1 = await peer.request({ type: 'history', channel: ch, limit: 2 });
+      assert.equal(p1.type, 'page');
+      assert.equal(p1.channel, ch);
+      assert.equal(p1.offset, 5);
+      assert.equal(p1.more, true);
+      assert.deepEqual(p1.messages.map((m) => [m.offset, m.data.i]), [[4, 4], [5, 5]]);
+      const m = p1.messages[0];
+      assert.deepEqual(m, { offset: 4, ts: m.ts, from: { client: welcome.session }, data: { i: 4 } });
+      const p2 = await peer.request({ type: 'history', channel: ch, limit: 10, before: p1.messages[0].offset });
+      assert.equal(p2.epoch, p1.epoch);
+      assert.equal(p2.more, false);
+      assert.deepEqual(p2.messages.map((m) => m.offset), [1, 2, 3]);
+      const empty = await peer.request({ type: 'history', channel: channel() });
+      assert.deepEqual([empty.type, empty.messages, empty.more], ['page', [], false]);
+      for (const bad of [{ limit: 0 }, { limit: 1001 }, { limit: 1.5 }, { before: 0 }, { before: -1 }]) {
+        const e = await peer.request({ type: 'history', channel: ch, ...bad });
+        assert.deepEqual([e.type, e.code], ['error', 'bad_request'], JSON.stringify(bad));
+      }
+      const e = await peer.request({ type: 'history', channel: 'bad channel!' });
+      assert.deepEqual([e.type, e.code], ['error', 'invalid_channel']);
+      assert.equal((await peer.request({ type: 'ping' })).type, 'pong');
     });
 
     test('a repeated idempotency key publishes once', async () => {

@@ -220,8 +220,8 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
 
     async def test_subscribe_publish_fanout(self):
         ch = channel()
-        a, _ = await self.connect()
-        b, _ = await self.connect()
+        a, wa = await self.connect()
+        b, wb = await self.connect()
         for p in (a, b):
             sub = await p.request({"type": "subscribe", "channel": ch})
             self.assertEqual(sub["type"], "subscribed")
@@ -234,12 +234,13 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(pubd, {"type": "published", "id": pubd["id"], "channel": ch, "offset": 1})
         for p in (a, b):
             m = await p.matching(lambda f: f["type"] == "message")
-            self.assertEqual(m, {"type": "message", "channel": ch, "offset": 1, "data": data})
+            self.assertIsInstance(m["ts"], int)
+            self.assertEqual(m, {"type": "message", "channel": ch, "offset": 1, "ts": m["ts"], "from": {"client": wa["session"]}, "data": data})
         back = await b.request({"type": "publish", "channel": ch, "data": "from b"})
         self.assertEqual(back["offset"], 2)
         for p in (a, b):
             m = await p.matching(lambda f: f["type"] == "message")
-            self.assertEqual(m, {"type": "message", "channel": ch, "offset": 2, "data": "from b"})
+            self.assertEqual(m, {"type": "message", "channel": ch, "offset": 2, "ts": m["ts"], "from": {"client": wb["session"]}, "data": "from b"})
         await a.quiet(0.2)
         await b.quiet(0.2)
 
@@ -260,6 +261,59 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
         stale = await again.request({"type": "subscribe", "channel": ch, "since": {"epoch": "not-the-epoch", "offset": 1}})
         self.assertIs(stale["recovered"], False)
         await again.quiet(0.2)
+
+    async def test_message_metadata_from_the_server(self):
+        ch = channel()
+        pub, welcome = await self.connect()
+        sub, _ = await self.connect()
+        await sub.request({"type": "subscribe", "channel": ch})
+        t0 = time.time() * 1000
+        await pub.request({"type": "publish", "channel": ch, "data": "x", "ts": 1, "from": {"client": "s_FAKE", "user": "mallory"}})
+        m = await sub.matching(lambda f: f["type"] == "message")
+        self.assertEqual(m["from"], {"client": welcome["session"]})
+        self.assertIsInstance(m["ts"], int)
+        self.assertTrue(t0 - 5000 <= m["ts"] <= time.time() * 1000 + 5000, m["ts"])
+
+    async def test_subscribe_last_backlog(self):
+        ch = channel()
+        pub, _ = await self.connect()
+        for i in range(1, 6):
+            await pub.request({"type": "publish", "channel": ch, "data": {"i": i}})
+        peer, _ = await self.connect()
+        sub = await peer.request({"type": "subscribe", "channel": ch, "last": 3})
+        self.assertEqual((sub["type"], sub["offset"]), ("subscribed", 5))
+        self.assertNotIn("recovered", sub)
+        backlog = [await peer.next() for _ in range(3)]
+        self.assertEqual([(m["type"], m["offset"], m["data"]["i"]) for m in backlog],
+                         [("message", 3, 3), ("message", 4, 4), ("message", 5, 5)])
+        await pub.request({"type": "publish", "channel": ch, "data": {"i": 6}})
+        live = await peer.matching(lambda f: f["type"] == "message")
+        self.assertEqual(live["offset"], 6)
+        for bad in ({"last": -1}, {"last": 1001}, {"last": 2.5}, {"last": "3"},
+                    {"last": 3, "since": {"epoch": sub["epoch"], "offset": 1}}):
+            e = await peer.request({"type": "subscribe", "channel": ch, **bad})
+            self.assertEqual((e["type"], e["code"]), ("error", "bad_request"), bad)
+        self.assertEqual((await peer.request({"type": "ping"}))["type"], "pong")
+
+    async def test_history_pages(self):
+        ch = channel()
+        peer, welcome = await self.connect()
+        for i in range(1, 6):
+            await peer.request({"type": "publish", "channel": ch, "data": {"i": i}})
+        p1 = await peer.request({"type": "history", "channel": ch, "limit": 2})
+        self.assertEqual((p1["type"], p1["channel"], p1["offset"], p1["more"]), ("page", ch, 5, True))
+        self.assertEqual([(m["offset"], m["data"]["i"]) for m in p1["messages"]], [(4, 4), (5, 5)])
+        m = p1["messages"][0]
+        self.assertEqual(m, {"offset": 4, "ts": m["ts"], "from": {"client": welcome["session"]}, "data": {"i": 4}})
+        p2 = await peer.request({"type": "history", "channel": ch, "limit": 10, "before": 4})
+        self.assertEqual((p2["epoch"], p2["more"]), (p1["epoch"], False))
+        self.assertEqual([m["offset"] for m in p2["messages"]], [1, 2, 3])
+        for bad in ({"limit": 0}, {"limit": 1001}, {"limit": 1.5}, {"before": 0}, {"before": -1}):
+            e = await peer.request({"type": "history", "channel": ch, **bad})
+            self.assertEqual((e["type"], e["code"]), ("error", "bad_request"), bad)
+        e = await peer.request({"type": "history", "channel": "bad channel!"})
+        self.assertEqual((e["type"], e["code"]), ("error", "invalid_channel"))
+        self.assertEqual((await peer.request({"type": "ping"}))["type"], "pong")
 
     async def test_idempotency_key(self):
         ch = channel()

@@ -1,7 +1,7 @@
 import { CloseCodes, MAX_HISTORY_LIMIT, MAX_LAST, isTerminalCloseCode, isValidChannel, type ClientFrame, type ErrorFrame, type JSONCompatible, type JSONValue, type MessageFrame, type PageFrame, type PresentFrame, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
 import { DEFAULTS, type ClientEvents, type ClientOptions, type DebugLog, type State, type StateChange } from "./options.js";
-import { ClosedError, CloseError, EpochChangedError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
+import { ClosedError, CloseError, ConnectionLostError, EpochChangedError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
 import { probeUpgrade } from "./handshake.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
 import { Emitter, safeCall } from "./emitter.js";
@@ -329,6 +329,37 @@ export class HeraldClient extends Emitter<ClientEvents> {
       },
     });
     this.pacer!.send(id, a.frame(id), bulk, () => !this.calls.has(id));
+  }
+
+  /**
+   * rpc asks the server's rpc hook (the application's backend) to run
+   * method with data and resolves with its answer. It needs a connection at
+   * the time of the call and is never sent again (the backend may have run
+   * it already): it rejects with HeraldError when the client is not
+   * connected, ConnectionLostError when the connection ends before the
+   * answer, ServerError for an error frame (bad_request without an rpc
+   * hook, unavailable when the backend failed), ClosedError after close().
+   */
+  rpc<T = JSONValue>(method: string, data?: JSONValue): Promise<T> {
+    if (this.currentState === "closed") return Promise.reject(new ClosedError(this.cause));
+    if (!isValidMethod(method)) {
+      return Promise.reject(new ServerError(`rpc ${JSON.stringify(method)}`,
+        { type: "error", code: "bad_request", message: "method must be 1 to 128 bytes of A-Z a-z 0-9 _ - . : /" }));
+    }
+    const conn = this.conn;
+    if (!conn || conn.ended || !this.session) return Promise.reject(new HeraldError("herald: rpc: not connected"));
+    return new Promise<T>((resolve, reject) => {
+      const id = this.newId();
+      this.calls.set(id, {
+        reply: (f) => {
+          if (f.type === "result") resolve(f.data as T);
+          else if (f.type === "error") reject(new ServerError(`rpc ${method}`, f));
+          else reject(new HeraldError(`herald: rpc ${method}: unexpected ${f.type} frame`));
+        },
+        lost: () => reject(new ConnectionLostError(`rpc ${method} not answered`)),
+      });
+      conn.send(data === undefined ? { type: "rpc", id, method } : { type: "rpc", id, method, data });
+    });
   }
 
   /** limit calls expire when promise is still pending after ms (none when ms <= 0). */
@@ -845,6 +876,11 @@ function lastError(o: SubscribeOptions): string {
   if (last === undefined || last === 0) return "";
   if (!(Number.isInteger(last) && last >= 0 && last <= MAX_LAST)) return `last must be an integer from 0 to ${MAX_LAST}`;
   return o.since ? "last and since together" : "";
+}
+
+/** isValidMethod checks an rpc method name as the server does. */
+function isValidMethod(m: string): boolean {
+  return /^[A-Za-z0-9_\-.:/]{1,128}$/.test(m);
 }
 
 /** afterLimit runs f once a rate_limited error's retry_after_ms has passed. */

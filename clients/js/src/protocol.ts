@@ -106,6 +106,15 @@ export interface RefreshFrame {
   token: string;
 }
 
+/** RpcFrame asks the server's rpc hook (the application's backend) to run method. */
+export interface RpcFrame {
+  type: "rpc";
+  id?: number;
+  /** 1 to 128 bytes of A-Z a-z 0-9 _ - . : / */
+  method: string;
+  data?: JSONValue;
+}
+
 /** A frame a client sends. */
 export type ClientFrame =
   | HelloFrame
@@ -115,7 +124,8 @@ export type ClientFrame =
   | PingFrame
   | RefreshFrame
   | HistoryFrame
-  | PresenceFrame;
+  | PresenceFrame
+  | RpcFrame;
 
 // Server frames.
 
@@ -232,6 +242,13 @@ export interface LeaveFrame {
   member: Member;
 }
 
+/** ResultFrame answers an rpc with the backend's data. */
+export interface ResultFrame {
+  type: "result";
+  id?: number;
+  data: JSONValue;
+}
+
 /** The stable error codes of PROTOCOL.md's Errors table. */
 export type ErrorCode =
   | "bad_request"
@@ -267,6 +284,7 @@ export type ServerFrame =
   | PresentFrame
   | JoinFrame
   | LeaveFrame
+  | ResultFrame
   | ErrorFrame;
 
 /** WebSocket close codes Herald uses (PROTOCOL.md, Close codes). */
