@@ -57,7 +57,9 @@ func Example() {
 // A chat room on open: the last 50 messages with their sender and time, then
 // the live ones, people arriving and leaving, and who is in the room.
 func ExampleLast() {
-	srv := herald.New(nil)
+	srv := herald.New(&herald.Options{Namespaces: map[string]herald.NamespaceOptions{
+		"chat": {Presence: true, JoinLeave: true},
+	}})
 	hs := httptest.NewServer(srv)
 	defer srv.Close()
 	defer hs.Close()
@@ -85,18 +87,25 @@ func ExampleLast() {
 	}
 	for range 2 {
 		m := <-got
-		fmt.Println(m.Offset, string(m.Data), m.From.Client != "", m.TS.IsZero())
+		fmt.Println(m.Offset, string(m.Data), "sent by a client:", m.From.Client != "", "at a time:", !m.TS.IsZero())
 	}
-	// The room's members, when presence is on for the namespace.
-	if p, err := c.Presence(ctx, "chat:lobby", nil); err == nil {
-		log.Printf("%d people in the room", p.Users)
+	// The room's members (presence is on for the namespace "chat").
+	p, err := c.Presence(ctx, "chat:lobby", nil)
+	if err != nil {
+		log.Fatal(err)
 	}
+	fmt.Println(p.Clients, "in the room")
+	// Output:
+	// 1 {"text":"hello"} sent by a client: true at a time: true
+	// 2 {"text":"anyone?"} sent by a client: true at a time: true
+	// 1 in the room
 }
 
 // Scrollback: page back through a channel's history, 100 messages at a
 // time, newest page first.
 func ExampleClient_History() {
-	srv := herald.New(nil)
+	// The setup publishes faster than a connection's default request rate.
+	srv := herald.New(&herald.Options{Rate: 1000, Burst: 1000})
 	hs := httptest.NewServer(srv)
 	defer srv.Close()
 	defer hs.Close()
@@ -123,4 +132,8 @@ func ExampleClient_History() {
 		fmt.Println(first.Offset, "to", last.Offset, "more:", page.More)
 		opts = page.Older()
 	}
+	// Output:
+	// 151 to 250 more: true
+	// 51 to 150 more: true
+	// 1 to 50 more: false
 }
