@@ -73,9 +73,10 @@ func refusal(err error) string {
 
 func runSub(ctx context.Context, std stdio, args []string) error {
 	var cf clientFlags
-	fs := newFlagSet("sub", "[--url URL] [--token T] [--ca-file PATH] [--count N] CHANNEL...", std)
+	fs := newFlagSet("sub", "[--url URL] [--token T] [--ca-file PATH] [--count N] [--last N] CHANNEL...", std)
 	cf.register(fs)
 	count := fs.Int("count", 0, "exit after printing this many messages (0: run until interrupted)")
+	last := fs.Int("last", 0, fmt.Sprintf("first print each channel's newest N held messages (0 to %d), then the live ones", client.MaxLast))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -84,6 +85,8 @@ func runSub(ctx context.Context, std stdio, args []string) error {
 		return usageError{errors.New("missing CHANNEL")}
 	case *count < 0:
 		return usageError{errors.New("--count must not be negative")}
+	case *last < 0 || *last > client.MaxLast:
+		return usageError{fmt.Errorf("--last must be from 0 to %d", client.MaxLast)}
 	}
 	opts, err := cf.options()
 	if err != nil {
@@ -102,6 +105,7 @@ func runSub(ctx context.Context, std stdio, args []string) error {
 	defer c.Close()
 	for _, ch := range fs.Args() {
 		_, err := c.Subscribe(ctx, ch, out.print,
+			client.Last(*last),
 			client.OnRecovery(func(r client.Recovery) { printRecovery(events, r) }),
 			client.OnError(func(err error) { events.printf("%s: subscription ended: %v\n", ch, err) }))
 		if err != nil {
