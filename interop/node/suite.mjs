@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Peer, PROTOCOL } from './peer.mjs';
-import { MAX_MESSAGE_BYTES, PING_INTERVAL_MS, PONG_TIMEOUT_MS, channel, startServer } from './server.mjs';
+import { MAX_MESSAGE_BYTES, PING_INTERVAL_MS, PONG_TIMEOUT_MS, channel, defaultArgs, startServer } from './server.mjs';
 
 // protocolSuite registers the checks for impl: { name, WebSocket }.
 export function protocolSuite({ name, WebSocket: WS }) {
@@ -154,6 +154,35 @@ export function protocolSuite({ name, WebSocket: WS }) {
       const e = await peer.request({ type: 'history', channel: 'bad channel!' });
       assert.deepEqual([e.type, e.code], ['error', 'invalid_channel']);
       assert.equal((await peer.request({ type: 'ping' })).type, 'pong');
+    });
+
+    test('presence: who is subscribed, with join and leave to the others', async () => {
+      const own = await startServer([...defaultArgs, '--presence', '--join-leave']);
+      const at = async () => {
+        const c = await Peer.welcomed(WS, own.url);
+        open.push(c.peer);
+        return c;
+      };
+      const ch = channel();
+      const { peer: a, welcome: wa } = await at();
+      await a.request({ type: 'subscribe', channel: ch });
+      const { peer: b, welcome: wb } = await at();
+      await b.request({ type: 'subscribe', channel: ch });
+      const join = await a.nextMatching((f) => f.type === 'join');
+      assert.deepEqual(join, { type: 'join', channel: ch, member: { client: wb.session } });
+      const p = await a.request({ type: 'presence', channel: ch });
+      assert.deepEqual([p.type, p.channel, p.clients, p.users], ['present', ch, 2, 0]);
+      assert.deepEqual(p.members.map((m) => m.client).sort(), [wa.session, wb.session].sort());
+      const counts = await a.request({ type: 'presence', channel: ch, count_only: true });
+      assert.deepEqual([counts.type, counts.clients, 'members' in counts], ['present', 2, false]);
+      await b.request({ type: 'unsubscribe', channel: ch });
+      const leave = await a.nextMatching((f) => f.type === 'leave');
+      assert.deepEqual(leave.member, { client: wb.session });
+      const bad = await a.request({ type: 'presence' });
+      assert.deepEqual([bad.type, bad.code], ['error', 'bad_request']);
+      assert.equal((await a.request({ type: 'ping' })).type, 'pong');
+      a.ws.close();
+      await own.stop();
     });
 
     test('a repeated idempotency key publishes once', async () => {

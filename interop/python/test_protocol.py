@@ -315,6 +315,39 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual((e["type"], e["code"]), ("error", "invalid_channel"))
         self.assertEqual((await peer.request({"type": "ping"}))["type"], "pong")
 
+    async def test_presence_join_leave(self):
+        own = await asyncio.to_thread(Server, SERVER_ARGS + ["--presence", "--join-leave"])
+        try:
+            await self.presence_join_leave(own.url)
+        finally:
+            for p in self.peers:
+                await p.ws.close()
+            self.peers.clear()
+            self.assertEqual(await asyncio.to_thread(own.stop), 0)
+
+    async def presence_join_leave(self, url):
+        async def at():
+            peer, welcome = await Peer.welcomed(url)
+            self.peers.append(peer)
+            return peer, welcome
+        ch = channel()
+        a, wa = await at()
+        await a.request({"type": "subscribe", "channel": ch})
+        b, wb = await at()
+        await b.request({"type": "subscribe", "channel": ch})
+        join = await a.matching(lambda f: f["type"] == "join")
+        self.assertEqual(join, {"type": "join", "channel": ch, "member": {"client": wb["session"]}})
+        p = await a.request({"type": "presence", "channel": ch})
+        self.assertEqual((p["type"], p["clients"], p["users"]), ("present", 2, 0))
+        self.assertEqual(sorted(m["client"] for m in p["members"]), sorted([wa["session"], wb["session"]]))
+        counts = await a.request({"type": "presence", "channel": ch, "count_only": True})
+        self.assertNotIn("members", counts)
+        await b.request({"type": "unsubscribe", "channel": ch})
+        leave = await a.matching(lambda f: f["type"] == "leave")
+        self.assertEqual(leave["member"], {"client": wb["session"]})
+        bad = await a.request({"type": "presence"})
+        self.assertEqual((bad["type"], bad["code"]), ("error", "bad_request"))
+
     async def test_idempotency_key(self):
         ch = channel()
         peer, _ = await self.connect()
