@@ -8,14 +8,8 @@ import (
 	"github.com/heraldhq/herald/protocol"
 )
 
-// History pages, the backlog of a subscribe with last, and the sender of a
-// publication (PROTOCOL.md, Message metadata, Backlog and History pages).
-
-// from is the sender the connection's publications carry: its session id
-// and, when authenticated, its user, as the server knows them.
-func (s *session) from() broker.From {
-	return broker.From{Client: s.id, User: s.identity.User}
-}
+// History pages and the backlog of a subscribe with last (PROTOCOL.md,
+// Backlog on subscribe and History pages).
 
 // backlog returns the newest last publications held, with offsets up to
 // the returned position, for a subscribe with last. Publications too large

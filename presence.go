@@ -71,6 +71,7 @@ func (srv *Server) presenceOn(channel string) (on bool, announce int) {
 	return true, ns.MaxJoinLeaveMembers
 }
 
+// member is the connection as presence and a publication's from name it.
 func (s *session) member() broker.Member {
 	return broker.Member{Client: s.id, User: s.identity.User}
 }

@@ -82,7 +82,7 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 		s.reply(&protocol.Error{ID: req.ID, Code: protocol.CodeRateLimited, Message: "too many bytes published; slow down", RetryAfterMS: max(wait.Milliseconds(), 1)})
 		return
 	}
-	pos, err := s.srv.broker.Publish(ctx, req.Channel, data, broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.from()})
+	pos, err := s.srv.broker.Publish(ctx, req.Channel, data, broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.member()})
 	observeSince(s.srv.metrics.publishSeconds, start)
 	if err != nil {
 		s.brokerError(req.ID, "publish", err)

@@ -23,13 +23,11 @@ const (
 	DefaultPageLimit = 100
 )
 
-// From is the connection a publication came from: its session id and, when
-// it was authenticated, its user id. The server fills it from its own view
-// of the connection, never from the publish request.
-type From struct {
-	Client string `json:"client"`
-	User   string `json:"user,omitempty"`
-}
+// From is the connection a publication came from, in the shape of a
+// presence Member: its session id and, when it was authenticated, its user
+// id. The server fills it from its own view of the connection, never from
+// the publish request.
+type From = Member
 
 // History asks for one page of a channel's history: the newest Limit held
 // messages with an offset below Before. Nil Limit means DefaultPageLimit;
