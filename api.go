@@ -99,7 +99,7 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, ch := range req.Channels {
 		if e := s.checkPublish(ch, req.Data, req.Key); e != nil {
-			apiError(w, e.Code.HTTPStatus(), e.Code, e.Message)
+			apiFailure(w, e)
 			return
 		}
 	}

@@ -31,7 +31,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := protocol.CheckPage(req.Limit, req.Before); e != nil {
-		apiError(w, e.Code.HTTPStatus(), e.Code, e.Message)
+		apiFailure(w, e)
 		return
 	}
 	limit := protocol.DefaultPageLimit

@@ -40,7 +40,7 @@ func (s *Server) apiPresence(w http.ResponseWriter, r *http.Request) {
 	st, err := s.members(r.Context(), *req.Channel, req.CountOnly)
 	if err != nil {
 		e := s.brokerProblem("presence", err)
-		apiError(w, e.Code.HTTPStatus(), e.Code, e.Message)
+		apiFailure(w, e)
 		return
 	}
 	writeJSON(w, apiPresenceReply{Clients: st.Clients, Users: st.Users, Members: st.Members, Truncated: !req.CountOnly && len(st.Members) < st.Clients})
