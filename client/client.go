@@ -427,9 +427,17 @@ func (c *Client) handle(cn *conn, f protocol.Frame) {
 		c.onMemberLocked(f.Channel, f.Member, true)
 		return
 	}
-	if u, ok := f.(*protocol.Unsubscribed); ok && u.ID == 0 {
-		c.revokedLocked(u)
-		return
+	switch f := f.(type) {
+	case *protocol.Unsubscribed:
+		if f.ID == 0 {
+			c.revokedLocked(f)
+			return
+		}
+	case *protocol.Subscribed:
+		if f.ID == 0 {
+			c.serverSubscribedLocked(f)
+			return
+		}
 	}
 	id := replyID(f)
 	cl := c.calls[id]

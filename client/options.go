@@ -54,6 +54,17 @@ type Options struct {
 	// OnStateChange, in order with it. Such errors are logged either way.
 	OnError func(error)
 
+	// OnServerSubscribe is called when the server subscribes the connection
+	// to a channel the client does not hold: a herald server's connect hook
+	// names such channels, confirmed by a subscribed frame without id right
+	// after the welcome. It returns the handler of the channel's messages
+	// and the options of a Subscribe; the client then holds the
+	// subscription as one of its own (Client.Subscription returns it), and
+	// after a reconnect recovers what it missed. A nil handler, or a nil
+	// OnServerSubscribe, leaves the channel's messages unread. It is called
+	// under the client's lock: it must not call the client's methods.
+	OnServerSubscribe func(channel string) (handler func(Message), opts []SubscribeOption)
+
 	// Backoff is the reconnection schedule; the zero value is PROTOCOL.md's.
 	Backoff Backoff
 

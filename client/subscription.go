@@ -188,11 +188,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Mes
 		return nil, fmt.Errorf("herald: subscribe %q: %w", channel,
 			&protocol.Error{Code: protocol.CodeInvalidChannel, Message: err.Error()})
 	}
-	s := &Subscription{c: c, channel: channel, handler: handler,
-		first: make(chan struct{}), done: make(chan struct{})}
-	for _, o := range opts {
-		o(s)
-	}
+	s := c.newSubscription(channel, handler, opts)
 	if err := s.checkLast(); err != nil {
 		return nil, fmt.Errorf("herald: subscribe %s: %w", channel, err)
 	}
@@ -209,6 +205,41 @@ func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Mes
 		c.dropSub(s)
 		return nil, fmt.Errorf("herald: subscribe %s: %w", channel, ctx.Err())
 	}
+}
+
+func (c *Client) newSubscription(channel string, handler func(Message), opts []SubscribeOption) *Subscription {
+	s := &Subscription{c: c, channel: channel, handler: handler,
+		first: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Subscription returns the client's subscription to channel, nil when it
+// holds none: one from Subscribe or one the server made (OnServerSubscribe).
+func (c *Client) Subscription(channel string) *Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[channel]
+}
+
+// serverSubscribedLocked takes a subscribed frame without id: the server
+// subscribed the connection on its own. A channel the client holds is
+// recovered by its own subscribe, sent after the welcome; any other becomes
+// one of the client's subscriptions when OnServerSubscribe gives it a
+// handler, starting at the position the server confirmed.
+func (c *Client) serverSubscribedLocked(f *protocol.Subscribed) {
+	if c.subs[f.Channel] != nil || c.opts.OnServerSubscribe == nil {
+		return
+	}
+	handler, opts := c.opts.OnServerSubscribe(f.Channel)
+	if handler == nil {
+		return
+	}
+	s := c.newSubscription(f.Channel, handler, opts)
+	c.subs[f.Channel] = s
+	c.subscribedLocked(s, &protocol.Subscribe{Channel: f.Channel}, f)
 }
 
 func (s *Subscription) checkLast() error {

@@ -2,17 +2,22 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/heraldhq/herald/client"
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
@@ -141,5 +146,116 @@ ws.onerror = (e) => { console.error(e.message); process.exit(1); };
 	}
 	if got, want := strings.TrimSpace(string(out)), `{"type":"result","id":7,"data":{"user":"","asked":{"n":1}}}`; !strings.HasSuffix(got, want) {
 		t.Fatalf("node got %s, want %s", got, want)
+	}
+}
+
+// TestServeServerSideSubscriptionRecovered: the Go client takes the connect
+// hook's channel as its own subscription, and after a reconnect gets what
+// was published while it was away, once and in order.
+func TestServeServerSideSubscriptionRecovered(t *testing.T) {
+	const secret = "s3cret-for-hooks"
+	backend, _ := startPythonBackend(t, secret)
+	cmd := exec.Command(buildHerald(t), "serve", "--addr", "127.0.0.1:0", "--api-key", "k",
+		"--hook-connect", backend+"/connect", "--hook-cookies", "session")
+	cmd.Env = append(os.Environ(), "HERALD_HOOK_SECRET="+secret)
+	_, base := startServeCmd(t, cmd)
+	publish := func(n int) {
+		req, _ := http.NewRequest("POST", base+"/api/publish", strings.NewReader(fmt.Sprintf(`{"channel":"private:ann","data":%d}`, n)))
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("API publish %d: status %d", n, resp.StatusCode)
+		}
+	}
+
+	var (
+		mu       sync.Mutex
+		conns    []net.Conn
+		got      []string
+		recovery = make(chan client.Recovery, 1)
+		received = make(chan struct{}, 10)
+		offline  = make(chan struct{}) // closed: dials fail
+		online   = make(chan struct{}) // closed: dials work again
+	)
+	opts := &client.Options{
+		Header: http.Header{"Cookie": {"session=ann-cookie"}},
+		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			select {
+			case <-offline:
+				select {
+				case <-online:
+				default:
+					return nil, errors.New("offline")
+				}
+			default:
+			}
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			return c, err
+		},
+		Backoff: client.Backoff{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, Floor: 10 * time.Millisecond},
+		OnServerSubscribe: func(ch string) (func(client.Message), []client.SubscribeOption) {
+			return func(m client.Message) {
+					mu.Lock()
+					got = append(got, fmt.Sprintf("%s %d %s", m.Channel, m.Offset, m.Data))
+					mu.Unlock()
+					received <- struct{}{}
+				}, []client.SubscribeOption{client.OnRecovery(func(r client.Recovery) {
+					recovery <- r
+				})}
+		},
+	}
+	c, err := client.Dial(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/ws", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next := func() {
+		t.Helper()
+		select {
+		case <-received:
+		case <-time.After(heraldtest.Timeout):
+			t.Fatal("no message for the server-side subscription")
+		}
+	}
+	publish(1)
+	next()
+	if s := c.Subscription("private:ann"); s == nil || s.Position().Offset != 1 {
+		t.Fatalf("server-side subscription %v, want one at offset 1", s)
+	}
+
+	close(offline)
+	mu.Lock()
+	conns[0].Close()
+	mu.Unlock()
+	for c.State() == client.StateConnected {
+		time.Sleep(5 * time.Millisecond)
+	}
+	publish(2)
+	publish(3)
+	close(online)
+	select {
+	case r := <-recovery:
+		if !r.Recovered || r.Since.Offset != 1 {
+			t.Fatalf("recovery %+v, want recovered from offset 1", r)
+		}
+	case <-time.After(heraldtest.Timeout):
+		t.Fatal("the server-side subscription was not recovered after the reconnect")
+	}
+	next()
+	next()
+	publish(4)
+	next()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"private:ann 1 1", "private:ann 2 2", "private:ann 3 3", "private:ann 4 4"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("handler got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -1,10 +1,10 @@
 import { CloseCodes, MAX_HISTORY_LIMIT, MAX_LAST, isTerminalCloseCode, isValidChannel, type ClientFrame, type ErrorFrame, type JSONCompatible, type JSONValue, type MessageFrame, type PageFrame, type PresentFrame, type ServerFrame, type StreamPosition, type SubscribedFrame, type WelcomeFrame } from "./protocol.js";
 import { backoffDelay, goingAwayDelay, withBackoffDefaults, type BackoffOptions } from "./backoff.js";
-import { DEFAULTS, type ClientEvents, type ClientOptions, type DebugLog, type State, type StateChange } from "./options.js";
+import { DEFAULTS, type ClientEvents, type ClientOptions, type DebugLog, type ServerSubscription, type State, type StateChange } from "./options.js";
 import { ClosedError, CloseError, ConnectionLostError, EpochChangedError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
 import { probeUpgrade } from "./handshake.js";
 import { Connection, type WebSocketConstructor } from "./connection.js";
-import { Emitter, safeCall } from "./emitter.js";
+import { Emitter, reportError, safeCall } from "./emitter.js";
 import { PendingPublish, PublishQueue, type PublishOptions } from "./publish.js";
 import { Subscription, type Message, type SubscribeOptions } from "./subscription.js";
 import { BrowserSignals } from "./browser.js";
@@ -52,6 +52,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly fetchFn: typeof fetch | null;
   private readonly opts: Required<Pick<ClientOptions, "connectTimeoutMs" | "queueTimeoutMs" | "clientName" | "subscribeTimeoutMs" | "publishTimeoutMs">>;
   private readonly log: DebugLog | undefined;
+  private readonly onServerSubscribe: ClientOptions["onServerSubscribe"];
   private readonly backoff: Required<BackoffOptions>;
   private readonly tokens: TokenKeeper;
   private readonly signals: BrowserSignals;
@@ -99,6 +100,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       publishTimeoutMs: positive(options.publishTimeoutMs, 0),
     };
     this.log = debugLog(options.debug);
+    this.onServerSubscribe = options.onServerSubscribe;
     this.backoff = withBackoffDefaults(options.backoff);
     const qm = options.queueMessages ?? DEFAULTS.queueMessages;
     this.queue = new PublishQueue({
@@ -465,6 +467,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.onRevoked(f.channel, f.reason ?? "ended by the server");
       return;
     }
+    if (f.type === "subscribed" && !f.id) {
+      this.onServerSubscribed(f);
+      return;
+    }
     const id = f.id ?? 0;
     const call = id ? this.calls.get(id) : undefined;
     if (call) {
@@ -680,6 +686,32 @@ export class HeraldClient extends Emitter<ClientEvents> {
   /** resubscribed counts one confirmed resubscription of conn. */
   private resubscribed(conn: Connection): void {
     if (--this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended) this.onReady();
+  }
+
+  /**
+   * onServerSubscribed takes a subscribed frame without id: the server
+   * subscribed the connection on its own. A channel the client holds is
+   * recovered by its own subscribe, sent after the welcome; any other
+   * becomes one of the client's subscriptions when onServerSubscribe gives
+   * it a handler, starting at the position the server confirmed.
+   */
+  private onServerSubscribed(f: SubscribedFrame): void {
+    if (this.subs.has(f.channel) || !this.onServerSubscribe) return;
+    let taken: ServerSubscription | undefined;
+    try {
+      taken = this.onServerSubscribe(f.channel);
+    } catch (err) {
+      reportError(err);
+    }
+    if (!taken) return;
+    const s = new Subscription(this, f.channel, taken.handler, taken.options ?? {});
+    this.subs.set(f.channel, s);
+    this.onSubscribed(s, undefined, 0, f);
+  }
+
+  /** subscription returns the client's subscription to channel, undefined when it holds none. */
+  subscription(channel: string): Subscription | undefined {
+    return this.subs.get(channel);
   }
 
   private onSubscribed(s: AnySubscription, since: StreamPosition | undefined, last: number, f: SubscribedFrame): void {

@@ -30,11 +30,12 @@ export function safeCall<T>(fn: (arg: T) => void, arg: T): void {
   try {
     fn(arg);
   } catch (err) {
-    report(err);
+    reportError(err);
   }
 }
 
-function report(err: unknown): void {
+/** reportError hands an exception thrown by a callback to the platform, without stopping the client. */
+export function reportError(err: unknown): void {
   const g = globalThis as { reportError?: (e: unknown) => void };
   if (typeof g.reportError === "function") g.reportError(err);
   else console.error("herald: a callback threw:", err);

@@ -3,7 +3,7 @@
 
 export { HeraldClient } from "./client.js";
 export { DEFAULTS } from "./options.js";
-export type { ClientEvents, ClientOptions, DebugLog, State, StateChange } from "./options.js";
+export type { ClientEvents, ClientOptions, DebugLog, ServerSubscription, State, StateChange } from "./options.js";
 export { Subscription } from "./subscription.js";
 export type { Message, Recovery, SubscribeOptions, SubscriptionEvents, SubscriptionState, SubscriptionStateChange } from "./subscription.js";
 export type { PublishOptions } from "./publish.js";

@@ -1,5 +1,6 @@
 import type { BackoffOptions } from "./backoff.js";
 import type { WebSocketConstructor } from "./connection.js";
+import type { Message, SubscribeOptions } from "./subscription.js";
 
 /**
  * State is where a client is in its life: idle -> connecting -> connected ->
@@ -65,6 +66,17 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /** How long before a JWT's exp the client refreshes it. Default 30 s. */
   refreshAheadMs?: number;
+  /**
+   * Called when the server subscribes the connection to a channel the client
+   * does not hold: a herald server's connect hook names such channels, each
+   * confirmed by a subscribed frame without id right after the welcome.
+   * Return the handler of the channel's messages (with subscribe options if
+   * any): the client then holds the subscription as one of its own
+   * (client.subscription(channel) returns it) and recovers what it missed
+   * after a reconnect. Returning undefined, or no callback, leaves the
+   * channel's messages unread.
+   */
+  onServerSubscribe?: (channel: string) => ServerSubscription | undefined;
   /** The reconnection schedule; missing fields take PROTOCOL.md's defaults. */
   backoff?: BackoffOptions;
   /** Bounds one connection attempt, up to the server's welcome. Default 10 s. */
@@ -115,6 +127,12 @@ export interface ClientOptions {
    * Default true where a window exists.
    */
   browserEvents?: boolean;
+}
+
+/** What ClientOptions.onServerSubscribe returns for a channel to read. */
+export interface ServerSubscription {
+  handler: (m: Message) => void;
+  options?: SubscribeOptions;
 }
 
 /** The defaults of ClientOptions. */

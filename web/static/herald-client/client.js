@@ -4,7 +4,7 @@ import { DEFAULTS } from "./options.js";
 import { ClosedError, CloseError, ConnectionLostError, EpochChangedError, HeraldError, QueueFullError, QueueTimeoutError, ServerError, TimeoutError, TooLargeError, UnsubscribedError, UpgradeError, isRetryableErrorCode } from "./errors.js";
 import { probeUpgrade } from "./handshake.js";
 import { Connection } from "./connection.js";
-import { Emitter, safeCall } from "./emitter.js";
+import { Emitter, reportError, safeCall } from "./emitter.js";
 import { PendingPublish, PublishQueue } from "./publish.js";
 import { Subscription } from "./subscription.js";
 import { BrowserSignals } from "./browser.js";
@@ -25,6 +25,7 @@ export class HeraldClient extends Emitter {
     fetchFn;
     opts;
     log;
+    onServerSubscribe;
     backoff;
     tokens;
     signals;
@@ -70,6 +71,7 @@ export class HeraldClient extends Emitter {
             publishTimeoutMs: positive(options.publishTimeoutMs, 0),
         };
         this.log = debugLog(options.debug);
+        this.onServerSubscribe = options.onServerSubscribe;
         this.backoff = withBackoffDefaults(options.backoff);
         const qm = options.queueMessages ?? DEFAULTS.queueMessages;
         this.queue = new PublishQueue({
@@ -452,6 +454,10 @@ export class HeraldClient extends Emitter {
             this.onRevoked(f.channel, f.reason ?? "ended by the server");
             return;
         }
+        if (f.type === "subscribed" && !f.id) {
+            this.onServerSubscribed(f);
+            return;
+        }
         const id = f.id ?? 0;
         const call = id ? this.calls.get(id) : undefined;
         if (call) {
@@ -683,6 +689,33 @@ export class HeraldClient extends Emitter {
     resubscribed(conn) {
         if (--this.resubscribing === 0 && this.conn === conn && !this.ready && !conn.ended)
             this.onReady();
+    }
+    /**
+     * onServerSubscribed takes a subscribed frame without id: the server
+     * subscribed the connection on its own. A channel the client holds is
+     * recovered by its own subscribe, sent after the welcome; any other
+     * becomes one of the client's subscriptions when onServerSubscribe gives
+     * it a handler, starting at the position the server confirmed.
+     */
+    onServerSubscribed(f) {
+        if (this.subs.has(f.channel) || !this.onServerSubscribe)
+            return;
+        let taken;
+        try {
+            taken = this.onServerSubscribe(f.channel);
+        }
+        catch (err) {
+            reportError(err);
+        }
+        if (!taken)
+            return;
+        const s = new Subscription(this, f.channel, taken.handler, taken.options ?? {});
+        this.subs.set(f.channel, s);
+        this.onSubscribed(s, undefined, 0, f);
+    }
+    /** subscription returns the client's subscription to channel, undefined when it holds none. */
+    subscription(channel) {
+        return this.subs.get(channel);
     }
     onSubscribed(s, since, last, f) {
         const recovered = since !== undefined && f.recovered === true;

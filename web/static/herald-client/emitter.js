@@ -29,10 +29,11 @@ export function safeCall(fn, arg) {
         fn(arg);
     }
     catch (err) {
-        report(err);
+        reportError(err);
     }
 }
-function report(err) {
+/** reportError hands an exception thrown by a callback to the platform, without stopping the client. */
+export function reportError(err) {
     const g = globalThis;
     if (typeof g.reportError === "function")
         g.reportError(err);

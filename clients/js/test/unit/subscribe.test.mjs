@@ -224,3 +224,42 @@ test("a handler that throws does not stop delivery", async (t) => {
   await client.close();
   assert.equal(FakeWebSocket.instances.length, 1);
 });
+
+test("a channel the server subscribed the connection to is held, and recovered after a reconnect", async (t) => {
+  useFakeTime(t);
+  const got = [];
+  const recoveries = [];
+  const asked = [];
+  const client = newClient({
+    onServerSubscribe: (channel) => {
+      asked.push(channel);
+      if (channel !== "user:ann") return undefined;
+      return { handler: (m) => got.push(m.offset), options: { onRecovery: (r) => recoveries.push(r) } };
+    },
+  });
+  const ready = client.connect();
+  const ws = await accept();
+  ws.receive({ type: "subscribed", channel: "user:ann", epoch: "e1", offset: 3 });
+  ws.receive({ type: "subscribed", channel: "news", epoch: "e1", offset: 0 });
+  await ready;
+  msg(ws, "user:ann", 4);
+  msg(ws, "news", 1);
+  assert.deepEqual(asked, ["user:ann", "news"]);
+  assert.equal(client.subscription("user:ann").state, "subscribed");
+  assert.equal(client.subscription("news"), undefined);
+  assert.equal(ws.sentOf("subscribe").length, 0, "a server-side subscription was asked for");
+
+  ws.serverClose(1006);
+  await advance(t, 1000);
+  const ws2 = await accept();
+  ws2.receive({ type: "subscribed", channel: "user:ann", epoch: "e1", offset: 6 }); // the server's, again
+  msg(ws2, "user:ann", 6); // before the client's own subscribe is answered: the replay brings it
+  const resubs = ws2.sentOf("subscribe");
+  assert.deepEqual(resubs.map((s) => [s.channel, s.since]), [["user:ann", { epoch: "e1", offset: 4 }]]);
+  answerSubscribe(ws2, "user:ann", "e1", 6, true);
+  for (const o of [5, 6, 7]) msg(ws2, "user:ann", o);
+  assert.deepEqual(got, [4, 5, 6, 7]);
+  assert.deepEqual(recoveries.map((r) => [r.recovered, r.since.offset]), [[true, 4]]);
+  assert.equal(asked.filter((c) => c === "user:ann").length, 1, "the held channel was taken again");
+  await client.close();
+});
