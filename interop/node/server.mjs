@@ -18,11 +18,12 @@ export const defaultArgs = [
 
 // startServer runs herald serve on a free port of 127.0.0.1 and resolves
 // once it listens: { url, proc, exited, stop() }.
-export async function startServer(args = defaultArgs) {
+export async function startServer(args = defaultArgs, env = {}) {
   const bin = process.env.HERALD_BIN;
   if (!bin) throw new Error('HERALD_BIN is not set: run interop/run, or build cmd/herald and point HERALD_BIN at it');
   const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--log-format', 'json', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const log = [];
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -65,4 +66,22 @@ export async function startServer(args = defaultArgs) {
 let seq = 0;
 export function channel(prefix = 'interop') {
   return `${prefix}:${process.pid}-${Date.now().toString(36)}-${++seq}`;
+}
+
+// startBackend runs examples/hooks/backend.py, the example application
+// backend of the HTTP hooks, and resolves with its base URL and stop().
+export async function startBackend(secret) {
+  const proc = spawn('python3', [new URL('../../examples/hooks/backend.py', import.meta.url).pathname, '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, HERALD_HOOK_SECRET: secret },
+  });
+  const addr = await new Promise((resolve, reject) => {
+    createInterface({ input: proc.stdout }).once('line', (line) => {
+      const m = /^listening on (\S+)$/.exec(line);
+      if (m) resolve(m[1]);
+      else reject(new Error(`backend said ${line}`));
+    });
+    proc.on('exit', (code) => reject(new Error(`backend exited with ${code}`)));
+  });
+  return { url: `http://${addr}`, stop: () => proc.kill() };
 }

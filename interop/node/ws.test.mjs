@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 
 import { Peer } from './peer.mjs';
-import { PING_INTERVAL_MS, PONG_TIMEOUT_MS, channel, startServer } from './server.mjs';
+import { PING_INTERVAL_MS, PONG_TIMEOUT_MS, channel, defaultArgs, startBackend, startServer } from './server.mjs';
 import { protocolSuite } from './suite.mjs';
 
 protocolSuite({ name: 'the ws package', WebSocket });
@@ -77,5 +77,49 @@ describe('herald.v1 with the ws package: frames a browser cannot see or send', (
     const sub = await peer.request({ type: 'subscribe', channel: channel() });
     assert.equal(sub.type, 'subscribed');
     peer.ws.close();
+  });
+});
+
+describe('herald.v1 with the ws package: rpc answered by a backend over the HTTP hooks', () => {
+  const secret = 'interop-hook-secret';
+  let backend;
+  let srv;
+  before(async () => {
+    backend = await startBackend(secret);
+    srv = await startServer([...defaultArgs, '--hook-connect', `${backend.url}/connect`, '--hook-rpc', `${backend.url}/rpc`,
+      '--hook-cookies', 'session'], { HERALD_HOOK_SECRET: secret });
+  });
+  after(async () => {
+    await srv.stop();
+    backend.stop();
+  });
+  const asAnn = { options: { headers: { Cookie: 'session=ann-cookie' } } };
+
+  test('rpc: the result carries the backend data, for the user the connect hook named', async () => {
+    const { peer, welcome } = await Peer.welcomed(WebSocket, srv.url, asAnn);
+    assert.equal(welcome.user, 'ann');
+    const sub = await peer.next();
+    assert.deepEqual([sub.type, sub.channel, 'id' in sub], ['subscribed', 'private:ann', false]);
+    peer.send(JSON.stringify({ type: 'rpc', id: 7, method: 'whoami', data: { n: 1 } }));
+    assert.deepEqual(await peer.next(), { type: 'result', id: 7, data: { user: 'ann', asked: { n: 1 } } });
+    const e = await peer.request({ type: 'rpc', method: 'nope' });
+    assert.deepEqual([e.type, e.code, e.message], ['error', 'bad_request', 'unknown method nope']);
+    const bad = await peer.request({ type: 'rpc', data: 1 });
+    assert.deepEqual([bad.type, bad.code], ['error', 'bad_request'], 'an rpc without method');
+    peer.send(JSON.stringify({ type: 'rpc', id: 9, method: 'kick' }));
+    assert.equal((await peer.closed).code, 4501, 'the backend disconnected the connection');
+  });
+
+  test('an upgrade the connect hook refuses is 401', async () => {
+    const status = await new Promise((resolve, reject) => {
+      const ws = new WebSocket(srv.url, ['herald.v1'], { headers: { Cookie: 'session=unknown' } });
+      ws.on('unexpected-response', (req, res) => {
+        resolve(res.statusCode);
+        req.destroy();
+      });
+      ws.on('open', () => reject(new Error('upgrade accepted')));
+      ws.on('error', () => {});
+    });
+    assert.equal(status, 401);
   });
 });

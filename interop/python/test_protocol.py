@@ -1,6 +1,7 @@
 """herald.v1 from Python's websockets (Debian's python3-websockets, run with
 /usr/bin/python3) against a real herald serve: welcome, subscribe, publish,
-fan-out, recovery, idempotency, every error code reachable without a token,
+fan-out, recovery, idempotency, rpc answered by the example hook backend,
+every error code reachable without a token,
 the heartbeat, and the close codes 1000, 1001, 1007 and 1009.
 
 The server binary comes from HERALD_BIN (interop/run builds it).
@@ -34,7 +35,7 @@ PROTOCOL = "herald.v1"
 class Server:
     """A herald serve process on a free port of 127.0.0.1."""
 
-    def __init__(self, args=SERVER_ARGS):
+    def __init__(self, args=SERVER_ARGS, env=None):
         binary = os.environ.get("HERALD_BIN")
         if not binary:
             raise RuntimeError("HERALD_BIN is not set: run interop/run, or build cmd/herald and point HERALD_BIN at it")
@@ -42,7 +43,8 @@ class Server:
         self.terminated = False
         self.proc = subprocess.Popen(
             [binary, "serve", "--addr", "127.0.0.1:0", "--log-format", "json", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
         started = threading.Event()
         self.url = None
 
@@ -82,6 +84,27 @@ class Server:
         if code != 0:
             raise AssertionError(f"herald serve exited with {code}:\n" + "\n".join(self.log))
         return code
+
+
+class Backend:
+    """examples/hooks/backend.py, the example application backend of the
+    HTTP hooks, on a free port of 127.0.0.1."""
+
+    def __init__(self, secret):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "hooks", "backend.py")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", path, "127.0.0.1:0"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "HERALD_HOOK_SECRET": secret})
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"backend did not start: {line!r}")
+        self.url = "http://" + line.removeprefix("listening on ")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
 
 
 _channels = itertools.count(1)
@@ -347,6 +370,44 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(leave["member"], {"client": wb["session"]})
         bad = await a.request({"type": "presence"})
         self.assertEqual((bad["type"], bad["code"]), ("error", "bad_request"))
+
+    async def test_rpc_answered_by_the_backend(self):
+        secret = "interop-hook-secret"
+        backend = await asyncio.to_thread(Backend, secret)
+        own = None
+        try:
+            own = await asyncio.to_thread(Server, SERVER_ARGS + [
+                "--hook-connect", backend.url + "/connect", "--hook-rpc", backend.url + "/rpc",
+                "--hook-cookies", "session"], {"HERALD_HOOK_SECRET": secret})
+            await self.rpc_answered_by_the_backend(own.url)
+        finally:
+            for p in self.peers:
+                await p.ws.close()
+            self.peers.clear()
+            if own:
+                self.assertEqual(await asyncio.to_thread(own.stop), 0)
+            backend.stop()
+
+    async def rpc_answered_by_the_backend(self, url):
+        with self.assertRaises(InvalidStatusCode) as cm:
+            await Peer.open(url, extra_headers={"Cookie": "session=unknown"})
+        self.assertEqual(cm.exception.status_code, 401)
+        peer, welcome = await Peer.welcomed(url, extra_headers={"Cookie": "session=ann-cookie"})
+        self.peers.append(peer)
+        self.assertEqual(welcome["user"], "ann")
+        sub = await peer.next()
+        self.assertEqual(sub["type"], "subscribed")
+        self.assertEqual(sub["channel"], "private:ann")
+        self.assertNotIn("id", sub)
+        await peer.send({"type": "rpc", "id": 7, "method": "whoami", "data": {"n": 1}})
+        self.assertEqual(await peer.next(), {"type": "result", "id": 7, "data": {"user": "ann", "asked": {"n": 1}}})
+        e = await peer.request({"type": "rpc", "method": "nope"})
+        self.assertEqual((e["type"], e["code"], e["message"]), ("error", "bad_request", "unknown method nope"))
+        bad = await peer.request({"type": "rpc", "data": 1})
+        self.assertEqual((bad["type"], bad["code"]), ("error", "bad_request"))
+        await peer.send({"type": "rpc", "id": 9, "method": "kick"})
+        await peer.ws.wait_closed()
+        self.assertEqual(peer.ws.close_code, 4501)
 
     async def test_idempotency_key(self):
         ch = channel()
