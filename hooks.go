@@ -131,7 +131,11 @@ func newHooks(o *HookOptions, reg prometheus.Registerer, log *slog.Logger) *hook
 	setDefault(&h.opts.Concurrency, DefaultHookConcurrency)
 	h.client = h.opts.Client
 	if h.client == nil {
-		h.client = &http.Client{}
+		// Keep a connection per slot: the default two idle connections per
+		// host would make most requests of a busy hook open a new one.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = h.opts.Concurrency
+		h.client = &http.Client{Transport: t}
 	}
 	h.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_hook_errors_total",

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -420,10 +421,11 @@ func TestRPCRateLimited(t *testing.T) {
 }
 
 // TestHookConcurrency: no more requests than Concurrency are in flight to
-// one hook; the others wait for a slot and are served.
+// one hook; the others wait for a slot and are served, over no more
+// connections than slots.
 func TestHookConcurrency(t *testing.T) {
-	var inFlight, most atomic.Int64
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var inFlight, most, conns atomic.Int64
+	b := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for {
@@ -435,6 +437,12 @@ func TestHookConcurrency(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		io.WriteString(w, `{"user":"u"}`)
 	}))
+	b.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	b.Start()
 	defer b.Close()
 	srv := startServer(t, &herald.Options{Hooks: &herald.HookOptions{Connect: b.URL, Concurrency: 3}})
 	var wg sync.WaitGroup
@@ -461,6 +469,9 @@ func TestHookConcurrency(t *testing.T) {
 	}
 	if m := most.Load(); m != 3 {
 		t.Fatalf("at most %d requests in flight, want exactly 3", m)
+	}
+	if n := conns.Load(); n > 3 {
+		t.Fatalf("20 requests opened %d connections to the backend, want at most 3", n)
 	}
 }
 
