@@ -344,20 +344,40 @@ type (
 	channelRequest struct {
 		Client  string          `json:"client"`
 		User    string          `json:"user"`
+		Info    json.RawMessage `json:"info,omitempty"`
 		Channel string          `json:"channel"`
 		Data    json.RawMessage `json:"data,omitempty"`
 	}
 	rpcRequest struct {
 		Client string          `json:"client"`
 		User   string          `json:"user"`
+		Info   json.RawMessage `json:"info,omitempty"`
 		Method string          `json:"method"`
 		Data   json.RawMessage `json:"data"`
 	}
 	refreshRequest struct {
-		Client string `json:"client"`
-		User   string `json:"user"`
+		Client string          `json:"client"`
+		User   string          `json:"user"`
+		Info   json.RawMessage `json:"info,omitempty"`
 	}
 )
+
+// hookedConn is what the connect hook answered for a connection: its
+// server-side channels, and the info given back to the backend with every
+// later hook request of the connection.
+type hookedConn struct {
+	channels []string
+	info     json.RawMessage
+}
+
+// hookInfo returns the connect hook's info for the connection, nil when
+// there is none.
+func (s *session) hookInfo() json.RawMessage {
+	if s.hook == nil {
+		return nil
+	}
+	return s.hook.info
+}
 
 // subscribeAllowed asks the subscribe hook about a subscribe the rules
 // allowed, unless a token's channels claim or the connect hook already
@@ -367,7 +387,7 @@ func (s *session) subscribeAllowed(req *protocol.Subscribe) bool {
 	if ep == nil || s.identity.Channels != nil || s.serverSide(req.Channel) {
 		return true
 	}
-	_, ok := s.ask(ep, req.ID, channelRequest{Client: s.id, User: s.identity.User, Channel: req.Channel})
+	_, ok := s.ask(ep, req.ID, channelRequest{Client: s.id, User: s.identity.User, Info: s.hookInfo(), Channel: req.Channel})
 	return ok
 }
 
@@ -379,7 +399,7 @@ func (s *session) publishData(req *protocol.Publish) (json.RawMessage, bool) {
 	if ep == nil {
 		return req.Data, true
 	}
-	a, ok := s.ask(ep, req.ID, channelRequest{Client: s.id, User: s.identity.User, Channel: req.Channel, Data: nullIfEmpty(req.Data)})
+	a, ok := s.ask(ep, req.ID, channelRequest{Client: s.id, User: s.identity.User, Info: s.hookInfo(), Channel: req.Channel, Data: nullIfEmpty(req.Data)})
 	switch {
 	case !ok:
 		return nil, false
@@ -405,7 +425,10 @@ func nullIfEmpty(data json.RawMessage) json.RawMessage {
 // serverSide reports whether the connect hook subscribed the connection to
 // ch, which then needs no subscribe hook.
 func (s *session) serverSide(ch string) bool {
-	for _, c := range s.hookChannels {
+	if s.hook == nil {
+		return false
+	}
+	for _, c := range s.hook.channels {
 		if c == ch {
 			return true
 		}
@@ -416,7 +439,10 @@ func (s *session) serverSide(ch string) bool {
 // subscribeServerSide subscribes the connection to the channels the connect
 // hook named, each confirmed by a subscribed frame without id.
 func (s *session) subscribeServerSide() {
-	for _, ch := range s.hookChannels {
+	if s.hook == nil {
+		return
+	}
+	for _, ch := range s.hook.channels {
 		if s.isClosing() {
 			return
 		}
@@ -442,7 +468,7 @@ func (s *session) expire() {
 // closes it with 4001 when the hook refuses or fails (with the hook's code
 // when it answers disconnect).
 func (s *session) refreshByHook(ep *hookEndpoint) {
-	a, err := s.srv.hooks.call(s.srv.ctx, ep, refreshRequest{Client: s.id, User: s.user()})
+	a, err := s.srv.hooks.call(s.srv.ctx, ep, refreshRequest{Client: s.id, User: s.user(), Info: s.hookInfo()})
 	switch {
 	case err != nil:
 		s.close(protocol.CloseUnauthorized, "credentials expired; refresh hook unavailable")
@@ -487,7 +513,10 @@ func (s *Server) acceptByHook(w http.ResponseWriter, r *http.Request, ep *hookEn
 		return nil, status, msg
 	}
 	sess.hooked.Store(true)
-	sess.hookChannels = a.Channels
+	sess.hook = &hookedConn{channels: a.Channels, info: a.Info}
+	if string(a.Info) == "null" {
+		sess.hook.info = nil
+	}
 	if a.Disconnect != nil {
 		sess.close(a.Disconnect.Code, a.Disconnect.Reason)
 	}

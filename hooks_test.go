@@ -359,7 +359,7 @@ func TestRPC(t *testing.T) {
 	b := newBackend(t, func(hook string, body map[string]any) string {
 		switch {
 		case hook == "connect":
-			return `{"user":"ann"}`
+			return `{"user":"ann","info":{"plan":"pro"}}`
 		case body["method"] == "fail":
 			return `{"error":{"code":"bad_request","message":"no such profile"}}`
 		case body["method"] == "bye":
@@ -375,7 +375,7 @@ func TestRPC(t *testing.T) {
 	if r.ID != 7 || string(r.Data) != `{"name":"Ann","got":{"id":42}}` {
 		t.Fatalf("result %s", r)
 	}
-	if got, want := b.received(t, "rpc")[0], `{"client":"`+sid+`","user":"ann","method":"getProfile","data":{"id":42}}`; got != want {
+	if got, want := b.received(t, "rpc")[0], `{"client":"`+sid+`","user":"ann","info":{"plan":"pro"},"method":"getProfile","data":{"id":42}}`; got != want {
 		t.Fatalf("rpc request\n%s\nwant\n%s", got, want)
 	}
 	c.Send(t, `{"type":"rpc","id":8,"method":"fail"}`)

@@ -13,7 +13,7 @@ func (s *session) rpc(req *protocol.RPC) {
 		s.replyError(req.ID, protocol.CodeBadRequest, "rpc is not configured")
 		return
 	}
-	a, ok := s.ask(ep, req.ID, rpcRequest{Client: s.id, User: s.identity.User, Method: req.Method, Data: nullIfEmpty(req.Data)})
+	a, ok := s.ask(ep, req.ID, rpcRequest{Client: s.id, User: s.identity.User, Info: s.hookInfo(), Method: req.Method, Data: nullIfEmpty(req.Data)})
 	if ok && req.ID != 0 {
 		s.send(&protocol.Result{ID: req.ID, Data: nullIfEmpty(a.Data)})
 	}

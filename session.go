@@ -54,7 +54,7 @@ type session struct {
 	userName string          // the identity's user, readable outside the reader
 
 	hooked       atomic.Bool // made through the connect hook (hooks.go): its expiry asks the refresh hook
-	hookChannels []string    // the connect hook's server-side channels; set before the session is shared
+	hook         *hookedConn // what the connect hook answered, nil without it; set before the session is shared
 
 	// Owned by the reading goroutine.
 	fr           frameReader
