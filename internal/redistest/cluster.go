@@ -22,7 +22,9 @@ import (
 const RequireEnv = "HERALD_REQUIRE_REDIS"
 
 // Cluster is a Redis Cluster of primaries with one replica each, without
-// persistence, whose nodes notice a dead peer within NodeTimeout.
+// persistence, whose nodes notice a dead peer within NodeTimeout. It keeps
+// serving the slots of the shards that are up while another is down
+// (cluster-require-full-coverage no), as docs/OPERATIONS.md advises.
 type Cluster struct {
 	t     testing.TB
 	dir   string
@@ -105,6 +107,8 @@ func (c *Cluster) start(n *node) error {
 	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
 		"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf",
 		"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout/time.Millisecond)),
+		"--cluster-require-full-coverage", "no", "--cluster-replica-validity-factor", "0",
+		"--repl-diskless-sync-delay", "0",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -219,8 +223,8 @@ func (c *Cluster) Kill(addr string) {
 	c.t.Fatalf("no cluster node %s", addr)
 }
 
-// WaitHealthy waits until every running node reports cluster_state:ok and
-// agrees on the primaries of every slot.
+// WaitHealthy waits until every running node reports cluster_state:ok
+// and every running replica is in sync with its primary.
 func (c *Cluster) WaitHealthy() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -242,6 +246,10 @@ func (c *Cluster) healthy() bool {
 		}
 		out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", port(n.addr), "CLUSTER", "INFO").Output()
 		if err != nil || !bytes.Contains(out, []byte("cluster_state:ok")) {
+			return false
+		}
+		out, err = exec.Command("redis-cli", "-h", "127.0.0.1", "-p", port(n.addr), "INFO", "replication").Output()
+		if err != nil || bytes.Contains(out, []byte("role:slave")) && !bytes.Contains(out, []byte("master_link_status:up")) {
 			return false
 		}
 	}
