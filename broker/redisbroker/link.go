@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -288,9 +290,5 @@ func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 func (l *link) held() []string {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	chans := make([]string, 0, len(l.channels))
-	for ch := range l.channels {
-		chans = append(chans, ch)
-	}
-	return chans
+	return slices.Collect(maps.Keys(l.channels))
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,11 +91,7 @@ func (s *shards) waitUp(ctx context.Context, d time.Duration) error {
 func (s *shards) held() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	chans := make([]string, 0, len(s.channels))
-	for ch := range s.channels {
-		chans = append(chans, ch)
-	}
-	return chans
+	return slices.Collect(maps.Keys(s.channels))
 }
 
 // subscribe adds channel to the set, starting its watch, and waits up to
