@@ -44,11 +44,15 @@ func channelsPerShard(t *testing.T, c *redistest.Cluster, prefix string) map[str
 
 // TestClusterTwoNodes: two Herald nodes on a cluster, a channel on every
 // shard: what a client publishes on node A reaches the subscribers of node
-// B, each channel's publications only through its own shard.
+// B, each channel's publications only through its own shard. Node A waits
+// for a replica of each publication (Options.Replicas); node B knows one
+// seed node only.
 func TestClusterTwoNodes(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
-	opts := redisbroker.Options{URL: c.URL(), Prefix: "two:", Timeout: 300 * time.Millisecond}
-	a, b := startNodeWith(t, opts), startNodeWith(t, opts)
+	opts := redisbroker.Options{URL: c.URL(), Prefix: "two:", Timeout: 300 * time.Millisecond, Replicas: 1}
+	a := startNodeWith(t, opts)
+	opts.URL, opts.Replicas = "redis://"+c.Addrs()[0], 0
+	b := startNodeWith(t, opts)
 	chans := channelsPerShard(t, c, "room:")
 	pub := heraldtest.DialWelcome(t, a.URL(), nil)
 	id := uint64(0)
@@ -195,5 +199,14 @@ func TestClusterFailover(t *testing.T) {
 	}
 	if m := back.Expect(t, "message"); m.Offset != f.Offset {
 		t.Fatalf("message after the failover: %+v, want offset %d", m, f.Offset)
+	}
+}
+
+// TestSeedURL: a URL naming a seed node that is not host:port is refused
+// before any connection.
+func TestSeedURL(t *testing.T) {
+	_, err := redisbroker.New(t.Context(), redisbroker.Options{URL: "redis://127.0.0.1:1,nohost/0"})
+	if err == nil || !strings.Contains(err.Error(), `seed node "nohost"`) {
+		t.Fatalf("New with a bad seed node: %v", err)
 	}
 }
