@@ -29,6 +29,7 @@
 // and passes it to the scripts, which start a new epoch when the stream
 // is behind it; Options.Replicas makes a publish wait until replicas hold
 // it.
+//
 // Every key it writes has a TTL, so a volatile-* maxmemory policy evicts
 // streams under memory pressure, which clients then see as
 // recovered:false; use noeviction, which makes publishes fail loudly
