@@ -2,11 +2,11 @@ package redisbroker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math/rand/v2"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -200,33 +200,22 @@ func (l *link) upConn(ctx context.Context) (rueidis.DedicatedClient, uint64, err
 	}
 }
 
-// Subscribe implements broker.Broker: it returns once Redis confirmed the
-// subscription of the node's pub/sub connection, so every publication made
-// after it returns is delivered (unless that connection fails in between;
-// see Broker). While the connection is down it waits for it up to
-// Options.Timeout, then fails with an error wrapping
-// broker.ErrUnavailable. Even then the channel stays in the node's set,
-// which every new pub/sub connection subscribes, until Unsubscribe: a
-// caller that gives up on the channel unsubscribes, as the server does
-// when no local subscriber is left. Calls of Subscribe and Unsubscribe for
-// one channel take effect one after another: the last one decides.
-func (b *Broker) Subscribe(ctx context.Context, channel string) error {
-	if b.closed.Load() {
-		return broker.ErrClosed
-	}
-	l := b.link
+// subscribe adds channel to the set and subscribes the link's connection
+// to it (see Broker.Subscribe).
+func (l *link) subscribe(ctx context.Context, channel string) error {
 	defer l.lockCalls(channel).Unlock()
+	l.b.seen.hold(channel)
 	l.mu.Lock()
 	l.channels[channel] = struct{}{}
 	l.mu.Unlock()
-	return l.subscribe(ctx, channel)
+	return l.confirm(ctx, channel)
 }
 
-// subscribe subscribes the link's connection to channel. A connection that
+// confirm subscribes the link's connection to channel. A connection that
 // fails meanwhile is replaced by one that subscribes the whole set, but
 // only a confirmation on the connection that is up proves the
-// subscription, so subscribe tries again on the new one.
-func (l *link) subscribe(ctx context.Context, channel string) error {
+// subscription, so confirm tries again on the new one.
+func (l *link) confirm(ctx context.Context, channel string) error {
 	ctx, cancel := l.b.opContext(ctx)
 	defer cancel()
 	for {
@@ -247,15 +236,12 @@ func (l *link) subscribe(ctx context.Context, channel string) error {
 	}
 }
 
-// Unsubscribe implements broker.Broker. Publications made after it returns
-// are not delivered. An error (Redis did not confirm) only means that the
-// node may still receive the channel's traffic, which it drops.
-func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
-	if b.closed.Load() {
-		return broker.ErrClosed
-	}
-	l := b.link
+// unsubscribe removes channel from the set and unsubscribes the link's
+// connection from it (see Broker.Unsubscribe).
+func (l *link) unsubscribe(ctx context.Context, channel string) error {
+	b := l.b
 	defer l.lockCalls(channel).Unlock()
+	b.seen.drop(channel)
 	l.mu.Lock()
 	delete(l.channels, channel)
 	conn, gen := l.conn, l.gen
@@ -285,114 +271,24 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 // messages of the next connection.
 func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	channel, ok := strings.CutPrefix(m.Channel, l.b.pubPrefix)
-	if !ok || l.b.presenceMessage(channel, m.Message) {
+	if !ok {
 		return
 	}
-	p, err := decodeMessage(channel, m.Message)
-	if err != nil {
-		l.b.log.Error("redis pub/sub: bad message", "channel", channel, "err", err)
+	p, ok := l.b.decodeLive(channel, m.Message)
+	if !ok {
 		return
 	}
-	l.b.runMu.Lock()
-	defer l.b.runMu.Unlock()
+	l.b.deliverLive(p, func() bool {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		_, subscribed := l.channels[channel]
+		return subscribed && l.gen == gen
+	})
+}
+
+// held returns the channels of the set.
+func (l *link) held() []string {
 	l.mu.RLock()
-	_, subscribed := l.channels[channel]
-	current := l.gen == gen
-	l.mu.RUnlock()
-	if subscribed && current && l.b.run != nil {
-		l.b.run(p)
-	}
-}
-
-// decodeMessage parses "OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA" (see
-// publishScript).
-func decodeMessage(channel, msg string) (broker.Publication, error) {
-	var f [5]string
-	rest := msg
-	ok := true
-	for i := range f {
-		var cut bool
-		f[i], rest, cut = strings.Cut(rest, " ")
-		ok = ok && cut
-	}
-	offset, err1 := strconv.ParseUint(f[0], 10, 64)
-	ts, err2 := strconv.ParseInt(f[2], 10, 64)
-	clen, err3 := strconv.Atoi(f[3])
-	ulen, err4 := strconv.Atoi(f[4])
-	if !ok || f[1] == "" || errors.Join(err1, err2, err3, err4) != nil || clen < 0 || ulen < 0 || clen+ulen > len(rest) {
-		return broker.Publication{}, fmt.Errorf("not OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA: %.60q", msg)
-	}
-	p := broker.Publication{Channel: channel, Epoch: f[1], Offset: offset, Time: ts, Data: []byte(rest[clen+ulen:])}
-	p.From = broker.From{Client: rest[:clen], User: rest[clen : clen+ulen]}
-	return p, nil
-}
-
-// keepAlive keeps alive the stream of every subscribed channel, so that
-// the stream of a channel some node subscribes to never expires however
-// quiet it is: a new epoch under live subscribers would reach their
-// clients as a reset. A stream never published to lives for the history
-// TTL only, so it is touched every quarter of the shortest history TTL; a
-// published one, known from the touch's reply, every quarter of the
-// stream TTL.
-func (b *Broker) keepAlive() {
-	defer b.stopped.Done()
-	period := min(max(min(b.streamTTL, b.history.ShortestTTL())/4, 100*time.Millisecond), time.Hour)
-	long := max(b.streamTTL/4, period)
-	t := time.NewTicker(period)
-	defer t.Stop()
-	published := make(map[string]time.Time) // channel: when its published stream was last touched
-	for {
-		select {
-		case <-b.done:
-			return
-		case now := <-t.C:
-			b.touchSubscribed(published, now, long)
-		}
-	}
-}
-
-// touchSubscribed touches the streams of the subscribed channels, except
-// those in published touched less than long before now, and records in
-// published which streams were published to.
-func (b *Broker) touchSubscribed(published map[string]time.Time, now time.Time, long time.Duration) {
-	l := b.link
-	l.mu.RLock()
-	chans := make([]string, 0, len(l.channels))
-	for ch := range l.channels {
-		if at, ok := published[ch]; !ok || now.Sub(at) >= long {
-			chans = append(chans, ch)
-		}
-	}
-	for ch := range published {
-		if _, ok := l.channels[ch]; !ok {
-			delete(published, ch)
-		}
-	}
-	l.mu.RUnlock()
-	for len(chans) > 0 {
-		n := min(len(chans), subscribeBatch)
-		execs := make([]rueidis.LuaExec, n)
-		for i, ch := range chans[:n] {
-			h := b.history.For(ch)
-			execs[i] = rueidis.LuaExec{
-				Keys: b.streamKeys(ch)[:1],
-				Args: []string{millis(max(b.streamTTL, h.TTL)), millis(h.TTL)},
-			}
-		}
-		ctx, cancel := b.opContext(context.Background())
-		for i, r := range touchScript.ExecMulti(ctx, b.client, execs...) {
-			offset, err := r.AsInt64()
-			if err != nil {
-				b.log.Debug("redis: extending stream TTLs failed", "err", err)
-				break
-			}
-			if offset > 0 {
-				published[chans[i]] = now
-			} else {
-				delete(published, chans[i])
-			}
-		}
-		cancel()
-		chans = chans[n:]
-	}
+	defer l.mu.RUnlock()
+	return slices.Collect(maps.Keys(l.channels))
 }

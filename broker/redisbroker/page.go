@@ -16,11 +16,11 @@ func (b *Broker) Page(ctx context.Context, channel string, before uint64, limit 
 	if b.closed.Load() {
 		return broker.HistoryPage{}, broker.ErrClosed
 	}
-	args := append(b.streamArgs(b.history.For(channel)),
+	args := append(b.streamArgs(channel, b.history.For(channel)),
 		strconv.FormatUint(before, 10),
 		strconv.Itoa(max(limit, 0)),
 	)
-	reply, pos, err := b.exec(ctx, "page", pageScript, b.streamKeys(channel), args)
+	reply, pos, err := b.exec(ctx, "page", channel, pageScript, b.streamKeys(channel), args)
 	if err == nil && len(reply) < 3 {
 		err = fmt.Errorf("herald: redisbroker: page: short reply of %d values", len(reply))
 	}

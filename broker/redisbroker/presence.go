@@ -35,22 +35,24 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 
 // joinScript adds ARGV[1] (the member) to KEYS[1] for ARGV[2] ms and, when
 // it was not there and the set then holds at most ARGV[3] members,
-// publishes ARGV[5] on ARGV[4].
+// publishes ARGV[5] on ARGV[4] with the command ARGV[6] (see
+// publishScript).
 var joinScript = rueidis.NewLuaScript(presenceNow + `
 local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if added == 1 and redis.call('ZCARD', KEYS[1]) <= tonumber(ARGV[3]) then
-  redis.call('PUBLISH', ARGV[4], ARGV[5])
+  redis.call(ARGV[6], ARGV[4], ARGV[5])
 end
 return added
 `)
 
 // leaveScript removes ARGV[1] from KEYS[1] and, when it was there and the
-// set held at most ARGV[2] members with it, publishes ARGV[4] on ARGV[3].
+// set held at most ARGV[2] members with it, publishes ARGV[4] on ARGV[3]
+// with the command ARGV[5].
 var leaveScript = rueidis.NewLuaScript(presenceNow + `
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 if removed == 1 and redis.call('ZCARD', KEYS[1]) + 1 <= tonumber(ARGV[2]) then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  redis.call(ARGV[5], ARGV[3], ARGV[4])
 end
 return removed
 `)
@@ -143,7 +145,7 @@ func (b *Broker) Join(ctx context.Context, channel string, m broker.Member, anno
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	err := joinScript.Exec(ctx, b.client, b.presenceKey(channel), []string{
-		encodeMember(m), millis(p.ttl), strconv.Itoa(announce), b.pubPrefix + channel, "J " + encodeMember(m),
+		encodeMember(m), millis(p.ttl), strconv.Itoa(announce), b.pubName(channel), "J " + encodeMember(m), b.publishCommand(),
 	}).Error()
 	if err != nil {
 		return b.wrap(ctx, "join", err)
@@ -179,7 +181,7 @@ func (b *Broker) leave(ctx context.Context, channel string, m broker.Member, ann
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	err := leaveScript.Exec(ctx, b.client, b.presenceKey(channel), []string{
-		encodeMember(m), strconv.Itoa(announce), b.pubPrefix + channel, "L " + encodeMember(m),
+		encodeMember(m), strconv.Itoa(announce), b.pubName(channel), "L " + encodeMember(m), b.publishCommand(),
 	}).Error()
 	if err != nil {
 		return b.wrap(ctx, "leave", err)

@@ -212,6 +212,13 @@ var prefixes atomic.Int64
 func newBroker(t testing.TB, r *redisServer, opts redisbroker.Options) *redisbroker.Broker {
 	t.Helper()
 	opts.Addr = r.addr
+	return openBroker(t, opts)
+}
+
+// openBroker returns a broker of opts, with a key prefix of its own unless
+// opts has one, closed at the test's end.
+func openBroker(t testing.TB, opts redisbroker.Options) *redisbroker.Broker {
+	t.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = "test" + strconv.FormatInt(prefixes.Add(1), 10) + ":"
 	}

@@ -17,7 +17,19 @@
 // therefore starts a new epoch on every channel (see docs/OPERATIONS.md).
 // The broker's Redis user needs the INFO command for this.
 //
-// The broker needs Redis 6.2 or later, standalone (not Redis Cluster).
+// The broker needs Redis 6.2 or later, standalone or behind Sentinel, or
+// Redis 7 in cluster mode (see Options.URL). On Redis Cluster every key of
+// a channel carries the channel as its hash tag, so a channel's scripts run
+// on one shard, and publications travel by sharded pub/sub (SPUBLISH,
+// SSUBSCRIBE) within that shard only.
+//
+// A promoted replica may lack the newest publications of a stream that
+// its old primary acknowledged. Besides the run_id check, each node
+// remembers the newest position it saw of every channel it subscribes to
+// and passes it to the scripts, which start a new epoch when the stream
+// is behind it; Options.Replicas makes a publish wait until replicas hold
+// it.
+//
 // Every key it writes has a TTL, so a volatile-* maxmemory policy evicts
 // streams under memory pressure, which clients then see as
 // recovered:false; use noeviction, which makes publishes fail loudly
@@ -31,7 +43,8 @@
 //	P history:{CH}     stream: entries o = offset, d = data; ID = publish time
 //	P key:{CH}:KEY     string "OFFSET EPOCH": an idempotency key in use
 //
-// and the pub/sub channel P pub:DB:CH carries "OFFSET EPOCH DATA".
+// and the pub/sub channel P pub:DB:CH (P pub:{CH} on Redis Cluster, a
+// shard channel) carries "OFFSET EPOCH DATA".
 //
 // Every error the package returns starts with "herald: redisbroker: ",
 // except those that wrap a sentinel of package broker (ErrUnavailable,
@@ -62,6 +75,12 @@ type Options struct {
 	// rediss:// for TLS, or unix://[user:password@]/path?db=N. When set,
 	// Addr and DB are ignored. Timeout replaces the URL's dial_timeout
 	// and write_timeout.
+	//
+	// Several hosts, redis://host1:port1,host2:port2,..., are seed nodes:
+	// the broker learns the cluster from whichever answers. A Redis in
+	// cluster mode is detected from a single host as well. With
+	// ?master_set=NAME the hosts are Sentinels instead, and the broker
+	// follows the primary they name through failovers.
 	URL string
 	// Addr is Redis's host:port when URL is empty. Empty means
 	// "127.0.0.1:6379".
@@ -106,6 +125,17 @@ type Options struct {
 	// Logger receives the state of the pub/sub link (lost, restored). Nil
 	// discards.
 	Logger *slog.Logger
+	// Replicas, when positive, makes every publish wait until that many
+	// replicas of its Redis (or of its shard's primary) hold it (WAIT),
+	// for up to ReplicaTimeout, before it is acknowledged; a publish they
+	// do not confirm in time fails with an error wrapping
+	// broker.ErrUnavailable (it may still have been made; a retry should
+	// carry a key). A failover then loses no acknowledged publication,
+	// unless every confirming replica is lost with the primary. Zero
+	// acknowledges once the primary has it.
+	Replicas int
+	// ReplicaTimeout bounds the wait of Replicas. Zero means Timeout.
+	ReplicaTimeout time.Duration
 	// PresenceTTL is how long the node's presence members (see
 	// broker.Presence) outlive its last refresh; it refreshes them every
 	// 5/12 of it, so the members of a node that dies without closing
@@ -138,14 +168,20 @@ type Broker struct {
 	history   broker.HistoryPolicy // with defaults
 	prefix    string
 	pubPrefix string // prefix of pub/sub channel names
-	streamTTL time.Duration
-	timeout   time.Duration
+	// cluster: Redis Cluster, whose pub/sub is sharded (shards.go).
+	cluster bool
+	// replicas and replicaTimeout are Options.Replicas and ReplicaTimeout.
+	replicas       int
+	replicaTimeout time.Duration
+	streamTTL      time.Duration
+	timeout        time.Duration
 	// maxHistoryBytes is the byte bound of each channel's history; -1 for
 	// none.
 	maxHistoryBytes int
 	log             *slog.Logger
 
-	link     *link
+	feed     feed      // link.go, or shards.go on Redis Cluster
+	seen     seen      // seen.go
 	presence *presence // presence.go
 
 	runMu sync.Mutex // held around every call of run
@@ -173,14 +209,20 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		streamTTL:       opts.StreamTTL,
 		log:             opts.Logger,
 		maxHistoryBytes: opts.MaxHistoryBytes,
+		replicas:        max(opts.Replicas, 0),
+		replicaTimeout:  opts.ReplicaTimeout,
 		done:            make(chan struct{}),
 		presence:        newPresence(opts.PresenceTTL),
+		seen:            seen{channels: make(map[string]*seenPosition)},
 	}
 	if b.prefix == "" {
 		b.prefix = DefaultPrefix
 	}
 	if b.timeout <= 0 {
 		b.timeout = DefaultTimeout
+	}
+	if b.replicaTimeout <= 0 {
+		b.replicaTimeout = b.timeout
 	}
 	if b.streamTTL <= 0 {
 		b.streamTTL = DefaultStreamTTL
@@ -203,12 +245,23 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
 	}
-	b.link = newLink(b)
-	b.stopped.Add(3)
-	go b.link.loop()
+	b.cluster = b.client.Mode() == rueidis.ClientModeCluster
+	if b.cluster && strings.ContainsAny(b.prefix, "{}") {
+		b.client.Close()
+		return nil, fmt.Errorf("herald: redisbroker: prefix %q: on Redis Cluster it may not hold { or }, which would change the hash tag of the keys", b.prefix)
+	}
+	b.stopped.Add(2)
+	if b.cluster {
+		b.feed = newShards(b)
+	} else {
+		l := newLink(b)
+		b.feed = l
+		b.stopped.Add(1)
+		go l.loop()
+	}
 	go b.keepAlive()
 	go b.refreshPresence()
-	if err := b.link.waitUp(ctx, 5*b.timeout); err != nil {
+	if err := b.feed.waitUp(ctx, 5*b.timeout); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -220,7 +273,7 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 	var copt rueidis.ClientOption
 	if opts.URL != "" {
 		var err error
-		if copt, err = rueidis.ParseURL(opts.URL); err != nil {
+		if copt, err = parseURL(opts.URL); err != nil {
 			return copt, fmt.Errorf("herald: redisbroker: %w", err)
 		}
 	} else {
@@ -234,13 +287,40 @@ func clientOptions(opts Options) (rueidis.ClientOption, error) {
 		copt.InitAddress = []string{addr}
 		copt.SelectDB = opts.DB
 	}
-	copt.ForceSingleClient = true
 	copt.DisableCache = true
 	// Pipelining always runs the connection's reader, which notices at once
 	// when Redis closes the connection (a restart, an idle timeout), so the
 	// next command dials again instead of failing on the dead connection.
 	copt.AlwaysPipelining = true
 	copt.ClientName = "herald"
+	return copt, nil
+}
+
+// parseURL parses a Redis URL whose host may list several seed nodes,
+// host1:port1,host2:port2 (see Options.URL).
+func parseURL(s string) (rueidis.ClientOption, error) {
+	scheme, rest, _ := strings.Cut(s, "://")
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	auth, hosts, ok := strings.Cut(rest[:end], "@")
+	if !ok {
+		auth, hosts = "", auth
+	} else {
+		auth += "@"
+	}
+	first, more, _ := strings.Cut(hosts, ",")
+	copt, err := rueidis.ParseURL(scheme + "://" + auth + first + rest[end:])
+	if err != nil || more == "" {
+		return copt, err
+	}
+	for _, h := range strings.Split(more, ",") {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return copt, fmt.Errorf("redis URL: seed node %q: %w", h, err)
+		}
+		copt.InitAddress = append(copt.InitAddress, h)
+	}
 	return copt, nil
 }
 
@@ -252,7 +332,7 @@ func (b *Broker) Close() error {
 		b.removeMembers()
 		b.closed.Store(true)
 		close(b.done)
-		b.link.close()
+		b.feed.close()
 		b.stopped.Wait()
 		b.client.Close()
 	})
@@ -270,7 +350,7 @@ func (b *Broker) Check(ctx context.Context) error {
 	if err := b.client.Do(ctx, b.client.B().Ping().Build()).Error(); err != nil {
 		return b.wrap(ctx, "ping", err)
 	}
-	if !b.link.isUp() {
+	if !b.feed.isUp() {
 		return fmt.Errorf("%w: redis pub/sub connection is down", broker.ErrUnavailable)
 	}
 	return nil

@@ -1,6 +1,11 @@
 package redisbroker
 
-import "github.com/redis/rueidis"
+import (
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/redis/rueidis"
+)
 
 // The Lua scripts below run atomically in Redis, so each sees and leaves a
 // channel's keys consistent: the stream hash (KEYS[1]), the history
@@ -8,8 +13,9 @@ import "github.com/redis/rueidis"
 //
 // Every script starts with streamPrelude, which reads the channel's epoch
 // and offset and, when the stream must start anew, creates it with the
-// epoch the caller proposed (ARGV[1]) and offset 0, and deletes any
-// history left from the old stream. It then extends the hash's life: by
+// epoch the caller proposed (ARGV[1], "EPOCH", or "EPOCH SEEN OFFSET" when
+// the caller saw the stream in epoch SEEN at OFFSET) and offset 0, and
+// deletes any history left from the old stream. It then extends the hash's life: by
 // the stream TTL in milliseconds (ARGV[2]) once the stream was published
 // to, by the history TTL (ARGV[3]) while it was not, so that reading or
 // subscribing to names nobody publishes to leaves nothing behind for
@@ -27,7 +33,8 @@ import "github.com/redis/rueidis"
 // (a graceful SHUTDOWN, AOF with appendfsync always) looks the same from
 // here, so it too starts a new epoch: a client told recovered:false
 // reloads, a client given a reused offset drops the message as a
-// duplicate.
+// duplicate. For the same reason a stream still in the epoch the caller
+// saw, but behind the offset it saw, starts anew (see seen).
 //
 // Times come from Redis's clock (TIME), the same clock that stamps the
 // history entries' IDs, so nodes with skewed clocks agree on ages.
@@ -38,10 +45,14 @@ if not at then
   return redis.error_reply('herald: INFO server shows no run_id')
 end
 local run = string.sub(info, at + 7, at + 46)
+local fresh, seen, floor = string.match(ARGV[1], '^(%S+) (%S+) (%d+)$')
+if not fresh then
+  fresh = ARGV[1]
+end
 local state = redis.call('HMGET', KEYS[1], 'e', 'o', 'r')
 local epoch, offset = state[1], tonumber(state[2])
-if not epoch or state[3] ~= run then
-  epoch, offset = ARGV[1], 0
+if not epoch or state[3] ~= run or (epoch == seen and offset < tonumber(floor)) then
+  epoch, offset = fresh, 0
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', run)
 end
@@ -77,7 +88,8 @@ end
 // publishScript appends a publication. ARGV[4] data, ARGV[5] history size,
 // ARGV[6] pub/sub channel, ARGV[7] history bytes (negative: no bound),
 // ARGV[8] time in ms, ARGV[9] and ARGV[10] the client and user ids (empty
-// for the application). The pub/sub message is "OFFSET EPOCH TIME CLEN
+// for the application), ARGV[11] the command that publishes (PUBLISH, or
+// SPUBLISH on Redis Cluster). The pub/sub message is "OFFSET EPOCH TIME CLEN
 // ULEN " followed by the client id, the user id and the data, CLEN and
 // ULEN being the ids' lengths in bytes. It
 // returns {epoch, offset}: the new publication's, or for a key already used
@@ -91,7 +103,13 @@ end
 // always kept. The stream hash's field b holds the bytes of data in
 // history (stale when the history key expired, which it does with its
 // newest entry). The idempotency key expires with the TTL.
-var publishScript = rueidis.NewLuaScript(streamPrelude + `
+var publishScript = rueidis.NewLuaScript(publishSource)
+
+// publishSource is publishScript's text, and publishSHA1 its SHA-1 (for
+// execWait).
+var (
+	publishSHA1   = sha1hex(publishSource)
+	publishSource = streamPrelude + `
 if KEYS[3] then
   local used = redis.call('GET', KEYS[3])
   if used then
@@ -138,9 +156,15 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if KEYS[3] then
   redis.call('SET', KEYS[3], off .. ' ' .. epoch, 'PX', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[8] .. ' ' .. #ARGV[9] .. ' ' .. #ARGV[10] .. ' ' .. ARGV[9] .. ARGV[10] .. ARGV[4])
+redis.call(ARGV[11], ARGV[6], off .. ' ' .. epoch .. ' ' .. ARGV[8] .. ' ' .. #ARGV[9] .. ' ' .. #ARGV[10] .. ' ' .. ARGV[9] .. ARGV[10] .. ARGV[4])
 return {epoch, offset}
-`)
+`
+)
+
+func sha1hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
 
 // positionScript returns {epoch, offset}, creating the stream if needed.
 var positionScript = rueidis.NewLuaScript(streamPrelude + `

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -17,7 +18,8 @@ import (
 // publication's position.
 //
 // An error wrapping broker.ErrUnavailable means Redis could not be reached
-// or did not answer within Options.Timeout; the publication may or may not
+// or did not answer within Options.Timeout, or that fewer than
+// Options.Replicas replicas confirmed the publication; it may or may not
 // have been made, so a retry should carry a key.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts broker.PublishOptions) (broker.StreamPosition, error) {
 	if b.closed.Load() {
@@ -28,16 +30,17 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	if opts.Key != "" {
 		keys = append(keys, b.prefix+"key:{"+channel+"}:"+opts.Key)
 	}
-	args := append(b.streamArgs(h),
+	args := append(b.streamArgs(channel, h),
 		string(data),
 		strconv.Itoa(h.Size),
-		b.pubPrefix+channel,
+		b.pubName(channel),
 		strconv.Itoa(b.maxHistoryBytes),
 		strconv.FormatInt(time.Now().UnixMilli(), 10),
 		opts.From.Client,
 		opts.From.User,
+		b.publishCommand(),
 	)
-	_, pos, err := b.exec(ctx, "publish", publishScript, keys, args)
+	_, pos, err := b.exec(ctx, "publish", channel, publishScript, keys, args)
 	return pos, err
 }
 
@@ -47,7 +50,7 @@ func (b *Broker) Position(ctx context.Context, channel string) (broker.StreamPos
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
-	_, pos, err := b.exec(ctx, "position", positionScript, b.streamKeys(channel), b.streamArgs(b.history.For(channel)))
+	_, pos, err := b.exec(ctx, "position", channel, positionScript, b.streamKeys(channel), b.streamArgs(channel, b.history.For(channel)))
 	return pos, err
 }
 
@@ -61,13 +64,13 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 		return nil, broker.StreamPosition{}, broker.ErrClosed
 	}
 	h := b.history.For(channel)
-	args := append(b.streamArgs(h),
+	args := append(b.streamArgs(channel, h),
 		since.Epoch,
 		strconv.FormatUint(since.Offset, 10),
 		strconv.Itoa(max(limit, 0)),
 		strconv.Itoa(h.Size),
 	)
-	reply, pos, err := b.exec(ctx, "history", historyScript, b.streamKeys(channel), args)
+	reply, pos, err := b.exec(ctx, "history", channel, historyScript, b.streamKeys(channel), args)
 	if err == nil && len(reply) < 3 {
 		err = fmt.Errorf("herald: redisbroker: history: short reply of %d values", len(reply))
 	}
@@ -84,20 +87,63 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 	return pubs, pos, nil
 }
 
-// exec runs one of the stream scripts, within Options.Timeout, and decodes
-// the position that starts its reply. op names the call in errors.
-func (b *Broker) exec(ctx context.Context, op string, script *rueidis.Lua, keys, args []string) ([]rueidis.RedisMessage, broker.StreamPosition, error) {
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	reply, err := script.Exec(ctx, b.client, keys, args).ToArray()
+// exec runs one of the stream scripts of channel, within Options.Timeout,
+// decodes the position that starts its reply and records it (see seen).
+// op names the call in errors. A publish waits for Options.Replicas.
+func (b *Broker) exec(ctx context.Context, op, channel string, script *rueidis.Lua, keys, args []string) ([]rueidis.RedisMessage, broker.StreamPosition, error) {
+	wait := b.replicas > 0 && script == publishScript
+	var reply []rueidis.RedisMessage
+	var err error
+	if wait {
+		ctx, cancel := context.WithTimeout(ctx, b.timeout+b.replicaTimeout)
+		defer cancel()
+		reply, err = b.execWait(ctx, keys, args)
+	} else {
+		ctx, cancel := b.opContext(ctx)
+		defer cancel()
+		if reply, err = script.Exec(ctx, b.client, keys, args).ToArray(); err != nil {
+			err = b.wrap(ctx, op, err)
+		}
+	}
 	if err != nil {
-		return nil, broker.StreamPosition{}, b.wrap(ctx, op, err)
+		return nil, broker.StreamPosition{}, err
 	}
 	pos, err := position(reply)
 	if err != nil {
 		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
 	}
+	b.seen.reply(channel, pos)
 	return reply, pos, nil
+}
+
+// execWait runs publishScript followed by WAIT on the same connection,
+// which makes WAIT count the replicas that hold the publication. Redis may
+// not know the script yet (a restarted or promoted node): then it runs
+// with EVAL, which also loads it.
+func (b *Broker) execWait(ctx context.Context, keys, args []string) ([]rueidis.RedisMessage, error) {
+	c := b.client
+	eval := c.B().Evalsha().Sha1(publishSHA1).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+	res := c.DoMulti(ctx, eval, b.waitCommand())
+	if err := res[0].Error(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		eval = c.B().Eval().Script(publishSource).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+		res = c.DoMulti(ctx, eval, b.waitCommand())
+	}
+	reply, err := res[0].ToArray()
+	if err != nil {
+		return nil, b.wrap(ctx, "publish", err)
+	}
+	n, err := res[1].AsInt64()
+	if err != nil {
+		return nil, b.wrap(ctx, "publish: wait", err)
+	}
+	if n < int64(b.replicas) {
+		return nil, fmt.Errorf("%w: redis publish: %d of %d replicas confirmed it within %v", broker.ErrUnavailable, n, b.replicas, b.replicaTimeout)
+	}
+	return reply, nil
+}
+
+func (b *Broker) waitCommand() rueidis.Completed {
+	return b.client.B().Wait().Numreplicas(int64(b.replicas)).Timeout(max(b.replicaTimeout.Milliseconds(), 1)).Build()
 }
 
 // streamKeys returns the keys of the channel's stream hash and history.
@@ -108,12 +154,13 @@ func (b *Broker) streamKeys(channel string) []string {
 	return keys
 }
 
-// streamArgs returns the arguments every script starts with: the epoch to
-// create the stream with if Redis has none, the stream hash's TTL once
-// published to, and the history TTL (the hash's TTL until then).
-func (b *Broker) streamArgs(h broker.HistoryOptions) []string {
-	args := make([]string, 3, 10)
-	args[0] = broker.NewEpoch()
+// streamArgs returns the arguments every script of channel starts with:
+// the epoch to create the stream with if it must start anew, followed by
+// the newest position the node saw (see streamPrelude), the stream hash's
+// TTL once published to, and the history TTL (the hash's TTL until then).
+func (b *Broker) streamArgs(channel string, h broker.HistoryOptions) []string {
+	args := make([]string, 3, 11)
+	args[0] = broker.NewEpoch() + b.seen.floor(channel)
 	args[1] = millis(max(b.streamTTL, h.TTL))
 	args[2] = millis(h.TTL)
 	return args

@@ -23,7 +23,13 @@ type node struct {
 
 func startNode(t *testing.T, r *redisServer, prefix string) *node {
 	t.Helper()
-	b := newBroker(t, r, redisbroker.Options{Prefix: prefix, Timeout: 300 * time.Millisecond})
+	return startNodeWith(t, redisbroker.Options{Addr: r.addr, Prefix: prefix, Timeout: 300 * time.Millisecond})
+}
+
+// startNodeWith starts a node on a broker of opts.
+func startNodeWith(t *testing.T, opts redisbroker.Options) *node {
+	t.Helper()
+	b := openBroker(t, opts)
 	n := &node{broker: b, Node: testnode.New(t, herald.Options{
 		Broker: b,
 		Logger: slog.New(slog.DiscardHandler),

@@ -62,13 +62,15 @@ type serveConfig struct {
 	joinLeave        bool
 	joinLeaveMax     int
 	presenceTTL      time.Duration
+	replicas         int
+	replicaTimeout   time.Duration
 }
 
 func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs := newFlagSet("serve", "[flags]", std)
 	fs.StringVar(&c.config, "config", "", "YAML file with flag values (keys named like the flags) and a namespaces section")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address")
-	fs.StringVar(&c.brokerURL, "broker", "memory", "broker: memory (this process only), or a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS) to run several nodes as one service")
+	fs.StringVar(&c.brokerURL, "broker", "memory", "broker: memory (this process only), or a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS) to run several nodes as one service; redis://host1:port1,host2:port2 names the seed nodes of a Redis Cluster, and ?master_set=NAME makes the hosts Sentinels")
 	fs.DurationVar(&c.opts.PingInterval, "ping-interval", herald.DefaultPingInterval, "server ping period")
 	fs.DurationVar(&c.opts.PongTimeout, "pong-timeout", herald.DefaultPongTimeout, "silence allowed after a ping before the connection is dead")
 	fs.DurationVar(&c.opts.WriteTimeout, "write-timeout", herald.DefaultWriteTimeout, "deadline of every socket write")
@@ -108,6 +110,8 @@ func serveFlags(std stdio, c *serveConfig) *flag.FlagSet {
 	fs.BoolVar(&c.presence, "presence", false, "keep presence (who is subscribed; the presence request) in the namespaces the config file does not set it for")
 	fs.BoolVar(&c.joinLeave, "join-leave", false, "with --presence, send join and leave events to a channel's other subscribers, on channels of at most --join-leave-max-members members")
 	fs.IntVar(&c.joinLeaveMax, "join-leave-max-members", herald.DefaultMaxJoinLeaveMembers, "above this many members a channel sends no join or leave events (bounds the frames a crowd joining at once makes); -1: no bound")
+	fs.IntVar(&c.replicas, "broker-replicas", 0, "Redis broker: acknowledge a publish only once this many replicas hold it (WAIT), so that a failover loses no acknowledged publication; a publish they do not confirm within --broker-replica-timeout answers unavailable (0: once the primary has it)")
+	fs.DurationVar(&c.replicaTimeout, "broker-replica-timeout", time.Second, "Redis broker: how long a publish waits for --broker-replicas")
 	fs.DurationVar(&c.presenceTTL, "presence-ttl", broker.DefaultPresenceTTL, "Redis broker: how long this node's presence members outlive it if it dies without shutting down (it refreshes them every 5/12 of it)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (for example 127.0.0.1:9090), without the API key, instead of on --addr")
 	return fs
@@ -442,7 +446,7 @@ func openBroker(c serveConfig, log *slog.Logger) (broker.Broker, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, MaxHistoryBytes: c.channelMaxBytes, PresenceTTL: c.presenceTTL, Logger: log})
+		b, err := redisbroker.New(ctx, redisbroker.Options{URL: c.brokerURL, History: c.history, Namespaces: c.namespaceHistory, MaxHistoryBytes: c.channelMaxBytes, PresenceTTL: c.presenceTTL, Replicas: c.replicas, ReplicaTimeout: c.replicaTimeout, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}
