@@ -66,3 +66,13 @@ let seq = 0;
 export function channel(prefix = 'interop') {
   return `${prefix}:${process.pid}-${Date.now().toString(36)}-${++seq}`;
 }
+
+// metric reads a counter of the server's /metrics (served on its own
+// address when it has no API key).
+export async function metric(url, name) {
+  const res = await fetch(url.replace(/^ws/, 'http').replace(/\/ws$/, '/metrics'));
+  const text = await res.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`no metric ${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
