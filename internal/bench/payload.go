@@ -2,7 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,6 +31,38 @@ func appendPayload(b []byte, seq uint64, sent time.Time, size int) []byte {
 	}
 	return append(b, `"}`...)
 }
+
+// appendChatPayload is appendPayload with the padding a chat message
+// (sender, room, text of common words, mentions, reactions), different in
+// each publication, so that it compresses as real chat JSON does rather
+// than as a run of one letter.
+func appendChatPayload(b []byte, seq uint64, sent time.Time, size int) []byte {
+	rng := rand.New(rand.NewPCG(seq, 0x6865726c64))
+	start := len(b)
+	b = append(b, `{"s":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, sent.UnixNano(), 10)
+	user := chatNames[rng.IntN(len(chatNames))]
+	b = fmt.Appendf(b, `,"p":{"id":"msg_%016x","room":"general","user":{"id":"u_%08x","name":"%s","avatar":"https://cdn.example.com/avatars/%08x.png"},"sent_at":"%s","mentions":["%s"],"reactions":[{"emoji":"+1","count":%d}],"edited":false,"text":"`,
+		rng.Uint64(), rng.Uint32(), user, rng.Uint32(), sent.UTC().Format(time.RFC3339Nano), chatNames[rng.IntN(len(chatNames))], rng.IntN(9))
+	for len(b)-start < size-3 {
+		w := chatWords[rng.IntN(len(chatWords))]
+		if len(b)-start+len(w)+1 > size-3 {
+			w = w[:size-3-(len(b)-start)-1]
+		}
+		b = append(append(b, w...), ' ')
+	}
+	return append(b, `"}}`...)
+}
+
+var chatNames = []string{"ada", "grace", "linus", "margaret", "ken", "barbara", "dennis", "frances", "edsger", "radia"}
+
+var chatWords = strings.Fields(`the a to and of I you it is that in we for this on have with be
+are not just was so but can if do at what about my me will all get like there think
+one know how no yes up out they your now time when some would should could meeting deploy
+build release tomorrow today morning lunch coffee review merge branch fix bug test server
+client channel message latency looks good thanks sure ok maybe later please check again`)
 
 // appendPublish appends a publish request for data.
 func appendPublish(b []byte, id uint64, channel string, data []byte) []byte {
