@@ -113,7 +113,7 @@ func (c *Conn) Next() ([]byte, error) {
 			}
 			c.WireBytes.Add(int64(ws.HeaderSize(h) + n))
 			if h.Rsv1() {
-				return c.inflater.inflate(c.buf)
+				return c.inflater.inflateShared(c.buf)
 			}
 			return c.buf, nil
 		case ws.OpPing:
