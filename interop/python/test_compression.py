@@ -10,7 +10,7 @@ import json
 import unittest
 import urllib.request
 
-from test_protocol import SERVER_ARGS, Peer, Server, channel
+from test_protocol import SERVER_ARGS, PeersTest, Server, channel
 
 COMPRESSED = "herald_compressed_messages_total"
 LARGE = {"user": "ada", "text": "the quick brown fox jumps over the lazy dog " * 12, "tags": ["general", "random"]}
@@ -36,18 +36,9 @@ def tearDownModule():
     server.stop()
 
 
-class CompressionTest(unittest.IsolatedAsyncioTestCase):
-    async def asyncSetUp(self):
-        self.peers = []
-
-    async def asyncTearDown(self):
-        for p in self.peers:
-            await p.ws.close()
-
-    async def connect(self, **kwargs):
-        peer, welcome = await Peer.welcomed(server.url, **kwargs)
-        self.peers.append(peer)
-        return peer, welcome
+class CompressionTest(PeersTest):
+    def url(self):
+        return server.url
 
     async def compressed(self):
         return await asyncio.to_thread(metric, server.url, COMPRESSED)
