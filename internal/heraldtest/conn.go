@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -411,4 +412,14 @@ func (c *Conn) Publish(id uint64, channel, data, key string) (Frame, error) {
 			return f, fmt.Errorf("unexpected %s while publishing", f)
 		}
 	}
+}
+
+// HeapAfterGC returns the bytes of live heap, after two collections, for
+// tests and benchmarks that measure what something keeps.
+func HeapAfterGC() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
