@@ -26,7 +26,7 @@ var compressionParams = wsflate.Parameters{ServerNoContextTakeover: true, Client
 
 // negotiateCompression returns the upgrader's extension callback for one
 // upgrade, and a report of whether it accepted permessage-deflate. An offer
-// the server cannot honour (a server_max_window_bits below 15: Go's deflate
+// the server does not honour (any server_max_window_bits: Go's deflate
 // always uses a 32 KiB window) or cannot parse is declined, and the next
 // offer, if any, considered.
 func negotiateCompression() (negotiate func(httphead.Option) (httphead.Option, error), accepted func() bool) {
@@ -152,7 +152,10 @@ var inflaters = sync.Pool{New: func() any {
 // limit+1 bytes came out, whatever the size it claims.
 func inflate(compressed []byte, limit int) ([]byte, error) {
 	in := inflaters.Get().(*inflater)
-	defer inflaters.Put(in)
+	defer func() {
+		in.src.Reset(nil) // a pooled inflater keeps no message
+		inflaters.Put(in)
+	}()
 	in.src.Reset(append(compressed, inflateTrailer...))
 	in.r.(flate.Resetter).Reset(&in.src, nil)
 	out, err := io.ReadAll(io.LimitReader(in.r, int64(limit)+1))
