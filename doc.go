@@ -15,12 +15,14 @@
 //  2. session.go: the session is opened, scheduled for heartbeats
 //     (heartbeat.go) and greeted with welcome, or given its hello timeout.
 //  3. reader.go: frames are read (through readbuf.go's pooled buffer, parked
-//     in epoll between reads by netpoll_linux.go), reassembled and checked.
+//     in epoll between reads by netpoll_linux.go), reassembled and checked;
+//     compressed messages are inflated (compress.go).
 //  4. requests.go: each message is decoded and served, within the rate and
 //     error limits of limits.go and the rules of access.go; subscription.go
 //     joins channels and replays what a client missed.
 //  5. hub.go: a publication from the broker is fanned out to local
-//     subscribers, its frame built once (frame.go).
+//     subscribers, its frame built once (frame.go) and compressed at most
+//     once for those that negotiated permessage-deflate (compress.go).
 //  6. send.go: frames wait in the connection's bounded queue and are written
 //     in batches.
 //  7. close.go: the connection ends, with a close handshake or without one,

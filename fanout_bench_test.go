@@ -28,7 +28,7 @@ var benchData = []byte(`{"s":1234567,"t":1767225600000000000,"p":"xxxxxxxxxxxxxx
 func BenchmarkPublishFanout(b *testing.B) {
 	for _, n := range []int{10, 1000, 10000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			benchFanout(b, n, func(b *testing.B) net.Conn { return newDiscardConn() })
+			benchFanout(b, n, benchData, false, func(b *testing.B) net.Conn { return newDiscardConn() })
 		})
 	}
 }
@@ -44,26 +44,29 @@ func BenchmarkPublishFanoutTCP(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer ln.Close()
-			benchFanout(b, n, func(b *testing.B) net.Conn { return drainedPair(b, ln) })
+			benchFanout(b, n, benchData, false, func(b *testing.B) net.Conn { return drainedPair(b, ln) })
 		})
 	}
 }
 
-func benchFanout(b *testing.B, n int, newConn func(*testing.B) net.Conn) {
-	srv := New(&Options{Logger: slog.New(slog.DiscardHandler), SendQueueBytes: 256 << 20})
+// benchFanout publishes data to n sessions on newConn's connections, which
+// negotiated compression when deflate is set.
+func benchFanout(b *testing.B, n int, data []byte, deflate bool, newConn func(*testing.B) net.Conn) {
+	srv := New(&Options{Logger: slog.New(slog.DiscardHandler), SendQueueBytes: 256 << 20, Compression: deflate})
 	defer srv.Close()
 	ctx := context.Background()
 	sessions := make([]*session, n)
 	for i := range sessions {
 		conn := newConn(b)
 		s := newSession(srv, conn, bufio.NewReaderSize(conn, 16), "bench", auth.Identity{}, true)
+		s.deflate = deflate
 		s.subscribe(ctx, &protocol.Subscribe{Channel: "bench"})
 		sessions[i] = s
 		defer conn.Close()
 	}
 	var last uint64
 	publish := func() {
-		pos, err := srv.broker.Publish(ctx, "bench", benchData, broker.PublishOptions{})
+		pos, err := srv.broker.Publish(ctx, "bench", data, broker.PublishOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

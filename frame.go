@@ -30,10 +30,14 @@ func appendHeader(b []byte, op ws.OpCode, n int) []byte {
 }
 
 // frameInPlace turns b, a payload after maxHeaderSize bytes of room, into
-// a final, unmasked frame, without copying the payload.
-func frameInPlace(op ws.OpCode, b []byte) []byte {
+// a final, unmasked frame, without copying the payload. A compressed
+// payload (permessage-deflate) gets RSV1.
+func frameInPlace(op ws.OpCode, compressed bool, b []byte) []byte {
 	var h [maxHeaderSize]byte
 	hdr := appendHeader(h[:0], op, len(b)-maxHeaderSize)
+	if compressed {
+		hdr[0] |= 0x40
+	}
 	start := maxHeaderSize - len(hdr)
 	copy(b[start:], hdr)
 	return b[start:]
@@ -43,7 +47,7 @@ func frameInPlace(op ws.OpCode, b []byte) []byte {
 // allocation.
 func messageFrame(p broker.Publication) []byte {
 	b := make([]byte, maxHeaderSize, messageFrameSize(p))
-	return frameInPlace(ws.OpText, protocol.AppendMessage(b, p.Channel, p.Offset, p.Time, fromField(&p.From), p.Data))
+	return frameInPlace(ws.OpText, false, protocol.AppendMessage(b, p.Channel, p.Offset, p.Time, fromField(&p.From), p.Data))
 }
 
 // fromField returns the from field of a publication's message: nil when

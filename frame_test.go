@@ -15,7 +15,7 @@ import (
 func TestFrameHeaders(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 0xffff, 0x10000, 0x10001} {
 		payload := bytes.Repeat([]byte{'a'}, n)
-		inPlace := frameInPlace(ws.OpText, append(make([]byte, maxHeaderSize), payload...))
+		inPlace := frameInPlace(ws.OpText, false, append(make([]byte, maxHeaderSize), payload...))
 		for name, frame := range map[string][]byte{"buildFrame": buildFrame(ws.OpText, payload), "frameInPlace": inPlace} {
 			r := bytes.NewReader(frame)
 			h, err := ws.ReadHeader(r)

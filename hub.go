@@ -96,8 +96,9 @@ func (h *hub) has(channel string) bool {
 }
 
 // deliver fans a publication out to the channel's local subscribers. The
-// message and its WebSocket frame are encoded once and the same bytes are
-// queued on every subscriber; queueing never blocks.
+// message and its WebSocket frame are encoded once, and compressed at most
+// once, and the same bytes are queued on every subscriber; queueing never
+// blocks.
 func (h *hub) deliver(p broker.Publication) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -106,9 +107,9 @@ func (h *hub) deliver(p broker.Publication) {
 		return
 	}
 	start := time.Now()
-	frame := messageFrame(p)
+	frame := sharedFrame{plain: messageFrame(p)}
 	for s, sub := range subs {
-		s.deliver(sub, p, frame)
+		s.deliver(sub, p, frame.to(s))
 	}
 	h.metrics.delivered.Add(float64(len(subs)))
 	observeSince(h.metrics.fanoutSeconds, start)

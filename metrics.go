@@ -36,6 +36,9 @@ type metrics struct {
 	errors             *prometheus.CounterVec // error replies, by code
 	rateLimitedReplies prometheus.Counter
 	upgradesRefused    *prometheus.CounterVec // by reason
+	compressions       prometheus.Counter
+	compressionIn      prometheus.Counter
+	compressionOut     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
@@ -82,6 +85,9 @@ func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
 		rateLimitedReplies: counter("rate_limited_total", "Requests refused by the per-connection rate limit."),
 		upgradesRefused:    vec("upgrades_refused_total", "WebSocket upgrades refused, by reason (origin: the Origin is not allowed, see --allowed-origins; host: the Host is not, see --allowed-hosts).", "reason"),
 	}
+	m.compressions = counter("compressed_messages_total", "Outgoing messages compressed (permessage-deflate); a publication counts once, however many subscribers get it compressed.")
+	m.compressionIn = counter("compression_in_bytes_total", "Bytes of outgoing payloads before compression.")
+	m.compressionOut = counter("compression_out_bytes_total", "Bytes of the same payloads after compression.")
 	m.upgradesRefused.WithLabelValues("origin") // shown at 0, for alerts
 	return m
 }

@@ -17,20 +17,21 @@ const Version = "0.1.0"
 // The defaults of Options, used where a field is zero. The herald binary's
 // flags default to the same values.
 const (
-	DefaultPingInterval      = 25 * time.Second
-	DefaultPongTimeout       = 15 * time.Second
-	DefaultWriteTimeout      = 10 * time.Second
-	DefaultHelloTimeout      = 10 * time.Second
-	DefaultMaxMessageBytes   = 64 << 10
-	DefaultSendQueueBytes    = 1 << 20
-	DefaultMaxSubscriptions  = 128
-	DefaultMaxErrors         = 20
-	DefaultErrorWindow       = 10 * time.Second
-	DefaultDrainWindow       = time.Second
-	DefaultRate              = 50.0 // requests per second
-	DefaultBurst             = 100
-	DefaultPublishBytesRate  = 128 << 10 // bytes per second
-	DefaultPublishBytesBurst = 1 << 20
+	DefaultPingInterval        = 25 * time.Second
+	DefaultPongTimeout         = 15 * time.Second
+	DefaultWriteTimeout        = 10 * time.Second
+	DefaultHelloTimeout        = 10 * time.Second
+	DefaultMaxMessageBytes     = 64 << 10
+	DefaultSendQueueBytes      = 1 << 20
+	DefaultMaxSubscriptions    = 128
+	DefaultMaxErrors           = 20
+	DefaultErrorWindow         = 10 * time.Second
+	DefaultDrainWindow         = time.Second
+	DefaultRate                = 50.0 // requests per second
+	DefaultBurst               = 100
+	DefaultPublishBytesRate    = 128 << 10 // bytes per second
+	DefaultPublishBytesBurst   = 1 << 20
+	DefaultCompressionMinBytes = 256
 )
 
 // Options configure a Server. The zero value of every field means the
@@ -146,6 +147,17 @@ type Options struct {
 	// reads it only while it has something to read; TLS connections, and all
 	// connections on other systems, always have a reader goroutine.
 	ReaderPerConnection bool
+
+	// Compression makes the server accept permessage-deflate (RFC 7692)
+	// from clients that offer it, always with server_no_context_takeover and
+	// client_no_context_takeover: every message is compressed on its own, so
+	// a publication is compressed at most once for all its subscribers and
+	// no connection keeps a compression window. Off by default.
+	Compression bool
+	// CompressionMinBytes is the smallest payload sent compressed to a
+	// connection that negotiated compression; smaller ones go as they are.
+	// Default 256.
+	CompressionMinBytes int
 }
 
 func (o *Options) withDefaults() Options {
@@ -166,6 +178,7 @@ func (o *Options) withDefaults() Options {
 	setDefault(&c.Burst, DefaultBurst)
 	setDefault(&c.PublishBytesRate, DefaultPublishBytesRate)
 	setDefault(&c.PublishBytesBurst, DefaultPublishBytesBurst)
+	setDefault(&c.CompressionMinBytes, DefaultCompressionMinBytes)
 	if c.Rate <= 0 {
 		c.Rate = DefaultRate
 	}

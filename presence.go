@@ -153,11 +153,12 @@ func (srv *Server) presenceEvent(ev broker.PresenceEvent) {
 	if err != nil {
 		return // cannot happen: a channel and two strings always encode
 	}
-	frame := buildFrame(ws.OpText, payload)
+	frame := sharedFrame{plain: buildFrame(ws.OpText, payload)}
 	for s := range subs {
 		if s.id != ev.Member.Client {
+			f := frame.to(s)
 			s.mu.Lock()
-			s.enqueueLocked(frame)
+			s.enqueueLocked(f)
 			s.mu.Unlock()
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/heraldhq/herald/protocol"
 )
@@ -24,6 +25,7 @@ type frameReader struct {
 	buf        []byte // the message being reassembled
 	fragmented bool
 	binary     bool
+	deflate    wsflate.MessageState // whether the message is compressed (RSV1 on its first frame)
 }
 
 // next reads one frame. It returns the message a data frame completes, or
@@ -37,17 +39,17 @@ func (fr *frameReader) next(s *session) (message, error) {
 		return message{}, err
 	}
 	s.touch()
-	state := ws.StateServerSide
-	if fr.fragmented {
-		state |= ws.StateFragmented
-	}
-	if err := ws.CheckHeader(h, state); err != nil {
-		return message{}, s.fail(protocol.CloseProtocolError, err.Error())
+	if h, err = fr.checkHeader(s, h); err != nil {
+		return message{}, err
 	}
 	if h.OpCode.IsControl() {
 		return message{}, fr.control(s, h)
 	}
-	if int64(len(fr.buf))+h.Length > int64(s.srv.opts.MaxMessageBytes) {
+	limit := s.srv.opts.MaxMessageBytes
+	if fr.deflate.IsCompressed() {
+		limit = compressedLimit(limit)
+	}
+	if int64(len(fr.buf))+h.Length > int64(limit) {
 		return message{}, s.fail(protocol.CloseMessageTooBig, "message larger than max_message_bytes")
 	}
 	if h.OpCode != ws.OpContinuation {
@@ -66,10 +68,36 @@ func (fr *frameReader) next(s *session) (message, error) {
 	}
 	msg := message{data: fr.buf, binary: fr.binary, complete: true}
 	fr.buf = nil // an idle connection keeps no buffer
+	if fr.deflate.IsCompressed() {
+		if msg.data, err = inflate(msg.data, s.srv.opts.MaxMessageBytes); err != nil {
+			return message{}, s.fail(inflateCloseCode(err), err.Error())
+		}
+	}
 	if !msg.binary && !utf8.Valid(msg.data) {
 		return message{}, s.fail(protocol.CloseInvalidPayload, "invalid UTF-8")
 	}
 	return msg, nil
+}
+
+// checkHeader fails the connection with 1002 for a header that breaks RFC
+// 6455 or, on a connection that negotiated permessage-deflate, RFC 7692:
+// RSV1 is allowed there on the first frame of a data message only. It
+// returns h with RSV1 cleared.
+func (fr *frameReader) checkHeader(s *session, h ws.Header) (ws.Header, error) {
+	state := ws.StateServerSide
+	if fr.fragmented {
+		state |= ws.StateFragmented
+	}
+	if s.deflate {
+		var err error
+		if h, err = fr.deflate.UnsetBits(h); err != nil {
+			return h, s.fail(protocol.CloseProtocolError, err.Error())
+		}
+	}
+	if err := ws.CheckHeader(h, state); err != nil {
+		return h, s.fail(protocol.CloseProtocolError, err.Error())
+	}
+	return h, nil
 }
 
 // control handles a ping, pong or close frame.

@@ -197,7 +197,7 @@ func (s *session) send(f protocol.Frame) {
 		s.srv.log.Error("encode reply", "session", s.id, "err", err)
 		return
 	}
-	frame := buildFrame(ws.OpText, payload)
+	frame := s.outgoing(buildFrame(ws.OpText, payload))
 	s.mu.Lock()
 	s.enqueueLocked(frame)
 	s.mu.Unlock()

@@ -34,6 +34,7 @@ type Server struct {
 	poller     *poller // nil: every connection reads with a goroutine
 	pollerOnce sync.Once
 	upgrader   ws.HTTPUpgrader
+	compressor compressor // compress.go
 	metrics    *metrics
 	hooks      *hooks
 	gatherer   prometheus.Gatherer
@@ -82,6 +83,7 @@ func New(opts *Options) *Server {
 	s.metrics, s.gatherer = newMetrics(reg, s.broker), reg
 	s.hooks = newHooks(o.Hooks, reg, s.log)
 	s.hub = newHub(s.metrics)
+	s.compressor = compressor{minBytes: o.CompressionMinBytes, metrics: s.metrics}
 	s.heartbeat = newHeartbeat(o.PingInterval, o.PongTimeout, s.metrics)
 	s.upgrader = ws.HTTPUpgrader{
 		Timeout:  o.WriteTimeout,

@@ -35,6 +35,7 @@ type session struct {
 	// shutdown; -1 otherwise. Set before the session is shared.
 	fd      int32
 	pollGen uint32 // owned by the poller
+	deflate bool   // permessage-deflate was negotiated; set before the session is shared
 	raw     syscall.RawConn
 	reading atomic.Bool // a goroutine is reading; guards against a second
 	dead    atomic.Bool // kill was called: what is still unread is ignored

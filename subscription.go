@@ -240,6 +240,9 @@ func (s *session) replayNext() {
 		return
 	}
 	frames, n, last := replayFrames(backlog, since, budget)
+	for i, f := range frames {
+		frames[i] = s.outgoing(f)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sub.gen != gen {

@@ -242,12 +242,18 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*session, int, 
 // upgrade upgrades the connection of an accepted request and makes its
 // session, sid, tracked but not yet open.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, sid string, id auth.Identity, authed bool) (*session, int, string) {
-	conn, rw, _, err := s.upgrader.Upgrade(r, w)
+	u := s.upgrader
+	compressed := func() bool { return false }
+	if s.opts.Compression {
+		u.Negotiate, compressed = negotiateCompression()
+	}
+	conn, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		s.log.Warn("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return nil, 0, ""
 	}
 	sess := newSession(s, conn, rw.Reader, r.RemoteAddr, id, authed)
+	sess.deflate = compressed()
 	sess.id = sid
 	if fd, raw := socketFD(conn); fd >= 0 && s.pollerStarted() != nil {
 		sess.fd, sess.raw = fd, raw

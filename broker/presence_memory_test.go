@@ -7,21 +7,13 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // maxPresenceMemberBytes is the most a presence member may cost
 // (docs/BENCHMARKS.md): the server keeps nothing per member besides what
 // its broker keeps, so the broker's cost is the member's.
 const maxPresenceMemberBytes = 300
-
-// heapAfterGC returns the bytes of live heap.
-func heapAfterGC() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // MeasurePresenceMember joins n members, spread over channels of 100, and
 // returns the bytes of heap each costs. The members' ids are made before
@@ -36,13 +28,13 @@ func measurePresenceMember(t *testing.T, p broker.Presence, n int) float64 {
 	for i := range channels {
 		channels[i] = fmt.Sprintf("chat:room%d", i)
 	}
-	before := heapAfterGC()
+	before := heraldtest.HeapAfterGC()
 	for i, m := range members {
 		if err := p.Join(context.Background(), channels[i%len(channels)], m, 1000); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after := heapAfterGC()
+	after := heraldtest.HeapAfterGC()
 	runtime.KeepAlive(members)
 	return float64(int64(after)-int64(before)) / float64(n)
 }

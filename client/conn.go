@@ -16,7 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"github.com/heraldhq/herald/protocol"
@@ -39,6 +41,8 @@ type conn struct {
 	c            *Client
 	nc           net.Conn
 	rd           *wsutil.Reader
+	deflate      bool     // permessage-deflate was negotiated
+	inflater     inflater // owned by the reader
 	ctl          wsutil.FrameHandlerFunc
 	writeTimeout time.Duration
 	interval     time.Duration // the server's ping_interval_ms
@@ -100,7 +104,10 @@ func (c *Client) dialWelcome(ctx context.Context, token string) (*conn, *protoco
 			refusal = readRefusal(c.url, status, resp)
 		},
 	}
-	nc, br, _, err := d.Dial(ctx, c.url)
+	if c.opts.Compression {
+		d.Extensions = []httphead.Option{deflateOffer}
+	}
+	nc, br, hs, err := d.Dial(ctx, c.url)
 	if err != nil {
 		var status ws.StatusError
 		if errors.As(err, &status) {
@@ -112,6 +119,10 @@ func (c *Client) dialWelcome(ctx context.Context, token string) (*conn, *protoco
 		return nil, nil, fmt.Errorf("herald: connect: %w", err)
 	}
 	cn := newConn(c, nc, br)
+	if deflateAccepted(hs.Extensions) {
+		cn.deflate = true
+		cn.inflater.enable(cn.rd)
+	}
 	w, err := cn.readWelcome(ctx)
 	if err != nil {
 		nc.Close()
@@ -231,7 +242,10 @@ func (cn *conn) next() (protocol.Frame, error) {
 				return nil, lostError(err)
 			}
 		case hdr.OpCode == ws.OpText:
-			payload, err := io.ReadAll(cn.rd)
+			payload, err := readMessage(cn.inflater.message(cn.rd), maxIncomingBytes)
+			if err == nil && cn.deflate && !utf8.Valid(payload) { // checked by rd otherwise
+				err = wsutil.ErrInvalidUTF8
+			}
 			if err != nil {
 				return nil, lostError(err)
 			}

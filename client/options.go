@@ -103,6 +103,10 @@ type Options struct {
 	TLSConfig *tls.Config
 	// NetDial opens the network connection; nil means a net.Dialer.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Compression offers permessage-deflate (RFC 7692): a server that
+	// accepts it (herald serve --compression) sends large messages
+	// compressed. The client's own messages go uncompressed.
+	Compression bool
 
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger

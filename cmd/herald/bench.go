@@ -54,6 +54,7 @@ type benchFlags struct {
 	disruptAt   time.Duration
 	parallel    int
 	sameChan    bool
+	chat        bool
 }
 
 func (b *benchFlags) register(fs *flag.FlagSet) {
@@ -75,6 +76,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.disrupt, "disrupt", "", "storm: shell command run at --disrupt-at")
 	fs.DurationVar(&b.disruptAt, "disrupt-at", 5*time.Second, "storm: when to run --disrupt")
 	fs.IntVar(&b.parallel, "parallel", 50, "connections dialled at a time")
+	fs.BoolVar(&b.target.Compression, "compression", false, "offer permessage-deflate on every connection, as browsers do (the server needs --compression to accept it)")
+	fs.BoolVar(&b.chat, "chat", false, "fanout: payloads are realistic chat JSON (sender, room, text of common words) instead of padding, for compression figures")
 }
 
 // tabler is a scenario's result.
@@ -128,7 +131,7 @@ func (b *benchFlags) run(ctx context.Context, scenario string, durationGiven boo
 	switch scenario {
 	case "fanout":
 		return bench.Fanout(ctx, bench.FanoutConfig{Target: t, Channel: b.channel, Subscribers: b.subscribers, Size: b.size,
-			Rate: b.rate, Inflight: b.inflight, Duration: b.duration, Parallel: b.parallel})
+			Rate: b.rate, Inflight: b.inflight, Duration: b.duration, Parallel: b.parallel, Chat: b.chat})
 	case "idle":
 		return bench.Idle(ctx, bench.IdleConfig{Target: t, Connections: b.connections, Channel: b.channel, Hold: b.hold, Parallel: b.parallel})
 	case "storm":

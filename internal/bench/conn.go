@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/heraldhq/herald/protocol"
 )
@@ -30,6 +32,11 @@ type Conn struct {
 	Welcome *protocol.Welcome
 	Pings   atomic.Int64 // ping frames received
 
+	// WireBytes counts the bytes of the text frames read, headers
+	// included, as they came over the wire (compressed or not).
+	WireBytes atomic.Int64
+	inflater  inflater // for compressed messages
+
 	wmu  sync.Mutex
 	wbuf []byte
 }
@@ -37,15 +44,18 @@ type Conn struct {
 // errClosedByServer is returned by Next after a close frame.
 var errClosedByServer = errors.New("closed by server")
 
-// Dial opens a connection to url and waits for the server's welcome.
+// Dial opens a connection to t and waits for the server's welcome.
 // readBuffer is the size of the connection's read buffer.
-func Dial(ctx context.Context, url, token string, readBuffer int) (*Conn, error) {
+func Dial(ctx context.Context, t Target, readBuffer int) (*Conn, error) {
 	h := http.Header{}
-	if token != "" {
-		h.Set("Authorization", "Bearer "+token)
+	if t.Token != "" {
+		h.Set("Authorization", "Bearer "+t.Token)
 	}
 	d := ws.Dialer{Protocols: []string{protocol.Subprotocol}, Header: ws.HandshakeHeaderHTTP(h), ReadBufferSize: readBuffer}
-	nc, br, _, err := d.Dial(ctx, url)
+	if t.Compression {
+		d.Extensions = []httphead.Option{wsflate.Parameters{ClientMaxWindowBits: 1}.Option()}
+	}
+	nc, br, _, err := d.Dial(ctx, t.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +110,10 @@ func (c *Conn) Next() ([]byte, error) {
 		case ws.OpText:
 			if !h.Fin {
 				return nil, errors.New("fragmented message")
+			}
+			c.WireBytes.Add(int64(ws.HeaderSize(h) + n))
+			if h.Rsv1() {
+				return c.inflater.inflateShared(c.buf)
 			}
 			return c.buf, nil
 		case ws.OpPing:

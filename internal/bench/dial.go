@@ -19,6 +19,9 @@ type Target struct {
 	// Progress receives a status line every second while a scenario runs;
 	// nil prints nothing.
 	Progress io.Writer
+	// Compression offers permessage-deflate on every connection, as
+	// browsers do; compressed messages are inflated by the readers.
+	Compression bool
 }
 
 // dialAll opens n connections, at most parallel at a time, and calls setup
@@ -64,7 +67,7 @@ func dialAll(ctx context.Context, t Target, n, parallel, readBuffer int, setup f
 func dialOne(ctx context.Context, t Target, readBuffer, i int, setup func(int, *Conn) error) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, t.URL, t.Token, readBuffer)
+	c, err := Dial(ctx, t, readBuffer)
 	if err != nil {
 		return nil, err
 	}

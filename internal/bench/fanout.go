@@ -17,6 +17,7 @@ type FanoutConfig struct {
 	Inflight    int           // publishes awaiting their reply; default: see defaultInflight
 	Duration    time.Duration // of publishing
 	Parallel    int           // connections dialled at a time; default 50
+	Chat        bool          // payloads are realistic chat JSON, not padding
 }
 
 // FanoutResult is what the fanout scenario measured. Elapsed runs from the
@@ -44,6 +45,8 @@ type FanoutResult struct {
 	ServerRSS        int64    `json:"server_rss_bytes,omitempty"`
 	LoadCPU          CPUUse   `json:"load_cpu"`
 	LoadCPUPerMsg    float64  `json:"load_cpu_us_per_delivered"`
+	Compression      bool     `json:"compression"`
+	WireBytesPerMsg  float64  `json:"wire_bytes_per_delivered"`
 	FirstError       string   `json:"first_error,omitempty"`
 	PublishLastError string   `json:"publish_last_error,omitempty"`
 }
@@ -81,12 +84,13 @@ func Fanout(ctx context.Context, c FanoutConfig) (*FanoutResult, error) {
 		subs[i] = newSubscriber(cn)
 		go subs[i].read(c.Channel, &latency)
 	}
-	pc, err := Dial(ctx, c.URL, c.Token, 16<<10)
+	pc, err := Dial(ctx, c.Target, 16<<10)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
 	defer pc.Close()
 	pub := newPublisher(pc, c.Channel, c.Size, c.Inflight, &acks)
+	pub.chat = c.Chat
 
 	stop := make(chan struct{})
 	start := time.Now()
@@ -152,7 +156,14 @@ func fanoutResult(c FanoutConfig, subs []*subscriber, pub *publisher, elapsed ti
 		Delivered:       t.distinct, DeliveredPerSec: float64(t.distinct) / elapsed.Seconds(),
 		Duplicated: t.dups, OutOfOrder: t.outOfOrder, Disconnected: t.failed,
 		LoadCPU: self, LoadCPUPerMsg: perMessage(time.Duration(self.CPU), t.distinct),
-		PublishLastError: pub.errorText(),
+		PublishLastError: pub.errorText(), Compression: c.Compression,
+	}
+	var wire int64
+	for _, s := range subs {
+		wire += s.conn.WireBytes.Load()
+	}
+	if t.received > 0 {
+		r.WireBytesPerMsg = float64(wire) / float64(t.received)
 	}
 	if want > t.distinct {
 		r.Lost = want - t.distinct
@@ -181,6 +192,7 @@ func (r *FanoutResult) Table() []Row {
 		{"published", fmt.Sprintf("%s (%s), %d errors", count(r.Published), rate(r.PublishedPerSec), r.PublishErrors)},
 		{"delivered", count(r.Delivered)},
 		{"delivered/s", rate(r.DeliveredPerSec)},
+		{"bytes on the wire", fmt.Sprintf("%.0f B per delivered message (compression %v)", r.WireBytesPerMsg, r.Compression)},
 		{"lost", count(r.Lost)},
 		{"duplicated", count(r.Duplicated)},
 		{"out of order", count(r.OutOfOrder)},

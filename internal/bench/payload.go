@@ -2,7 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,6 +31,59 @@ func appendPayload(b []byte, seq uint64, sent time.Time, size int) []byte {
 	}
 	return append(b, `"}`...)
 }
+
+// appendChatPayload is appendPayload with the padding a chat message as
+// chat services send it (shaped like a Slack message event: the text, and
+// again as rich-text blocks, the sender's profile, reactions, a thread),
+// different in each publication, so that it compresses as real chat JSON
+// does rather than as a run of one letter.
+func appendChatPayload(b []byte, seq uint64, sent time.Time, size int) []byte {
+	rng := rand.New(rand.NewPCG(seq, 0x6865726c64))
+	start := len(b)
+	b = append(b, `{"s":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, sent.UnixNano(), 10)
+	var text []byte
+	for n := 20 + rng.IntN(50); len(text) < n; {
+		text = append(append(text, chatWords[rng.IntN(len(chatWords))]...), ' ')
+	}
+	text = text[:len(text)-1]
+	name, uid, hash := chatNames[rng.IntN(len(chatNames))], rng.Uint32(), rng.Uint64()
+	ts := fmt.Sprintf("%d.%06d", sent.Unix(), rng.IntN(1e6))
+	b = fmt.Appendf(b, `,"p":{"type":"message","client_msg_id":"%08x-%04x-4%03x-a%03x-%012x","text":"%s","user":"U%08X","ts":"%s","team":"T024BE7LD","channel":"C2147483705",`+
+		`"blocks":[{"type":"rich_text","block_id":"%05x","elements":[{"type":"rich_text_section","elements":[{"type":"text","text":"%s"}]}]}],`+
+		`"user_profile":{"avatar_hash":"%012x","image_72":"https://avatars.slack-edge.com/2026-01-01/%d_%012x_72.png","image_192":"https://avatars.slack-edge.com/2026-01-01/%d_%012x_192.png","first_name":"%s","real_name":"%s","display_name":"%s","team":"T024BE7LD","name":"%s","is_restricted":false,"is_ultra_restricted":false},`+
+		`"thread_ts":"%s","reply_count":%d,"reactions":[`,
+		rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), rng.IntN(1<<12), rng.Uint64()&(1<<48-1), text, uid, ts, rng.IntN(1<<20), text,
+		hash&(1<<48-1), uid, hash&(1<<48-1), uid, hash&(1<<48-1), name, name, name, name, ts, rng.IntN(12))
+	for i := 0; len(b)-start < size-120; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `{"name":"%s","users":["U%08X","U%08X"],"count":2}`, chatEmoji[rng.IntN(len(chatEmoji))], rng.Uint32(), rng.Uint32())
+	}
+	b = append(b, `],"edited":false,"topic":"`...)
+	for len(b)-start < size-3 {
+		w := chatWords[rng.IntN(len(chatWords))]
+		w = w[:min(len(w), size-3-(len(b)-start))]
+		b = append(b, w...)
+		if len(b)-start < size-3 {
+			b = append(b, ' ')
+		}
+	}
+	return append(b, `"}}`...)
+}
+
+var chatEmoji = []string{"thumbsup", "tada", "eyes", "heart", "rocket", "white_check_mark", "joy", "pray"}
+
+var chatNames = []string{"ada", "grace", "linus", "margaret", "ken", "barbara", "dennis", "frances", "edsger", "radia"}
+
+var chatWords = strings.Fields(`the a to and of I you it is that in we for this on have with be
+are not just was so but can if do at what about my me will all get like there think
+one know how no yes up out they your now time when some would should could meeting deploy
+build release tomorrow today morning lunch coffee review merge branch fix bug test server
+client channel message latency looks good thanks sure ok maybe later please check again`)
 
 // appendPublish appends a publish request for data.
 func appendPublish(b []byte, id uint64, channel string, data []byte) []byte {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -55,5 +56,25 @@ func TestParseDoesNotAllocate(t *testing.T) {
 	mp := newMessageParser("bench")
 	if n := testing.AllocsPerRun(100, func() { mp.parse(msg); parseMessage(msg) }); n != 0 {
 		t.Errorf("parsing allocates %v times", n)
+	}
+}
+
+// TestChatPayload: a chat payload has the requested size, is valid JSON,
+// carries the sequence number where readers find it, and differs from one
+// publication to the next.
+// (A size below the fixed fields, about 900 bytes, gives a longer payload.)
+func TestChatPayload(t *testing.T) {
+	sent := time.Now()
+	for seq := range uint64(500) {
+		if p := appendChatPayload(nil, seq, sent, 1024); len(p) != 1024 || !json.Valid(p) {
+			t.Fatalf("chat payload of %d bytes, valid %v: %s", len(p), json.Valid(p), p)
+		}
+	}
+	a, b := appendChatPayload(nil, 7, sent, 1024), appendChatPayload(nil, 8, sent, 1024)
+	if seq, ok := parseSeq(a); !ok || seq != 7 {
+		t.Fatalf("seq %d %v", seq, ok)
+	}
+	if bytes.Equal(a[40:], b[40:]) {
+		t.Fatal("two publications with the same chat text")
 	}
 }

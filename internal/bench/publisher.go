@@ -26,6 +26,7 @@ type publisher struct {
 	// Owned by the publishing goroutine.
 	id        uint64
 	data, buf []byte
+	chat      bool // realistic chat JSON (appendChatPayload)
 }
 
 func newPublisher(c *Conn, channel string, size, inflight int, acks *Histogram) *publisher {
@@ -48,7 +49,11 @@ func (p *publisher) publish(ctx context.Context, seq uint64, sent time.Time) err
 	}
 	p.id++
 	p.sentAt[p.id%uint64(len(p.sentAt))].Store(time.Now().UnixNano())
-	p.data = appendPayload(p.data[:0], seq, sent, p.size)
+	if p.chat {
+		p.data = appendChatPayload(p.data[:0], seq, sent, p.size)
+	} else {
+		p.data = appendPayload(p.data[:0], seq, sent, p.size)
+	}
 	p.buf = appendPublish(p.buf[:0], p.id, p.channel, p.data)
 	return p.conn.WriteText(p.buf)
 }

@@ -332,3 +332,21 @@ func TestDoctorReportsLostRecovery(t *testing.T) {
 		t.Errorf("reconnect summary %q does not count the welcomes", rc.Summary)
 	}
 }
+
+// TestDoctorHeraldWithCompression: against a Herald server with
+// compression on, every check passes and the handshake reports the
+// negotiated extension and its parameters.
+func TestDoctorHeraldWithCompression(t *testing.T) {
+	url := startHerald(t, &herald.Options{Compression: true, PingInterval: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+	rep := doctor.Run(context.Background(), url, &doctor.Options{Duration: 2 * time.Second, Reconnect: 1})
+	logReport(t, rep)
+	for _, c := range rep.Checks {
+		if c.Status != doctor.Pass {
+			t.Errorf("%s: %s (%s), want pass", c.Name, c.Status, c.Summary)
+		}
+	}
+	hs := check(t, rep, "handshake")
+	if !strings.Contains(hs.Summary, "extensions permessage-deflate; server_no_context_takeover; client_no_context_takeover,") {
+		t.Errorf("handshake summary %q does not report the extension", hs.Summary)
+	}
+}

@@ -11,6 +11,8 @@
 package heraldtest
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -19,11 +21,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // Timeout bounds how long Expect and the other methods that fail the test
@@ -87,6 +92,9 @@ type DialOptions struct {
 	// Addr, when set, is the TCP address dialled instead of the URL's host,
 	// which still names the server in the Host header.
 	Addr string
+	// Compression offers permessage-deflate as browsers do
+	// ("permessage-deflate; client_max_window_bits").
+	Compression bool
 }
 
 // Conn is a raw herald.v1 client connection. Writes may come from any
@@ -97,6 +105,8 @@ type Conn struct {
 	nc  net.Conn
 	r   io.Reader
 	wmu sync.Mutex
+	// Extensions are the extensions the server accepted in the upgrade.
+	Extensions []httphead.Option
 	// IgnorePings leaves the server's pings unanswered while reading, as a
 	// dead peer would. By default reads answer them with a pong.
 	IgnorePings bool
@@ -121,11 +131,14 @@ func Dial(ctx context.Context, url string, o *DialOptions) (*Conn, error) {
 			return nd.DialContext(ctx, network, o.Addr)
 		}
 	}
-	nc, br, _, err := d.Dial(ctx, url)
+	if o.Compression {
+		d.Extensions = []httphead.Option{wsflate.Parameters{ClientMaxWindowBits: 1}.Option()}
+	}
+	nc, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{nc: nc, r: nc}
+	c := &Conn{nc: nc, r: nc, Extensions: hs.Extensions}
 	if br != nil { // the server's first frames may arrive with the upgrade
 		c.r = io.MultiReader(br, nc)
 	}
@@ -176,6 +189,34 @@ func (c *Conn) MustWriteFrame(t testing.TB, op ws.OpCode, fin bool, payload []by
 	}
 }
 
+// WriteCompressed sends one masked frame with RSV1 set (a compressed
+// message's first frame, under permessage-deflate) whatever payload holds;
+// Deflate makes a valid one.
+func (c *Conn) WriteCompressed(op ws.OpCode, fin bool, payload []byte) error {
+	f := ws.NewFrame(op, fin, payload)
+	f.Header.Rsv = ws.Rsv(true, false, false)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return ws.WriteFrame(c.nc, ws.MaskFrame(f))
+}
+
+// Deflate compresses p as one permessage-deflate message: raw deflate,
+// flushed, without the trailing 00 00 ff ff (RFC 7692 §7.2.1).
+func Deflate(p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.DefaultCompression)
+	w.Write(p)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// Inflate decompresses a permessage-deflate message's payload.
+func Inflate(p []byte) ([]byte, error) {
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+	return io.ReadAll(r)
+}
+
 // SendText sends text as one text message, whether or not it is JSON.
 func (c *Conn) SendText(text string) error {
 	return c.WriteFrame(ws.OpText, true, []byte(text))
@@ -190,7 +231,8 @@ func (c *Conn) SendJSON(v any) error {
 	return c.WriteFrame(ws.OpText, true, payload)
 }
 
-// ReadFrame returns the next frame of any kind within d, unmasked.
+// ReadFrame returns the next frame of any kind within d, unmasked and as
+// sent: a compressed message's payload is not inflated (Next inflates it).
 func (c *Conn) ReadFrame(d time.Duration) (ws.Header, []byte, error) {
 	c.nc.SetReadDeadline(time.Now().Add(d))
 	h, err := ws.ReadHeader(c.r)
@@ -233,6 +275,11 @@ func (c *Conn) Next(d time.Duration) (Frame, error) {
 			code, reason := ws.ParseCloseFrameData(payload)
 			c.WriteFrame(ws.OpClose, true, ws.NewCloseFrameBody(code, ""))
 			return Frame{}, &CloseError{Code: int(code), Reason: reason}
+		}
+		if h.Rsv1() {
+			if payload, err = Inflate(payload); err != nil {
+				return Frame{}, fmt.Errorf("inflate: %w", err)
+			}
 		}
 		return decode(payload)
 	}
@@ -365,4 +412,14 @@ func (c *Conn) Publish(id uint64, channel, data, key string) (Frame, error) {
 			return f, fmt.Errorf("unexpected %s while publishing", f)
 		}
 	}
+}
+
+// HeapAfterGC returns the bytes of live heap, after two collections, for
+// tests and benchmarks that measure what something keeps.
+func HeapAfterGC() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -85,3 +85,13 @@ export async function startBackend(secret) {
   });
   return { url: `http://${addr}`, stop: () => proc.kill() };
 }
+
+// metric reads a counter of the server's /metrics (served on its own
+// address when it has no API key).
+export async function metric(url, name) {
+  const res = await fetch(url.replace(/^ws/, 'http').replace(/\/ws$/, '/metrics'));
+  const text = await res.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`no metric ${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}

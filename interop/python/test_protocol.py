@@ -205,7 +205,13 @@ def tearDownModule():
     server.stop()
 
 
-class ProtocolTest(unittest.IsolatedAsyncioTestCase):
+class PeersTest(unittest.IsolatedAsyncioTestCase):
+    """Tests against a module's server whose connections are closed after
+    each test. url returns the server's URL: this module's by default."""
+
+    def url(self):
+        return server.url
+
     async def asyncSetUp(self):
         self.peers = []
 
@@ -214,10 +220,12 @@ class ProtocolTest(unittest.IsolatedAsyncioTestCase):
             await p.ws.close()
 
     async def connect(self, **kwargs):
-        peer, welcome = await Peer.welcomed(server.url, **kwargs)
+        peer, welcome = await Peer.welcomed(self.url(), **kwargs)
         self.peers.append(peer)
         return peer, welcome
 
+
+class ProtocolTest(PeersTest):
     async def test_welcome(self):
         peer, welcome = await self.connect()
         self.assertEqual(peer.ws.subprotocol, PROTOCOL)

@@ -26,11 +26,20 @@ client.on("state", (ch) => {
     log(`disconnected: ${ch.error?.message ?? "connection lost"}; retrying in ${(ch.retryInMs / 1000).toFixed(1)} s`, true);
   } else if (ch.state === "connected") {
     log(`connected as session ${ch.session}`);
+    showCompression();
   } else if (ch.state === "closed") {
     log(`closed${ch.error ? ": " + ch.error.message : ""}`, true);
   }
   showCountdown();
 });
+
+// showCompression shows whether the browser negotiated permessage-deflate:
+// it compresses and inflates on its own, the page only reports it.
+function showCompression() {
+  const on = client.extensions.includes("permessage-deflate");
+  $("compression").dataset.on = String(on);
+  $("compression").textContent = on ? "on (permessage-deflate)" : "off";
+}
 
 function showCountdown() {
   const at = client.nextAttemptAt;

@@ -133,6 +133,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return this.conn ? this.session : "";
   }
 
+  /**
+   * The WebSocket extensions of the current connection, "" when there is
+   * none: "permessage-deflate" when the browser (or the WebSocket
+   * implementation) negotiated compression with a server that has it on.
+   */
+  get extensions(): string {
+    return this.conn && this.session ? this.conn.extensions : "";
+  }
+
   /** When the next connection attempt starts (Date.now()), 0 when none is scheduled. */
   get nextAttemptAt(): number {
     return this.retryTimer !== undefined ? this.retryAt : 0;

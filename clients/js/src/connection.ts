@@ -8,6 +8,8 @@ import { refusal, statusFromEvent } from "./handshake.js";
  */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The extensions the server accepted, as the browser's WebSocket reports them. */
+  readonly extensions?: string;
   onopen: ((ev: any) => void) | null;
   onmessage: ((ev: any) => void) | null;
   onclose: ((ev: any) => void) | null;
@@ -116,6 +118,15 @@ export class Connection {
   /** Whether the socket opened: the server accepted the WebSocket upgrade. */
   get opened(): boolean {
     return this.isOpen;
+  }
+
+  /**
+   * The extensions the server accepted ("permessage-deflate" when messages
+   * may come compressed; the WebSocket implementation inflates them), "" for
+   * none or an implementation that does not say.
+   */
+  get extensions(): string {
+    return this.ws.extensions ?? "";
   }
 
   /** Whether the connection has ended. */

@@ -79,6 +79,14 @@ export class Connection {
     get opened() {
         return this.isOpen;
     }
+    /**
+     * The extensions the server accepted ("permessage-deflate" when messages
+     * may come compressed; the WebSocket implementation inflates them), "" for
+     * none or an implementation that does not say.
+     */
+    get extensions() {
+        return this.ws.extensions ?? "";
+    }
     /** Whether the connection has ended. */
     get ended() {
         return this.done;

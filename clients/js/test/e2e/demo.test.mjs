@@ -5,10 +5,9 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { HeraldClient } from "../../dist/index.js";
-import { ARTIFACTS, HeraldServer, buildHerald, freePort, launchBrowser, sleep, tempDir, waitFor } from "./herald.mjs";
+import { ARTIFACTS, sleep, startChat, stopChat, waitFor } from "./herald.mjs";
 
 const CHANNEL = "chat:lobby";
 
@@ -16,30 +15,16 @@ if (typeof globalThis.WebSocket !== "function") {
   throw new Error("the e2e tests need a global WebSocket: run them with node --experimental-websocket (Node 20) or Node 22+");
 }
 
-let server, browser, page, node, nodeGot;
-
+const chat = {};
 const dirs = [];
+let server, page, node, nodeGot;
 
 before(async () => {
-  const bin = await buildHerald(await tempDir(dirs, "herald-bin-"));
-  server = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-data-"));
-  await server.start();
-  browser = await launchBrowser(await tempDir(dirs, "herald-chromium-"));
-  page = await browser.newPage();
-  page.on("pageerror", (err) => console.error("page error:", err));
-
-  node = new HeraldClient(server.wsURL, { WebSocket: globalThis.WebSocket });
-  nodeGot = [];
-  await node.connect();
-  await node.subscribe(CHANNEL, (m) => nodeGot.push(m));
+  await startChat(chat, dirs, CHANNEL);
+  ({ server, page, node, nodeGot } = chat);
 });
 
-after(async () => {
-  await node?.close();
-  await browser?.close();
-  await server?.stop();
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+after(() => stopChat(chat, dirs));
 
 /** shown returns the messages the page lists, as {offset, name, text}. */
 function shown() {

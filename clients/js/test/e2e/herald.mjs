@@ -2,13 +2,14 @@
 // Debian's Chromium through playwright-core.
 
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
+import { HeraldClient } from "../../dist/index.js";
 
 export const REPO = resolve(fileURLToPath(import.meta.url), "../../../../..");
 export const ARTIFACTS = resolve(fileURLToPath(import.meta.url), "../../../artifacts");
@@ -119,6 +120,34 @@ export async function launchBrowser(profileDir) {
       "--disable-component-update", "--disable-sync",
     ],
   });
+}
+
+/**
+ * startChat fills chat with what a chat test needs: herald built and
+ * started with extraArgs (server), headless Chromium (browser) with a page,
+ * and a Node client (Node's global WebSocket) subscribed to channel (node),
+ * whose messages it collects in chat.nodeGot. Temporary directories go to
+ * dirs; stopChat ends what was started, even when startChat failed midway.
+ */
+export async function startChat(chat, dirs, channel, extraArgs = []) {
+  const bin = await buildHerald(await tempDir(dirs, "herald-bin-"));
+  chat.server = new HeraldServer(bin, await freePort(), await tempDir(dirs, "herald-data-"), extraArgs);
+  await chat.server.start();
+  chat.browser = await launchBrowser(await tempDir(dirs, "herald-chromium-"));
+  chat.page = await chat.browser.newPage();
+  chat.page.on("pageerror", (err) => console.error("page error:", err));
+  chat.node = new HeraldClient(chat.server.wsURL, { WebSocket: globalThis.WebSocket });
+  chat.nodeGot = [];
+  await chat.node.connect();
+  await chat.node.subscribe(channel, (m) => chat.nodeGot.push(m));
+}
+
+/** stopChat ends what startChat started, whatever part of it did start. */
+export async function stopChat(chat, dirs) {
+  await chat.node?.close();
+  await chat.browser?.close();
+  await chat.server?.stop();
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }
 
 export function sleep(ms) {
