@@ -13,7 +13,9 @@ import (
 // subscriber of a publication; they are never modified once queued. Enqueue
 // never blocks: a writer goroutine is started when the queue goes from empty
 // to non-empty and exits once it is empty again, so an idle connection has
-// no writer. The writer sends everything queued in one writev.
+// no writer. The writer sends everything queued in one writev. The hub
+// holds the writer while it queues a batch of publications (holdWriterLocked),
+// so that a burst goes out in one write however the broker delivered it.
 
 // sendQueue is a session's send path. The queue fields are guarded by
 // session.mu; the writer's fields are owned by the writer goroutine.
@@ -21,6 +23,7 @@ type sendQueue struct {
 	queue    net.Buffers // frames waiting for the writer
 	queued   int         // bytes in queue
 	flushing bool        // a writer goroutine is running
+	held     bool        // the writer starts at releaseWriter, not at the next frame
 	flushFn  func()      // the session's flush, bound once
 	replays  int         // subscriptions whose replay the writer feeds (subscription.go)
 
@@ -45,9 +48,32 @@ func (s *session) enqueueLocked(frame []byte) {
 func (s *session) pushLocked(frame []byte) {
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
-	if !s.flushing {
+	if !s.flushing && !s.held {
 		s.startWriterLocked()
 	}
+}
+
+// holdWriterLocked keeps the writer from writing until releaseWriter, so
+// that the frames of a batch of deliveries go out together: a writer that
+// runs stops before its next write. It reports whether it held the writer:
+// false when another batch holds it. s.mu must be held.
+func (s *session) holdWriterLocked() bool {
+	if s.held {
+		return false
+	}
+	s.held = true
+	return true
+}
+
+// releaseWriter ends holdWriterLocked, starting the writer for what was
+// queued meanwhile.
+func (s *session) releaseWriter() {
+	s.mu.Lock()
+	s.held = false
+	if !s.flushing && (len(s.queue) > 0 || s.replays > 0) {
+		s.startWriterLocked()
+	}
+	s.mu.Unlock()
 }
 
 // startWriterLocked starts the writer goroutine; it must not be running
@@ -62,16 +88,17 @@ func (s *session) startWriterLocked() {
 
 // flush writes queued frames until the queue is empty and no replay is
 // left to queue: each time the queue is empty, it queues the next piece of
-// a replay (replayNext), so a replay goes at the pace of the client.
+// a replay (replayNext), so a replay goes at the pace of the client. It
+// stops while a batch holds the writer; releaseWriter starts it again.
 func (s *session) flush() {
 	for {
 		s.mu.Lock()
-		for len(s.queue) == 0 && s.replays > 0 && !s.closing {
+		for len(s.queue) == 0 && s.replays > 0 && !s.closing && !s.held {
 			s.mu.Unlock()
 			s.replayNext()
 			s.mu.Lock()
 		}
-		if len(s.queue) == 0 {
+		if len(s.queue) == 0 || s.held {
 			s.flushing = false
 			s.mu.Unlock()
 			return
@@ -85,6 +112,7 @@ func (s *session) flush() {
 		s.setWriteDeadline()
 		n, err := s.batch.WriteTo(s.conn) // consumes s.batch
 		s.srv.metrics.framesSent.Add(float64(len(batch)))
+		s.srv.metrics.writes.Inc()
 		s.srv.metrics.sentBytes.Add(float64(n))
 		clear(batch)
 		s.batch = batch[:0]
@@ -155,6 +183,7 @@ func (s *session) ping() {
 	n, err := s.writeNow(pingFrame)
 	if n > 0 {
 		s.srv.metrics.framesSent.Inc()
+		s.srv.metrics.writes.Inc()
 		s.srv.metrics.sentBytes.Add(float64(n))
 	}
 	if err != nil {

@@ -176,6 +176,17 @@ type Broker interface {
 	Close() error
 }
 
+// BatchRunner is a Broker whose publications can reach the node several at
+// a time, as those of a Redis subscription do. RunBatches is Run with a
+// deliver that takes every publication that has arrived and not been
+// delivered yet, in arrival order (offset order for each channel), so that
+// the node queues them all for its connections before writing any: a burst
+// goes out in one write per connection. The guards and errors are Run's,
+// and Run and RunBatches exclude each other.
+type BatchRunner interface {
+	RunBatches(ctx context.Context, deliver func([]Publication)) error
+}
+
 // The errors of Broker.Run's guards, the same for every broker.
 var (
 	// ErrNoDeliver is returned by Run when its deliver func is nil.

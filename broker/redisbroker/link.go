@@ -34,6 +34,17 @@ type link struct {
 	gen      uint64        // of conn; grows with every connection
 	up       bool          // conn subscribes every channel of the set
 	changed  chan struct{} // closed and replaced when up or conn changes
+
+	// inbox carries publications from the connection's reader to
+	// deliverLoop, which delivers what has arrived in batches.
+	inbox chan received
+}
+
+// received is a publication read from the pub/sub connection of
+// generation gen.
+type received struct {
+	gen uint64
+	p   broker.Publication
 }
 
 // Reconnection backoff of the pub/sub connection.
@@ -43,10 +54,15 @@ const (
 	// subscribeBatch is the most channels one SUBSCRIBE names when a
 	// connection subscribes its whole set.
 	subscribeBatch = 500
+	// inboxSize is how many publications read from Redis may wait for
+	// deliverLoop; past that the reader waits, and Redis buffers. It is also
+	// the most publications one batch holds.
+	inboxSize = 1024
 )
 
 func newLink(b *Broker) *link {
-	return &link{b: b, stop: make(chan struct{}), seed: maphash.MakeSeed(), channels: make(map[string]struct{}), changed: make(chan struct{})}
+	return &link{b: b, stop: make(chan struct{}), seed: maphash.MakeSeed(), channels: make(map[string]struct{}), changed: make(chan struct{}),
+		inbox: make(chan received, inboxSize)}
 }
 
 // lockCalls locks the Subscribe and Unsubscribe calls of channel.
@@ -277,12 +293,8 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 	return nil
 }
 
-// onMessage delivers a pub/sub message of connection gen: "OFFSET EPOCH
-// TIME CLEN ULEN CLIENTUSERDATA" on the channel's pub/sub name. Messages of a channel no longer
-// subscribed, or of a connection that was replaced, are dropped. The check
-// and the delivery hold runMu, so a message the reader of a failed
-// connection still holds can neither overtake nor run alongside the
-// messages of the next connection.
+// onMessage hands a pub/sub message of connection gen, "OFFSET EPOCH TIME
+// CLEN ULEN CLIENTUSERDATA" on the channel's pub/sub name, to deliverLoop.
 func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	channel, ok := strings.CutPrefix(m.Channel, l.b.pubPrefix)
 	if !ok || l.b.presenceMessage(channel, m.Message) {
@@ -293,15 +305,61 @@ func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 		l.b.log.Error("redis pub/sub: bad message", "channel", channel, "err", err)
 		return
 	}
+	select {
+	case l.inbox <- received{gen, p}:
+	case <-l.stop:
+	}
+}
+
+// deliverLoop delivers the publications of the inbox until close: each
+// call of run gets all that arrived while the previous one ran, so that a
+// burst that Redis sends one message at a time reaches the node's
+// connections as one batch. Messages of a channel no longer subscribed, or
+// of a connection that was replaced, are dropped. The check and the
+// delivery hold runMu, so a message the reader of a failed connection
+// still held can neither overtake nor run alongside the messages of the
+// next connection.
+func (l *link) deliverLoop() {
+	defer l.b.stopped.Done()
+	var got []received
+	var batch []broker.Publication
+	for {
+		select {
+		case r := <-l.inbox:
+			got, batch = l.deliver(append(got[:0], r), batch[:0])
+			clear(got)
+			clear(batch)
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// deliver takes what else the inbox holds into got, up to inboxSize in
+// all, and runs those publications that are still wanted, collected in
+// batch.
+func (l *link) deliver(got []received, batch []broker.Publication) ([]received, []broker.Publication) {
 	l.b.runMu.Lock()
 	defer l.b.runMu.Unlock()
-	l.mu.RLock()
-	_, subscribed := l.channels[channel]
-	current := l.gen == gen
-	l.mu.RUnlock()
-	if subscribed && current && l.b.run != nil {
-		l.b.run(p)
+	for more := true; more && len(got) < inboxSize; {
+		select {
+		case r := <-l.inbox:
+			got = append(got, r)
+		default:
+			more = false
+		}
 	}
+	l.mu.RLock()
+	for _, r := range got {
+		if _, subscribed := l.channels[r.p.Channel]; subscribed && r.gen == l.gen {
+			batch = append(batch, r.p)
+		}
+	}
+	l.mu.RUnlock()
+	if len(batch) > 0 && l.b.run != nil {
+		l.b.run(batch)
+	}
+	return got, batch
 }
 
 // decodeMessage parses "OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA" (see

@@ -149,7 +149,7 @@ type Broker struct {
 	presence *presence // presence.go
 
 	runMu sync.Mutex // held around every call of run
-	run   func(broker.Publication)
+	run   func([]broker.Publication)
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close
@@ -204,8 +204,9 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("%w: redis: %w", broker.ErrUnavailable, err)
 	}
 	b.link = newLink(b)
-	b.stopped.Add(3)
+	b.stopped.Add(4)
 	go b.link.loop()
+	go b.link.deliverLoop()
 	go b.keepAlive()
 	go b.refreshPresence()
 	if err := b.link.waitUp(ctx, 5*b.timeout); err != nil {
@@ -280,6 +281,19 @@ func (b *Broker) Check(ctx context.Context) error {
 // another returns broker.ErrRunning at once. When Run returns, deliver is no longer
 // called.
 func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) error {
+	if deliver == nil {
+		return broker.ErrNoDeliver
+	}
+	return b.RunBatches(ctx, func(ps []broker.Publication) {
+		for _, p := range ps {
+			deliver(p)
+		}
+	})
+}
+
+// RunBatches implements broker.BatchRunner: deliver gets every publication
+// read from the pub/sub connection since its last call (see deliverLoop).
+func (b *Broker) RunBatches(ctx context.Context, deliver func([]broker.Publication)) error {
 	if deliver == nil {
 		return broker.ErrNoDeliver
 	}
