@@ -60,9 +60,10 @@ type session struct {
 	fr           frameReader
 	br           readBuffer
 	identity     auth.Identity
-	limiter      bucket      // requests and frames
-	publishBytes bucket      // bytes of published data
-	errTimes     []time.Time // recent bad requests
+	limiter      bucket        // requests and frames
+	publishBytes bucket        // bytes of published data
+	errTimes     []time.Time   // recent bad requests
+	pubs         *publishBatch // publishes of this read waiting to go to the broker together
 }
 
 func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id auth.Identity, authed bool) *session {

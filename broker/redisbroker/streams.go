@@ -23,6 +23,35 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
+	x := b.publishExec(channel, data, opts)
+	_, pos, err := b.exec(ctx, "publish", publishScript, x.Keys, x.Args)
+	return pos, err
+}
+
+// PublishBatch implements broker.BatchPublisher: the publishes go to Redis
+// in one pipeline, in order, within one Options.Timeout.
+func (b *Broker) PublishBatch(ctx context.Context, reqs []broker.PublishRequest, res []broker.PublishResult) {
+	if len(reqs) == 1 || b.closed.Load() {
+		// ExecMulti makes sure of the script first, a round trip that Exec
+		// saves.
+		for i, r := range reqs {
+			res[i].Pos, res[i].Err = b.Publish(ctx, r.Channel, r.Data, r.Opts)
+		}
+		return
+	}
+	execs := make([]rueidis.LuaExec, len(reqs))
+	for i, r := range reqs {
+		execs[i] = b.publishExec(r.Channel, r.Data, r.Opts)
+	}
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	for i, r := range publishScript.ExecMulti(ctx, b.client, execs...) {
+		res[i].Pos, res[i].Err = b.positionOf(ctx, "publish", r)
+	}
+}
+
+// publishExec returns the keys and arguments of publishScript.
+func (b *Broker) publishExec(channel string, data []byte, opts broker.PublishOptions) rueidis.LuaExec {
 	h := b.history.For(channel)
 	keys := b.streamKeys(channel)
 	if opts.Key != "" {
@@ -37,8 +66,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		opts.From.Client,
 		opts.From.User,
 	)
-	_, pos, err := b.exec(ctx, "publish", publishScript, keys, args)
-	return pos, err
+	return rueidis.LuaExec{Keys: keys, Args: args}
 }
 
 // Position implements broker.Broker. It creates the channel's stream when
@@ -89,15 +117,26 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 func (b *Broker) exec(ctx context.Context, op string, script *rueidis.Lua, keys, args []string) ([]rueidis.RedisMessage, broker.StreamPosition, error) {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	reply, err := script.Exec(ctx, b.client, keys, args).ToArray()
+	r := script.Exec(ctx, b.client, keys, args)
+	pos, err := b.positionOf(ctx, op, r)
 	if err != nil {
-		return nil, broker.StreamPosition{}, b.wrap(ctx, op, err)
+		return nil, broker.StreamPosition{}, err
+	}
+	reply, _ := r.ToArray()
+	return reply, pos, nil
+}
+
+// positionOf returns the position that starts a script's reply r.
+func (b *Broker) positionOf(ctx context.Context, op string, r rueidis.RedisResult) (broker.StreamPosition, error) {
+	reply, err := r.ToArray()
+	if err != nil {
+		return broker.StreamPosition{}, b.wrap(ctx, op, err)
 	}
 	pos, err := position(reply)
 	if err != nil {
-		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
+		return broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
 	}
-	return reply, pos, nil
+	return pos, nil
 }
 
 // streamKeys returns the keys of the channel's stream hash and history.
