@@ -53,12 +53,14 @@ func (s *session) pushLocked(frame []byte) {
 	}
 }
 
-// holdWriterLocked keeps the writer from writing until releaseWriter, so
-// that the frames of a batch of deliveries go out together: a writer that
-// runs stops before its next write. It reports whether it held the writer:
-// false when another batch holds it. s.mu must be held.
+// holdWriterLocked keeps the writer from starting until releaseWriter, so
+// that the frames of a batch of deliveries go out together. It reports
+// whether it did: false when the writer runs already (it takes the frames
+// as they come) or another batch holds it. A running writer is not
+// stopped: batches that follow each other closely must not keep it from
+// writing. s.mu must be held.
 func (s *session) holdWriterLocked() bool {
-	if s.held {
+	if s.flushing || s.held {
 		return false
 	}
 	s.held = true
@@ -70,7 +72,7 @@ func (s *session) holdWriterLocked() bool {
 func (s *session) releaseWriter() {
 	s.mu.Lock()
 	s.held = false
-	if !s.flushing && (len(s.queue) > 0 || s.replays > 0) {
+	if !s.flushing && len(s.queue) > 0 {
 		s.startWriterLocked()
 	}
 	s.mu.Unlock()
@@ -88,17 +90,16 @@ func (s *session) startWriterLocked() {
 
 // flush writes queued frames until the queue is empty and no replay is
 // left to queue: each time the queue is empty, it queues the next piece of
-// a replay (replayNext), so a replay goes at the pace of the client. It
-// stops while a batch holds the writer; releaseWriter starts it again.
+// a replay (replayNext), so a replay goes at the pace of the client.
 func (s *session) flush() {
 	for {
 		s.mu.Lock()
-		for len(s.queue) == 0 && s.replays > 0 && !s.closing && !s.held {
+		for len(s.queue) == 0 && s.replays > 0 && !s.closing {
 			s.mu.Unlock()
 			s.replayNext()
 			s.mu.Lock()
 		}
-		if len(s.queue) == 0 || s.held {
+		if len(s.queue) == 0 {
 			s.flushing = false
 			s.mu.Unlock()
 			return
