@@ -139,13 +139,13 @@ func TestBatchFromBrokerReachesEachConnectionInOneWrite(t *testing.T) {
 	}
 	// Each connection has had two writes, its welcome and its subscribed,
 	// once the server counted them (after the client read them).
-	for deadline := time.Now().Add(5 * time.Second); metricValue(t, reg, "herald_socket_writes_total") < 2*conns; {
+	for deadline := time.Now().Add(5 * time.Second); heraldtest.Counter(t, reg, "herald_socket_writes_total") < 2*conns; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%v writes, want %d", metricValue(t, reg, "herald_socket_writes_total"), 2*conns)
+			t.Fatalf("%v writes, want %d", heraldtest.Counter(t, reg, "herald_socket_writes_total"), 2*conns)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	before := metricValue(t, reg, "herald_socket_writes_total")
+	before := heraldtest.Counter(t, reg, "herald_socket_writes_total")
 	deliver(batch)
 	for _, c := range cs {
 		for i := range n {
@@ -154,23 +154,7 @@ func TestBatchFromBrokerReachesEachConnectionInOneWrite(t *testing.T) {
 			}
 		}
 	}
-	if writes := metricValue(t, reg, "herald_socket_writes_total") - before; writes != conns {
+	if writes := heraldtest.Counter(t, reg, "herald_socket_writes_total") - before; writes != conns {
 		t.Errorf("a batch of %d publications to %d subscribers took %v socket writes, want one each", n, conns, writes)
 	}
-}
-
-// metricValue returns the value of the registry's counter name.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
