@@ -111,11 +111,9 @@ func (h *hub) deliver(p broker.Publication) {
 // several of its publications writes them in one go.
 func (h *hub) deliverBatch(ps []broker.Publication) {
 	held := h.held.Get().(*[]*session)
-	h.mu.RLock()
 	for _, p := range ps {
 		*held = h.fanOut(p, *held)
 	}
-	h.mu.RUnlock()
 	for i, s := range *held {
 		s.releaseWriter()
 		(*held)[i] = nil
@@ -125,8 +123,10 @@ func (h *hub) deliverBatch(ps []broker.Publication) {
 }
 
 // fanOut queues p on the channel's local subscribers and appends those
-// whose writer it held to held. h.mu must be held for reading.
+// whose writer it held to held.
 func (h *hub) fanOut(p broker.Publication, held []*session) []*session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	subs := h.channels[p.Channel]
 	if len(subs) == 0 {
 		return held

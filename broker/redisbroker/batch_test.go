@@ -14,7 +14,7 @@ import (
 // Publications that Redis sends a node one message at a time while the
 // node is still delivering an earlier one reach it as one batch, in order.
 func TestPublicationsArrivingDuringDeliveryComeAsOneBatch(t *testing.T) {
-	const n = 50
+	const n = 30 // within a batch
 	r := startRedis(t)
 	prefix := "burst:"
 	pub := newBroker(t, r, redisbroker.Options{Prefix: prefix})

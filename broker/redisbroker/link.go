@@ -55,9 +55,12 @@ const (
 	// connection subscribes its whole set.
 	subscribeBatch = 500
 	// inboxSize is how many publications read from Redis may wait for
-	// deliverLoop; past that the reader waits, and Redis buffers. It is also
-	// the most publications one batch holds.
+	// deliverLoop; past that the reader waits, and Redis buffers.
 	inboxSize = 1024
+	// maxBatch is the most publications one delivery holds: the node
+	// queues them all before writing any, which takes about 0.2 µs per
+	// subscriber for each, so it bounds how long the first waits.
+	maxBatch = 32
 )
 
 func newLink(b *Broker) *link {
@@ -335,13 +338,13 @@ func (l *link) deliverLoop() {
 	}
 }
 
-// deliver takes what else the inbox holds into got, up to inboxSize in
+// deliver takes what else the inbox holds into got, up to maxBatch in
 // all, and runs those publications that are still wanted, collected in
 // batch.
 func (l *link) deliver(got []received, batch []broker.Publication) ([]received, []broker.Publication) {
 	l.b.runMu.Lock()
 	defer l.b.runMu.Unlock()
-	for more := true; more && len(got) < inboxSize; {
+	for more := true; more && len(got) < maxBatch; {
 		select {
 		case r := <-l.inbox:
 			got = append(got, r)
