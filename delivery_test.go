@@ -1,6 +1,7 @@
 package herald_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -8,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
@@ -94,4 +98,63 @@ func TestThousandConnectionsLeaveNoGoroutines(t *testing.T) {
 	waitFor(t, "goroutines to return to baseline", func() bool {
 		return runtime.NumGoroutine() <= before+10
 	})
+}
+
+// burstBroker is a memory broker whose deliveries the test makes: Deliver
+// hands the server a batch, as the Redis broker hands it what arrived.
+type burstBroker struct {
+	*broker.Memory
+	run chan func([]broker.Publication)
+}
+
+func (b *burstBroker) RunBatches(ctx context.Context, deliver func([]broker.Publication)) error {
+	b.run <- deliver
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A batch of publications from the broker reaches each subscriber in one
+// socket write: its writer starts once the whole batch is queued, not at
+// the first publication, when it would write the first ones on its own
+// while the rest are being queued.
+func TestBatchFromBrokerReachesEachConnectionInOneWrite(t *testing.T) {
+	b := &burstBroker{Memory: broker.NewMemory(nil), run: make(chan func([]broker.Publication), 1)}
+	t.Cleanup(func() { b.Close() })
+	reg := prometheus.NewRegistry()
+	srv := startServer(t, &herald.Options{Broker: b, Registry: reg})
+	deliver := <-b.run
+	const conns, n = 10, 300
+	cs := make([]*heraldtest.Conn, conns)
+	for i := range cs {
+		cs[i] = heraldtest.DialWelcome(t, srv.url, nil)
+		cs[i].Subscribe(t, 1, "feed", nil)
+	}
+	pos, err := b.Position(context.Background(), "feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]broker.Publication, n)
+	for i := range batch {
+		batch[i] = broker.Publication{Channel: "feed", Epoch: pos.Epoch, Offset: uint64(i + 1), Data: []byte(`"` + strings.Repeat("x", 100) + `"`)}
+	}
+	// Each connection has had two writes, its welcome and its subscribed,
+	// once the server counted them (after the client read them).
+	for deadline := time.Now().Add(5 * time.Second); heraldtest.Counter(t, reg, "herald_socket_writes_total") < 2*conns; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v writes, want %d", heraldtest.Counter(t, reg, "herald_socket_writes_total"), 2*conns)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := heraldtest.Counter(t, reg, "herald_socket_writes_total")
+	deliver(batch)
+	for _, c := range cs {
+		for i := range n {
+			if f := c.Expect(t, "message"); f.Fields()["offset"] != float64(i+1) {
+				t.Fatalf("message %d: %s", i+1, f)
+			}
+		}
+	}
+	if writes := heraldtest.Counter(t, reg, "herald_socket_writes_total") - before; writes != conns {
+		t.Errorf("a batch of %d publications to %d subscribers took %v socket writes, want one each", n, conns, writes)
+	}
 }

@@ -19,10 +19,12 @@
 //     compressed messages are inflated (compress.go).
 //  4. requests.go: each message is decoded and served, within the rate and
 //     error limits of limits.go and the rules of access.go; subscription.go
-//     joins channels and replays what a client missed.
+//     joins channels and replays what a client missed; publish_batch.go
+//     sends the publishes of one read to a batch-capable broker together.
 //  5. hub.go: a publication from the broker is fanned out to local
 //     subscribers, its frame built once (frame.go) and compressed at most
-//     once for those that negotiated permessage-deflate (compress.go).
+//     once for those that negotiated permessage-deflate (compress.go); a
+//     batch of them is queued before any subscriber's writer starts.
 //  6. send.go: frames wait in the connection's bounded queue and are written
 //     in batches.
 //  7. close.go: the connection ends, with a close handshake or without one,

@@ -20,10 +20,13 @@ type hub struct {
 	// joining holds, for a channel whose first local subscriber is still
 	// subscribing the node at the broker, a channel closed when that is done.
 	joining map[string]chan struct{}
+	// held pools the lists of sessions whose writer a batch holds.
+	held sync.Pool
 }
 
 func newHub(m *metrics) *hub {
-	return &hub{metrics: m, channels: make(map[string]map[*session]*subscription), joining: make(map[string]chan struct{})}
+	return &hub{metrics: m, channels: make(map[string]map[*session]*subscription), joining: make(map[string]chan struct{}),
+		held: sync.Pool{New: func() any { return new([]*session) }}}
 }
 
 // add subscribes s to channel with sub and reports whether it is the
@@ -95,24 +98,50 @@ func (h *hub) has(channel string) bool {
 	return len(h.channels[channel]) > 0
 }
 
-// deliver fans a publication out to the channel's local subscribers. The
-// message and its WebSocket frame are encoded once, and compressed at most
-// once, and the same bytes are queued on every subscriber; queueing never
-// blocks.
+// deliver fans a publication out to the channel's local subscribers (see
+// deliverBatch).
 func (h *hub) deliver(p broker.Publication) {
+	h.deliverBatch([]broker.Publication{p})
+}
+
+// deliverBatch fans publications out to their channels' local subscribers.
+// Each message and its WebSocket frame are encoded once, and compressed at
+// most once, and the same bytes are queued on every subscriber; queueing
+// never blocks. A subscriber's
+// writer starts once the whole batch is queued, so a connection that gets
+// several of its publications writes them in one go.
+func (h *hub) deliverBatch(ps []broker.Publication) {
+	held := h.held.Get().(*[]*session)
+	for _, p := range ps {
+		*held = h.fanOut(p, *held)
+	}
+	for i, s := range *held {
+		s.releaseWriter()
+		(*held)[i] = nil
+	}
+	*held = (*held)[:0]
+	h.held.Put(held)
+}
+
+// fanOut queues p on the channel's local subscribers and appends those
+// whose writer it held to held.
+func (h *hub) fanOut(p broker.Publication, held []*session) []*session {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	subs := h.channels[p.Channel]
 	if len(subs) == 0 {
-		return
+		return held
 	}
 	start := time.Now()
 	frame := sharedFrame{plain: messageFrame(p)}
 	for s, sub := range subs {
-		s.deliver(sub, p, frame.to(s))
+		if s.deliver(sub, p, frame.to(s)) {
+			held = append(held, s)
+		}
 	}
 	h.metrics.delivered.Add(float64(len(subs)))
 	observeSince(h.metrics.fanoutSeconds, start)
+	return held
 }
 
 // count returns the number of channels with local subscribers.

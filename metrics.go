@@ -24,6 +24,7 @@ type metrics struct {
 	receivedBytes      prometheus.Counter
 	delivered          prometheus.Counter
 	framesSent         prometheus.Counter
+	writes             prometheus.Counter
 	sentBytes          prometheus.Counter
 	publishSeconds     prometheus.Histogram
 	fanoutSeconds      prometheus.Histogram
@@ -72,6 +73,7 @@ func newMetrics(reg prometheus.Registerer, b broker.Broker) *metrics {
 		receivedBytes:      counter("received_bytes_total", "Bytes of messages received from clients."),
 		delivered:          counter("messages_delivered_total", "Publications queued for subscribers (one per subscriber)."),
 		framesSent:         counter("frames_sent_total", "WebSocket frames written to clients."),
+		writes:             counter("socket_writes_total", "Writes to client sockets, each of one or more frames: frames_sent_total over this is the frames per write."),
 		sentBytes:          counter("sent_bytes_total", "Bytes written to clients."),
 		publishSeconds:     hist("publish_duration_seconds", "Time the broker took to accept a publish.", latency),
 		fanoutSeconds:      hist("fanout_duration_seconds", "Time to queue one publication for every local subscriber.", latency),

@@ -157,6 +157,8 @@ func (s *session) readBuffered() (err error) {
 	defer s.recoverPanic(&err)
 	s.br.acquire()
 	defer s.br.release()
+	s.batchPublishes()
+	defer s.flushPublishes()
 	for {
 		msg, err := s.fr.next(s)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 func (s *session) handle(data []byte) {
 	f, err := protocol.Decode(data)
 	if err != nil {
+		s.flushPublishes()
 		var perr *protocol.Error
 		if !errors.As(err, &perr) {
 			perr = &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}
@@ -22,12 +23,16 @@ func (s *session) handle(data []byte) {
 		s.reply(perr)
 		return
 	}
+	if _, ok := f.(*protocol.Publish); !ok {
+		s.flushPublishes() // served in order: the publishes before it first
+	}
 	var id uint64
 	if r, ok := f.(protocol.Request); ok {
 		id = r.RequestID()
 	}
 	if ok, wait := s.limiter.take(time.Now(), s.srv.opts.Rate, s.srv.opts.Burst); !ok {
 		s.srv.metrics.rateLimitedReplies.Inc()
+		s.flushPublishes()
 		s.reply(&protocol.Error{ID: id, Code: protocol.CodeRateLimited, Message: "too many requests", RetryAfterMS: max(wait.Milliseconds(), 1)})
 		// Read nothing more until the client may send again: a flood then
 		// costs the server no more than the rate allows.
@@ -69,8 +74,12 @@ func (s *session) handle(data []byte) {
 func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 	if e := s.authorize(ActionPublish, req.Channel); e != nil {
 		e.ID = req.ID
+		s.flushPublishes()
 		s.reply(e)
 		return
+	}
+	if s.srv.hooks.endpoint(hookPublish, protocol.Namespace(req.Channel)) != nil {
+		s.flushPublishes() // the hook may take long, or refuse
 	}
 	data, ok := s.publishData(req)
 	if !ok {
@@ -79,18 +88,17 @@ func (s *session) publish(ctx context.Context, req *protocol.Publish) {
 	start := time.Now()
 	if ok, wait := s.publishAllowed(start, len(data)); !ok {
 		s.srv.metrics.rateLimitedReplies.Inc()
+		s.flushPublishes()
 		s.reply(&protocol.Error{ID: req.ID, Code: protocol.CodeRateLimited, Message: "too many bytes published; slow down", RetryAfterMS: max(wait.Milliseconds(), 1)})
 		return
 	}
-	pos, err := s.srv.broker.Publish(ctx, req.Channel, data, broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.member()})
-	observeSince(s.srv.metrics.publishSeconds, start)
-	if err != nil {
-		s.brokerError(req.ID, "publish", err)
+	r := broker.PublishRequest{Channel: req.Channel, Data: data, Opts: broker.PublishOptions{Key: s.keyScope().of(req.Key), From: s.member()}}
+	if s.queuePublish(req.ID, r, start) {
 		return
 	}
-	if req.ID != 0 {
-		s.send(&protocol.Published{ID: req.ID, Channel: req.Channel, Offset: pos.Offset})
-	}
+	pos, err := s.srv.broker.Publish(ctx, r.Channel, r.Data, r.Opts)
+	observeSince(s.srv.metrics.publishSeconds, start)
+	s.published(req.ID, req.Channel, pos, err)
 }
 
 // brokerError answers a request the broker could not serve. It is not the

@@ -13,7 +13,9 @@ import (
 // subscriber of a publication; they are never modified once queued. Enqueue
 // never blocks: a writer goroutine is started when the queue goes from empty
 // to non-empty and exits once it is empty again, so an idle connection has
-// no writer. The writer sends everything queued in one writev.
+// no writer. The writer sends everything queued in one writev. The hub
+// holds the writer while it queues a batch of publications (holdWriterLocked),
+// so that a burst goes out in one write however the broker delivered it.
 
 // sendQueue is a session's send path. The queue fields are guarded by
 // session.mu; the writer's fields are owned by the writer goroutine.
@@ -21,6 +23,7 @@ type sendQueue struct {
 	queue    net.Buffers // frames waiting for the writer
 	queued   int         // bytes in queue
 	flushing bool        // a writer goroutine is running
+	held     bool        // the writer starts at releaseWriter, not at the next frame
 	flushFn  func()      // the session's flush, bound once
 	replays  int         // subscriptions whose replay the writer feeds (subscription.go)
 
@@ -45,9 +48,34 @@ func (s *session) enqueueLocked(frame []byte) {
 func (s *session) pushLocked(frame []byte) {
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
-	if !s.flushing {
+	if !s.flushing && !s.held {
 		s.startWriterLocked()
 	}
+}
+
+// holdWriterLocked keeps the writer from starting until releaseWriter, so
+// that the frames of a batch of deliveries go out together. It reports
+// whether it did: false when the writer runs already (it takes the frames
+// as they come) or another batch holds it. A running writer is not
+// stopped: batches that follow each other closely must not keep it from
+// writing. s.mu must be held.
+func (s *session) holdWriterLocked() bool {
+	if s.flushing || s.held {
+		return false
+	}
+	s.held = true
+	return true
+}
+
+// releaseWriter ends holdWriterLocked, starting the writer for what was
+// queued meanwhile.
+func (s *session) releaseWriter() {
+	s.mu.Lock()
+	s.held = false
+	if !s.flushing && len(s.queue) > 0 {
+		s.startWriterLocked()
+	}
+	s.mu.Unlock()
 }
 
 // startWriterLocked starts the writer goroutine; it must not be running
@@ -85,6 +113,7 @@ func (s *session) flush() {
 		s.setWriteDeadline()
 		n, err := s.batch.WriteTo(s.conn) // consumes s.batch
 		s.srv.metrics.framesSent.Add(float64(len(batch)))
+		s.srv.metrics.writes.Inc()
 		s.srv.metrics.sentBytes.Add(float64(n))
 		clear(batch)
 		s.batch = batch[:0]
@@ -155,6 +184,7 @@ func (s *session) ping() {
 	n, err := s.writeNow(pingFrame)
 	if n > 0 {
 		s.srv.metrics.framesSent.Inc()
+		s.srv.metrics.writes.Inc()
 		s.srv.metrics.sentBytes.Add(float64(n))
 	}
 	if err != nil {

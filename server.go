@@ -130,7 +130,12 @@ func (s *Server) pollerStarted() *poller {
 // the server closes, restarting the broker's loop after a failure.
 func (s *Server) runBroker() {
 	for {
-		err := s.broker.Run(s.ctx, s.hub.deliver)
+		var err error
+		if b, ok := s.broker.(broker.BatchRunner); ok {
+			err = b.RunBatches(s.ctx, s.hub.deliverBatch)
+		} else {
+			err = s.broker.Run(s.ctx, s.hub.deliver)
+		}
 		if s.ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
 			return
 		}

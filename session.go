@@ -54,16 +54,17 @@ type session struct {
 	subs     []*subscription // one per channel, found by a scan: they are few
 	userName string          // the identity's user, readable outside the reader
 
-	hooked       atomic.Bool // made through the connect hook (hooks.go): its expiry asks the refresh hook
-	hook         *hookedConn // what the connect hook answered, nil without it; set before the session is shared
+	hooked atomic.Bool // made through the connect hook (hooks.go): its expiry asks the refresh hook
+	hook   *hookedConn // what the connect hook answered, nil without it; set before the session is shared
 
 	// Owned by the reading goroutine.
 	fr           frameReader
 	br           readBuffer
 	identity     auth.Identity
-	limiter      bucket      // requests and frames
-	publishBytes bucket      // bytes of published data
-	errTimes     []time.Time // recent bad requests
+	limiter      bucket        // requests and frames
+	publishBytes bucket        // bytes of published data
+	errTimes     []time.Time   // recent bad requests
+	pubs         *publishBatch // publishes of this read waiting to go to the broker together
 }
 
 func newSession(srv *Server, conn net.Conn, br *bufio.Reader, remote string, id auth.Identity, authed bool) *session {

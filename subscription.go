@@ -37,8 +37,10 @@ type subscription struct {
 }
 
 // deliver queues a live publication of sub for the client. Called by the
-// hub, until dropSubscription removed sub from it.
-func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte) {
+// hub, until dropSubscription removed sub from it. It reports whether it
+// held the writer (holdWriterLocked): the hub then releases it once its
+// batch is queued.
+func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte) (held bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -54,8 +56,10 @@ func (s *session) deliver(sub *subscription, p broker.Publication, frame []byte)
 	case p.Offset <= sub.last:
 	default:
 		sub.epoch, sub.last = p.Epoch, p.Offset
+		held = s.holdWriterLocked()
 		s.enqueueLocked(frame)
 	}
+	return held
 }
 
 // holdLocked keeps a live publication of a recovering subscription for

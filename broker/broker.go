@@ -176,6 +176,38 @@ type Broker interface {
 	Close() error
 }
 
+// BatchRunner is a Broker whose publications can reach the node several at
+// a time, as those of a Redis subscription do. RunBatches is Run with a
+// deliver that takes every publication that has arrived and not been
+// delivered yet, in arrival order (offset order for each channel), so that
+// the node queues them all for its connections before writing any: a burst
+// goes out in one write per connection. The guards and errors are Run's,
+// and Run and RunBatches exclude each other.
+type BatchRunner interface {
+	RunBatches(ctx context.Context, deliver func([]Publication)) error
+}
+
+// BatchPublisher is a Broker that can take several publishes at once, as
+// a Redis broker does in one round trip. PublishBatch makes each publish
+// of reqs as Publish would, one after the other in order, and sets res[i]
+// (len(res) == len(reqs)) to the outcome of reqs[i].
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, reqs []PublishRequest, res []PublishResult)
+}
+
+// PublishRequest is one publish of a batch: Publish's arguments.
+type PublishRequest struct {
+	Channel string
+	Data    []byte
+	Opts    PublishOptions
+}
+
+// PublishResult is the outcome of one publish of a batch: Publish's results.
+type PublishResult struct {
+	Pos StreamPosition
+	Err error
+}
+
 // The errors of Broker.Run's guards, the same for every broker.
 var (
 	// ErrNoDeliver is returned by Run when its deliver func is nil.

@@ -12,6 +12,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/heraldtest/testnode"
 )
 
@@ -81,23 +82,7 @@ func TestReconnectWithManySubscriptionsIsPaced(t *testing.T) {
 	if connected != 1 {
 		t.Errorf("%d connections after the server came back, want 1", connected)
 	}
-	if n := counterValue(t, reg, "herald_rate_limited_total"); n != 0 {
+	if n := heraldtest.Counter(t, reg, "herald_rate_limited_total"); n != 0 {
 		t.Errorf("the server answered rate_limited %v times, want 0: the client did not pace itself", n)
 	}
-}
-
-// counterValue returns the value of the counter name in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name {
-			return f.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }

@@ -90,22 +90,87 @@ func (b *Broker) decodeLive(channel, msg string) (broker.Publication, bool) {
 	return p, true
 }
 
-// deliverLive passes a live publication to Run's deliver, unless current
-// reports that the subscription it came by ended, or its stream went back
-// (see seen), which renews the stream instead. current and the delivery
-// run under runMu, so a publication a failed subscription still holds can
-// neither overtake nor run alongside those of the next one.
+// received is a live publication on its way to deliverLoop, with the
+// check of whether the subscription it came by is still the current one.
+type received struct {
+	p       broker.Publication
+	current func() bool
+}
+
+const (
+	// inboxSize is how many live publications may wait for deliverLoop;
+	// past that the pub/sub readers wait, and Redis buffers.
+	inboxSize = 1024
+	// maxBatch is the most publications one delivery holds: the node
+	// queues them all before writing any, which takes about 0.2 µs per
+	// subscriber for each, so it bounds how long the first waits.
+	maxBatch = 32
+)
+
+// deliverLive hands a live publication to deliverLoop. current reports
+// whether the subscription it came by is still the current one; it runs
+// at delivery, under runMu.
 func (b *Broker) deliverLive(p broker.Publication, current func() bool) {
+	select {
+	case b.inbox <- received{p, current}:
+	case <-b.done:
+	}
+}
+
+// deliverLoop delivers the live publications until Close: each call of
+// Run's deliver gets all that arrived while the previous one ran, so that
+// a burst that Redis sends one message at a time reaches the node's
+// connections as one batch.
+func (b *Broker) deliverLoop() {
+	defer b.stopped.Done()
+	var got []received
+	var batch []broker.Publication
+	for {
+		select {
+		case r := <-b.inbox:
+			got, batch = b.deliver(append(got[:0], r), batch[:0])
+			clear(got)
+			clear(batch)
+		case <-b.done:
+			return
+		}
+	}
+}
+
+// deliver takes what else the inbox holds into got, up to maxBatch in all,
+// and passes those still wanted to Run's deliver, collected in batch. A
+// publication whose subscription ended is dropped; one whose stream went
+// back (see seen) renews the stream instead. The checks and the delivery
+// hold runMu, so a publication a failed subscription still held can
+// neither overtake nor run alongside those of the next one.
+func (b *Broker) deliver(got []received, batch []broker.Publication) ([]received, []broker.Publication) {
+	var back []broker.Publication
 	b.runMu.Lock()
-	ok := current()
-	back := ok && !b.seen.live(p)
-	if ok && !back && b.run != nil {
-		b.run(p)
+	for more := true; more && len(got) < maxBatch; {
+		select {
+		case r := <-b.inbox:
+			got = append(got, r)
+		default:
+			more = false
+		}
+	}
+	for _, r := range got {
+		switch {
+		case !r.current():
+		case !b.seen.live(r.p):
+			back = append(back, r.p)
+		default:
+			batch = append(batch, r.p)
+		}
+	}
+	if len(batch) > 0 && b.run != nil {
+		b.run(batch)
 	}
 	b.runMu.Unlock()
-	if back {
+	for _, p := range back {
 		b.renew(p)
 	}
+	return got, batch
 }
 
 // decodeMessage parses "OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA" (see

@@ -263,12 +263,10 @@ func (l *link) unsubscribe(ctx context.Context, channel string) error {
 	return nil
 }
 
-// onMessage delivers a pub/sub message of connection gen: "OFFSET EPOCH
-// TIME CLEN ULEN CLIENTUSERDATA" on the channel's pub/sub name. Messages of a channel no longer
-// subscribed, or of a connection that was replaced, are dropped. The check
-// and the delivery hold runMu, so a message the reader of a failed
-// connection still holds can neither overtake nor run alongside the
-// messages of the next connection.
+// onMessage delivers a pub/sub message of connection gen, "OFFSET EPOCH
+// TIME CLEN ULEN CLIENTUSERDATA" on the channel's pub/sub name, unless the
+// channel is no longer subscribed or the connection was replaced by then
+// (see deliverLive).
 func (l *link) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	channel, ok := strings.CutPrefix(m.Channel, l.b.pubPrefix)
 	if !ok {

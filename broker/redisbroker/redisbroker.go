@@ -185,7 +185,8 @@ type Broker struct {
 	presence *presence // presence.go
 
 	runMu sync.Mutex // held around every call of run
-	run   func(broker.Publication)
+	run   func([]broker.Publication)
+	inbox chan received // live publications on their way to deliverLoop (feed.go)
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close
@@ -212,6 +213,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		replicas:        max(opts.Replicas, 0),
 		replicaTimeout:  opts.ReplicaTimeout,
 		done:            make(chan struct{}),
+		inbox:           make(chan received, inboxSize),
 		presence:        newPresence(opts.PresenceTTL),
 		seen:            seen{channels: make(map[string]*seenPosition)},
 	}
@@ -250,7 +252,8 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		b.client.Close()
 		return nil, fmt.Errorf("herald: redisbroker: prefix %q: on Redis Cluster it may not hold { or }, which would change the hash tag of the keys", b.prefix)
 	}
-	b.stopped.Add(2)
+	b.stopped.Add(3)
+	go b.deliverLoop()
 	if b.cluster {
 		b.feed = newShards(b)
 	} else {
@@ -360,6 +363,19 @@ func (b *Broker) Check(ctx context.Context) error {
 // another returns broker.ErrRunning at once. When Run returns, deliver is no longer
 // called.
 func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) error {
+	if deliver == nil {
+		return broker.ErrNoDeliver
+	}
+	return b.RunBatches(ctx, func(ps []broker.Publication) {
+		for _, p := range ps {
+			deliver(p)
+		}
+	})
+}
+
+// RunBatches implements broker.BatchRunner: deliver gets every publication
+// read from the pub/sub connection since its last call (see deliverLoop).
+func (b *Broker) RunBatches(ctx context.Context, deliver func([]broker.Publication)) error {
 	if deliver == nil {
 		return broker.ErrNoDeliver
 	}

@@ -25,6 +25,41 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	if b.closed.Load() {
 		return broker.StreamPosition{}, broker.ErrClosed
 	}
+	x := b.publishExec(channel, data, opts)
+	_, pos, err := b.exec(ctx, "publish", channel, publishScript, x.Keys, x.Args)
+	return pos, err
+}
+
+// PublishBatch implements broker.BatchPublisher: the publishes go to Redis
+// in one pipeline, in order, within one Options.Timeout. On Redis Cluster,
+// or when a publish waits for Options.Replicas, they go one by one.
+func (b *Broker) PublishBatch(ctx context.Context, reqs []broker.PublishRequest, res []broker.PublishResult) {
+	if len(reqs) == 1 || b.closed.Load() || b.cluster || b.replicas > 0 {
+		// ExecMulti makes sure of the script first, a round trip that Exec
+		// saves; on a cluster it does so on every node.
+		for i, r := range reqs {
+			res[i].Pos, res[i].Err = b.Publish(ctx, r.Channel, r.Data, r.Opts)
+		}
+		return
+	}
+	execs := make([]rueidis.LuaExec, len(reqs))
+	for i, r := range reqs {
+		execs[i] = b.publishExec(r.Channel, r.Data, r.Opts)
+	}
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	for i, r := range publishScript.ExecMulti(ctx, b.client, execs...) {
+		reply, err := r.ToArray()
+		if err != nil {
+			res[i].Err = b.wrap(ctx, "publish", err)
+			continue
+		}
+		res[i].Pos, res[i].Err = b.replyPosition("publish", reqs[i].Channel, reply)
+	}
+}
+
+// publishExec returns the keys and arguments of publishScript.
+func (b *Broker) publishExec(channel string, data []byte, opts broker.PublishOptions) rueidis.LuaExec {
 	h := b.history.For(channel)
 	keys := b.streamKeys(channel)
 	if opts.Key != "" {
@@ -40,8 +75,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		opts.From.User,
 		b.publishCommand(),
 	)
-	_, pos, err := b.exec(ctx, "publish", channel, publishScript, keys, args)
-	return pos, err
+	return rueidis.LuaExec{Keys: keys, Args: args}
 }
 
 // Position implements broker.Broker. It creates the channel's stream when
@@ -88,8 +122,8 @@ func (b *Broker) History(ctx context.Context, channel string, since broker.Strea
 }
 
 // exec runs one of the stream scripts of channel, within Options.Timeout,
-// decodes the position that starts its reply and records it (see seen).
-// op names the call in errors. A publish waits for Options.Replicas.
+// and decodes the position that starts its reply (replyPosition). op names
+// the call in errors. A publish waits for Options.Replicas.
 func (b *Broker) exec(ctx context.Context, op, channel string, script *rueidis.Lua, keys, args []string) ([]rueidis.RedisMessage, broker.StreamPosition, error) {
 	wait := b.replicas > 0 && script == publishScript
 	var reply []rueidis.RedisMessage
@@ -108,12 +142,22 @@ func (b *Broker) exec(ctx context.Context, op, channel string, script *rueidis.L
 	if err != nil {
 		return nil, broker.StreamPosition{}, err
 	}
+	pos, err := b.replyPosition(op, channel, reply)
+	if err != nil {
+		return nil, broker.StreamPosition{}, err
+	}
+	return reply, pos, nil
+}
+
+// replyPosition decodes the position that starts the reply of a stream
+// script of channel and records it (see seen).
+func (b *Broker) replyPosition(op, channel string, reply []rueidis.RedisMessage) (broker.StreamPosition, error) {
 	pos, err := position(reply)
 	if err != nil {
-		return nil, broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
+		return broker.StreamPosition{}, fmt.Errorf("herald: redisbroker: %s: %w", op, err)
 	}
 	b.seen.reply(channel, pos)
-	return reply, pos, nil
+	return pos, nil
 }
 
 // execWait runs publishScript followed by WAIT on the same connection,

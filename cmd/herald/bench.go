@@ -23,7 +23,9 @@ Scenarios:
            at --rate R per second (0: as fast as replies allow, --inflight at
            a time) for --duration; reports delivered/s, lost, duplicated, out
            of order, latency percentiles and, with --server-pid, server CPU
-           per delivered message
+           per delivered message; with --publish-url the publisher connects
+           there, to another node on the same broker (--server-pid: the
+           subscribers' node)
   idle     --connections N held for --hold (default: two ping intervals plus
            the pong timeout); reports survivors and, with --server-pid, server
            RSS per connection
@@ -40,6 +42,7 @@ The load side's own CPU use is part of the summary.`
 // benchFlags are the flags of every scenario; each uses the ones it needs.
 type benchFlags struct {
 	target      bench.Target
+	publishURL  string
 	json        bool
 	channel     string
 	subscribers int
@@ -60,6 +63,7 @@ type benchFlags struct {
 func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.String("config", "", "YAML file with flag values (keys named like the flags)")
 	fs.StringVar(&b.target.URL, "url", defaultURL, "server WebSocket URL")
+	fs.StringVar(&b.publishURL, "publish-url", "", "fanout: the publisher's WebSocket URL, another node on the same broker (default: --url)")
 	fs.StringVar(&b.target.Token, "token", "", "bearer token sent with every upgrade")
 	fs.IntVar(&b.target.ServerPID, "server-pid", 0, "the server's process id on this machine, to report its CPU time and RSS")
 	fs.BoolVar(&b.json, "json", false, "print the summary as JSON")
@@ -130,7 +134,7 @@ func (b *benchFlags) run(ctx context.Context, scenario string, durationGiven boo
 	t := b.target
 	switch scenario {
 	case "fanout":
-		return bench.Fanout(ctx, bench.FanoutConfig{Target: t, Channel: b.channel, Subscribers: b.subscribers, Size: b.size,
+		return bench.Fanout(ctx, bench.FanoutConfig{Target: t, PublishURL: b.publishURL, Channel: b.channel, Subscribers: b.subscribers, Size: b.size,
 			Rate: b.rate, Inflight: b.inflight, Duration: b.duration, Parallel: b.parallel, Chat: b.chat})
 	case "idle":
 		return bench.Idle(ctx, bench.IdleConfig{Target: t, Connections: b.connections, Channel: b.channel, Hold: b.hold, Parallel: b.parallel})

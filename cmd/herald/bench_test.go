@@ -85,6 +85,25 @@ func TestBenchFanout(t *testing.T) {
 	}
 }
 
+// TestBenchFanoutTwoNodes publishes on one node and subscribes on another
+// that shares its broker: every publication reaches the other node's
+// subscribers, and the table names where the publisher was.
+func TestBenchFanoutTwoNodes(t *testing.T) {
+	b := broker.NewMemory(nil)
+	t.Cleanup(func() { b.Close() })
+	subNode := testnode.Start(t, herald.Options{Broker: b, Rate: 1e6, Burst: 1e6})
+	pubNode := testnode.Start(t, herald.Options{Broker: testnode.PublishOnly{Broker: b}, Rate: 1e6, Burst: 1e6})
+	out := runBenchCmd(t, "fanout", "--url", subNode.URL(), "--publish-url", pubNode.URL(), "--subscribers", "4",
+		"--duration", "300ms", "--inflight", "4")
+	published := summaryInt(t, out, "published")
+	if published == 0 || summaryInt(t, out, "delivered") != published*4 || summaryInt(t, out, "lost") != 0 {
+		t.Errorf("published %d, want every one delivered to 4 subscribers:\n%s", published, out)
+	}
+	if got := summaryValue(t, out, "publisher on"); got != pubNode.URL() {
+		t.Errorf("publisher on %q, want %q", got, pubNode.URL())
+	}
+}
+
 // TestBenchFanoutJSON checks --json at a fixed rate, with the server's CPU
 // read from /proc (this process serves).
 func TestBenchFanoutJSON(t *testing.T) {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -10,6 +11,10 @@ import (
 // channel and one publisher sending Size-byte payloads for Duration.
 type FanoutConfig struct {
 	Target
+	// PublishURL, when set, is where the publisher connects: another node
+	// of the same cluster than Target.URL, where the subscribers are, so
+	// that every publication crosses the broker.
+	PublishURL  string
 	Channel     string
 	Subscribers int
 	Size        int           // payload bytes
@@ -28,6 +33,7 @@ type FanoutResult struct {
 	PayloadBytes     int      `json:"payload_bytes"`
 	Rate             float64  `json:"rate"`
 	Inflight         int      `json:"inflight"`
+	PublishURL       string   `json:"publish_url,omitempty"`
 	Elapsed          Millis   `json:"elapsed_ms"`
 	Published        uint64   `json:"published"`
 	PublishErrors    uint64   `json:"publish_errors"`
@@ -84,7 +90,9 @@ func Fanout(ctx context.Context, c FanoutConfig) (*FanoutResult, error) {
 		subs[i] = newSubscriber(cn)
 		go subs[i].read(c.Channel, &latency)
 	}
-	pc, err := Dial(ctx, c.Target, 16<<10)
+	pt := c.Target
+	pt.URL = cmp.Or(c.PublishURL, c.URL)
+	pc, err := Dial(ctx, pt, 16<<10)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
@@ -150,7 +158,7 @@ func fanoutResult(c FanoutConfig, subs []*subscriber, pub *publisher, elapsed ti
 	published := pub.acked.Load()
 	want := published * uint64(len(subs))
 	r := &FanoutResult{
-		Scenario: "fanout", Subscribers: len(subs), PayloadBytes: c.Size, Rate: c.Rate, Inflight: c.Inflight,
+		Scenario: "fanout", Subscribers: len(subs), PayloadBytes: c.Size, Rate: c.Rate, Inflight: c.Inflight, PublishURL: c.PublishURL,
 		Elapsed: Millis(elapsed), Published: published, PublishErrors: pub.failed.Load(),
 		PublishedPerSec: float64(published) / elapsed.Seconds(),
 		Delivered:       t.distinct, DeliveredPerSec: float64(t.distinct) / elapsed.Seconds(),
@@ -188,6 +196,11 @@ func (r *FanoutResult) Table() []Row {
 		{"subscribers", count(r.Subscribers)},
 		{"payload", fmt.Sprintf("%d B", r.PayloadBytes)},
 		{"rate", fmt.Sprintf("%s, %d in flight", rateSetting(r.Rate), r.Inflight)},
+	}
+	if r.PublishURL != "" {
+		rows = append(rows, Row{"publisher on", r.PublishURL})
+	}
+	rows = append(rows, []Row{
 		{"elapsed", Millis(r.Elapsed).String()},
 		{"published", fmt.Sprintf("%s (%s), %d errors", count(r.Published), rate(r.PublishedPerSec), r.PublishErrors)},
 		{"delivered", count(r.Delivered)},
@@ -199,7 +212,7 @@ func (r *FanoutResult) Table() []Row {
 		{"disconnected", count(r.Disconnected)},
 		latencyRow("latency", r.Latency),
 		latencyRow("publish ack", r.AckLatency),
-	}
+	}...)
 	if r.ServerCPU != nil {
 		rows = append(rows, cpuRow("server CPU", *r.ServerCPU),
 			Row{"server CPU/delivered", fmt.Sprintf("%.2f µs", *r.ServerCPUPerMsg)},
