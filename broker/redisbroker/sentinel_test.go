@@ -92,14 +92,16 @@ func TestSentinel(t *testing.T) {
 			if !published[broker.StreamPosition{Epoch: p.Epoch, Offset: p.Offset}] {
 				t.Fatalf("delivered %+v, not published after the failover", p)
 			}
-			if strings.TrimSpace(redisCLI(t, b, "EXISTS", "sentinel:stream:{"+channel+"}")) != "1" {
-				t.Fatal("the stream is not on the new primary")
+			// A publish the old primary took in the moment after the
+			// promotion is lost with it, as Redis replicates
+			// asynchronously: go on until the new primary holds the stream.
+			if strings.TrimSpace(redisCLI(t, b, "EXISTS", "sentinel:stream:{"+channel+"}")) == "1" {
+				return
 			}
-			return
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing delivered 20s after the failover (last publish: %v)", err)
+			t.Fatalf("nothing delivered from the new primary 20s after the failover (last publish: %v)", err)
 		}
 	}
 }
