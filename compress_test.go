@@ -21,22 +21,6 @@ import (
 // compression threshold of 256 bytes.
 var chatData = `{"user":"ada","text":"` + strings.Repeat("the quick brown fox jumps over the lazy dog ", 12) + `","tags":["general","random"]}`
 
-// counterValue returns the value of the counter name in reg.
-func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
 // expectMessage reads a message frame, raw, and checks whether it came
 // compressed and that it carries data.
 func expectMessage(t *testing.T, c *heraldtest.Conn, compressed bool, data string) {
@@ -174,7 +158,7 @@ func TestPublicationCompressedOnce(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	before := counterValue(t, reg, "herald_compressed_messages_total")
+	before := heraldtest.Counter(t, reg, "herald_compressed_messages_total")
 
 	pub := heraldtest.DialWelcome(t, srv.url, nil)
 	if f, err := pub.Publish(1, "crowd", chatData, ""); err != nil || f.Type != "published" {
@@ -183,10 +167,10 @@ func TestPublicationCompressedOnce(t *testing.T) {
 	for _, c := range subs {
 		expectMessage(t, c, true, chatData)
 	}
-	if got := counterValue(t, reg, "herald_compressed_messages_total") - before; got != 1 {
+	if got := heraldtest.Counter(t, reg, "herald_compressed_messages_total") - before; got != 1 {
 		t.Fatalf("compressed %v times for %d subscribers, want once", got, n)
 	}
-	in, out := counterValue(t, reg, "herald_compression_in_bytes_total"), counterValue(t, reg, "herald_compression_out_bytes_total")
+	in, out := heraldtest.Counter(t, reg, "herald_compression_in_bytes_total"), heraldtest.Counter(t, reg, "herald_compression_out_bytes_total")
 	if in <= out || out == 0 {
 		t.Fatalf("compression bytes in %v, out %v", in, out)
 	}

@@ -13,6 +13,20 @@ import { protocolSuite } from './suite.mjs';
 
 protocolSuite({ name: 'the ws package', WebSocket });
 
+// refusedStatus resolves with the HTTP status of an upgrade the server
+// refuses, and rejects when it accepts it.
+function refusedStatus(url, protocols, options) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, options);
+    ws.on('unexpected-response', (req, res) => {
+      resolve(res.statusCode);
+      req.destroy();
+    });
+    ws.on('open', () => reject(new Error('upgrade accepted')));
+    ws.on('error', () => {});
+  });
+}
+
 describe('herald.v1 with the ws package: frames a browser cannot see or send', () => {
   let srv;
   before(async () => {
@@ -58,16 +72,7 @@ describe('herald.v1 with the ws package: frames a browser cannot see or send', (
   });
 
   test('an unanswered upgrade: a subprotocol refusal is HTTP 400', async () => {
-    const status = await new Promise((resolve, reject) => {
-      const ws = new WebSocket(srv.url, ['other.v1']);
-      ws.on('unexpected-response', (req, res) => {
-        resolve(res.statusCode);
-        req.destroy();
-      });
-      ws.on('open', () => reject(new Error('upgrade accepted')));
-      ws.on('error', () => {});
-    });
-    assert.equal(status, 400);
+    assert.equal(await refusedStatus(srv.url, ['other.v1']), 400);
   });
 
   test('an upgrade without a subprotocol is accepted', async () => {
@@ -111,15 +116,6 @@ describe('herald.v1 with the ws package: rpc answered by a backend over the HTTP
   });
 
   test('an upgrade the connect hook refuses is 401', async () => {
-    const status = await new Promise((resolve, reject) => {
-      const ws = new WebSocket(srv.url, ['herald.v1'], { headers: { Cookie: 'session=unknown' } });
-      ws.on('unexpected-response', (req, res) => {
-        resolve(res.statusCode);
-        req.destroy();
-      });
-      ws.on('open', () => reject(new Error('upgrade accepted')));
-      ws.on('error', () => {});
-    });
-    assert.equal(status, 401);
+    assert.equal(await refusedStatus(srv.url, ['herald.v1'], { headers: { Cookie: 'session=unknown' } }), 401);
   });
 });
