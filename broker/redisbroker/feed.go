@@ -91,10 +91,12 @@ func (b *Broker) decodeLive(channel, msg string) (broker.Publication, bool) {
 }
 
 // received is a live publication on its way to deliverLoop, with the
-// check of whether the subscription it came by is still the current one.
+// check of whether the subscription it came by is still the current one;
+// replayed marks one read from history by catchUp.
 type received struct {
-	p       broker.Publication
-	current func() bool
+	p        broker.Publication
+	current  func() bool
+	replayed bool
 }
 
 const (
@@ -112,7 +114,7 @@ const (
 // at delivery, under runMu.
 func (b *Broker) deliverLive(p broker.Publication, current func() bool) {
 	select {
-	case b.inbox <- received{p, current}:
+	case b.inbox <- received{p: p, current: current}:
 	case <-b.done:
 	}
 }
@@ -157,6 +159,10 @@ func (b *Broker) deliver(got []received, batch []broker.Publication) ([]received
 	for _, r := range got {
 		switch {
 		case !r.current():
+		case r.replayed:
+			if b.seen.replayed(r.p) {
+				batch = append(batch, r.p)
+			}
 		case !b.seen.live(r.p):
 			back = append(back, r.p)
 		default:
@@ -171,6 +177,32 @@ func (b *Broker) deliver(got []received, batch []broker.Publication) ([]received
 		b.renew(p)
 	}
 	return got, batch
+}
+
+// catchUp delivers what the feed missed of channel while its subscription
+// was down: the publications after the last one received live, read from
+// history, so that a channel that goes quiet after the break does not keep
+// its subscribers behind until its next publication. The feed calls it
+// once the subscription is up again; a live publication that overtakes
+// them is delivered first, and those it passed are left to the clients'
+// recovery (see seen.replayed). current is as for deliverLive.
+func (b *Broker) catchUp(channel string, current func() bool) {
+	since, ok := b.seen.lastLive(channel)
+	if !ok {
+		return
+	}
+	pubs, _, err := b.History(context.Background(), channel, since, b.history.For(channel).Size)
+	if err != nil {
+		b.log.Warn("redis: publications missed while pub/sub was down could not be read; clients recover them at the next one", "channel", channel, "err", err)
+		return
+	}
+	for _, p := range pubs {
+		select {
+		case b.inbox <- received{p: p, current: current, replayed: true}:
+		case <-b.done:
+			return
+		}
+	}
 }
 
 // decodeMessage parses "OFFSET EPOCH TIME CLEN ULEN CLIENTUSERDATA" (see

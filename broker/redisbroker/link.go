@@ -69,6 +69,8 @@ func (l *link) loop() {
 			if lost {
 				l.b.log.Info("redis pub/sub connection restored", "channels", l.count())
 				lost = false
+				l.b.stopped.Add(1)
+				go l.catchUp()
 			}
 			attempt = 0
 			select {
@@ -93,6 +95,23 @@ func (l *link) loop() {
 			return
 		case <-time.After(d/2 + rand.N(d/2+1)):
 		}
+	}
+}
+
+// catchUp has the broker deliver what the channels of the set missed while
+// the connection was down (see Broker.catchUp).
+func (l *link) catchUp() {
+	defer l.b.stopped.Done()
+	l.mu.RLock()
+	gen := l.gen
+	l.mu.RUnlock()
+	for _, ch := range l.held() {
+		l.b.catchUp(ch, func() bool {
+			l.mu.RLock()
+			defer l.mu.RUnlock()
+			_, subscribed := l.channels[ch]
+			return subscribed && l.gen == gen
+		})
 	}
 }
 

@@ -157,12 +157,14 @@ const (
 // Broker is a broker.Broker backed by Redis. Create it with New; the zero
 // value is not usable. All methods are safe for concurrent use.
 //
-// Publications are delivered on the goroutine that reads the pub/sub
-// connection, in offset order per channel; deliver must return quickly.
-// When the pub/sub connection is lost, the broker reconnects and
-// subscribes again to every subscribed channel on its own. Publications
-// made in between are not delivered: the next one delivered on a channel
-// may skip offsets, or start a new epoch when Redis lost the stream.
+// Publications are delivered by one goroutine, in batches of those that
+// have arrived, in offset order per channel; deliver must return quickly.
+// When the pub/sub connection (on Redis Cluster, a channel's shard
+// subscription) is lost, the broker reconnects, subscribes again to every
+// subscribed channel on its own, and delivers from history what was
+// published in between (catchUp); a live publication may overtake those,
+// and the ones it skipped are left to the clients' recovery. A stream that
+// Redis lost meanwhile starts a new epoch.
 type Broker struct {
 	client    rueidis.Client
 	history   broker.HistoryPolicy // with defaults

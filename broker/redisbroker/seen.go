@@ -90,6 +90,33 @@ func (s *seen) live(p broker.Publication) bool {
 	return true
 }
 
+// replayed records a publication read from history after the feed was
+// down (catchUp) and reports whether it is still to be delivered: it is in
+// the epoch the node saw and after the last one received live.
+func (s *seen) replayed(p broker.Publication) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.channels[p.Channel]
+	if st == nil || st.epoch != p.Epoch || p.Offset <= st.live {
+		return false
+	}
+	st.live, st.top = p.Offset, max(st.top, p.Offset)
+	return true
+}
+
+// lastLive returns the position of the last publication of channel
+// received live (offset 0 when none was), false when the node knows no
+// epoch of it.
+func (s *seen) lastLive(channel string) (broker.StreamPosition, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.channels[channel]
+	if st == nil || st.epoch == "" {
+		return broker.StreamPosition{}, false
+	}
+	return broker.StreamPosition{Epoch: st.epoch, Offset: st.live}, true
+}
+
 // floor returns " EPOCH OFFSET", the newest position the node saw of
 // channel, or "" when it has none, to follow the epoch a script proposes.
 func (s *seen) floor(channel string) string {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -157,16 +158,24 @@ func (s *shards) watch(channel string, sub *shardSub) {
 	defer s.watchers.Done()
 	defer close(sub.done)
 	name := s.b.pubName(channel)
-	confirmed := rueidis.WithOnSubscriptionHook(sub.ctx, func(ps rueidis.PubSubSubscription) {
-		if ps.Kind == "ssubscribe" && ps.Channel == name {
-			sub.setUp(true)
-		}
-	})
 	current := func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.channels[channel] == sub
 	}
+	var lost atomic.Bool // the subscription was up and ended
+	confirmed := rueidis.WithOnSubscriptionHook(sub.ctx, func(ps rueidis.PubSubSubscription) {
+		if ps.Kind == "ssubscribe" && ps.Channel == name {
+			sub.setUp(true)
+			if lost.Swap(false) {
+				s.watchers.Add(1)
+				go func() {
+					defer s.watchers.Done()
+					s.b.catchUp(channel, current)
+				}()
+			}
+		}
+	})
 	for attempt := 0; ; attempt++ {
 		cmd := s.b.client.B().Ssubscribe().Channel(name).Build()
 		err := s.b.client.Receive(confirmed, cmd, func(m rueidis.PubSubMessage) {
@@ -180,6 +189,7 @@ func (s *shards) watch(channel string, sub *shardSub) {
 		}
 		if wasUp {
 			attempt = 0
+			lost.Store(true)
 			s.b.log.Warn("redis cluster: a shard subscription ended; subscribing again", "channel", channel, "err", err)
 		}
 		d := min(minBackoff<<min(attempt, 8), maxBackoff)
