@@ -279,11 +279,18 @@ func TestJoinLeaveFromServer(t *testing.T) {
 	c.Close()
 
 	want := []string{"join " + sb, `message "hi"`, "leave " + sb, "join " + sc, "leave " + sc}
-	eventually(t, 10*time.Second, "join and leave events", func() bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		mu.Lock()
-		defer mu.Unlock()
-		return len(events) >= len(want)
-	})
+		n := len(events)
+		got := slices.Clone(events)
+		mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s, events %q, want %q", got, want)
+		}
+	}
 	time.Sleep(20 * time.Millisecond) // room for an extra event to show up
 	mu.Lock()
 	defer mu.Unlock()
