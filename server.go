@@ -99,7 +99,22 @@ func New(opts *Options) *Server {
 		s.runBroker()
 	}()
 	s.runPresence()
+	s.waitLoops()
 	return s
+}
+
+// waitLoops waits, up to a second, until the broker loop and the presence
+// loop have their deliver funcs in place, so that no publication, join or
+// leave made through the server reaches nobody for want of them.
+func (s *Server) waitLoops() {
+	run, _ := s.broker.(broker.RunReporter)
+	watch, _ := s.presence().(broker.WatchReporter)
+	waiting := func() bool {
+		return (run != nil && !run.Running()) || (watch != nil && !watch.Watching())
+	}
+	for deadline := time.Now().Add(time.Second); waiting() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 // pollerStarted returns the server's poller, starting it with the first

@@ -2,6 +2,7 @@ package herald_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
@@ -291,5 +293,25 @@ func TestShutdownClosesWith1001AfterFlushing(t *testing.T) {
 	resp := upgradeRequest(t, srv.http.URL+"/ws", nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("upgrade after shutdown: status %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestNewReturnsWithTheBrokerLoopsRunning: once New returns, the broker
+// delivers publications, joins and leaves to the server, so that none made
+// at once is delivered to nobody: another Run or WatchPresence finds one
+// in place.
+func TestNewReturnsWithTheBrokerLoopsRunning(t *testing.T) {
+	for range 20 {
+		m := broker.NewMemory(nil)
+		srv := herald.New(&herald.Options{Broker: m})
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		runErr := m.Run(ctx, func(broker.Publication) {})
+		watchErr := m.WatchPresence(ctx, func(broker.PresenceEvent) {})
+		cancel()
+		srv.Close()
+		m.Close()
+		if !errors.Is(runErr, broker.ErrRunning) || !errors.Is(watchErr, broker.ErrRunning) {
+			t.Fatalf("Run and WatchPresence right after New: %v, %v, want ErrRunning: the server's loops were not running yet", runErr, watchErr)
+		}
 	}
 }

@@ -187,6 +187,20 @@ type BatchRunner interface {
 	RunBatches(ctx context.Context, deliver func([]Publication)) error
 }
 
+// RunReporter is a Broker that tells whether a Run (or RunBatches) has its
+// deliver func in place. A publication made before that is stored but
+// delivered to nobody, so a caller that starts Run on a goroutine of its
+// own waits for Running before it lets clients subscribe.
+type RunReporter interface {
+	Running() bool
+}
+
+// WatchReporter is a Presence that tells whether a WatchPresence has its
+// deliver func in place; joins and leaves before that reach nobody.
+type WatchReporter interface {
+	Watching() bool
+}
+
 // BatchPublisher is a Broker that can take several publishes at once, as
 // a Redis broker does in one round trip. PublishBatch makes each publish
 // of reqs as Publish would, one after the other in order, and sets res[i]

@@ -366,6 +366,9 @@ func (m *Memory) Run(ctx context.Context, deliver func(Publication)) error {
 	}
 }
 
+// Running implements RunReporter.
+func (m *Memory) Running() bool { return m.run.Load() != nil }
+
 // stopRun detaches the deliver func and waits for the deliveries in flight:
 // deliver runs under a channel lock, and every publish that takes a channel
 // lock after it was released sees no runner.

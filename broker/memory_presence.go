@@ -81,6 +81,9 @@ func (p *LocalPresence) WatchPresence(ctx context.Context, deliver func(Presence
 	return p.watch(ctx, nil, deliver)
 }
 
+// Watching implements WatchReporter.
+func (p *LocalPresence) Watching() bool { return p.watcher.Load() != nil }
+
 // watch delivers events until ctx ends or done is closed (then ErrClosed).
 func (p *LocalPresence) watch(ctx context.Context, done <-chan struct{}, deliver func(PresenceEvent)) error {
 	if deliver == nil {
@@ -129,6 +132,9 @@ func (m *Memory) Members(ctx context.Context, channel string, limit int) (Presen
 	}
 	return m.presence.Members(ctx, channel, limit)
 }
+
+// Watching implements WatchReporter.
+func (m *Memory) Watching() bool { return m.presence.Watching() }
 
 // WatchPresence implements Presence: announced joins and leaves are
 // delivered on the goroutine that called Join or Leave. It returns

@@ -217,6 +217,9 @@ func (b *Broker) Members(ctx context.Context, channel string, limit int) (broker
 	return st, nil
 }
 
+// Watching implements broker.WatchReporter.
+func (b *Broker) Watching() bool { return b.presence.watcher.Load() != nil }
+
 // WatchPresence implements broker.Presence: joins and leaves are delivered
 // on the goroutine that reads the pub/sub connection, in order with the
 // channel's publications.

@@ -375,6 +375,13 @@ func (b *Broker) Run(ctx context.Context, deliver func(broker.Publication)) erro
 	})
 }
 
+// Running implements broker.RunReporter.
+func (b *Broker) Running() bool {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
+	return b.run != nil
+}
+
 // RunBatches implements broker.BatchRunner: deliver gets every publication
 // read from the pub/sub connection since its last call (see deliverLoop).
 func (b *Broker) RunBatches(ctx context.Context, deliver func([]broker.Publication)) error {
