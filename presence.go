@@ -165,11 +165,14 @@ func (srv *Server) presenceEvent(ev broker.PresenceEvent) {
 }
 
 // runPresence starts delivering the broker's joins and leaves to local
-// subscribers until the server closes.
-func (srv *Server) runPresence() {
+// subscribers until the server closes; the channel it returns is closed as
+// the loop first calls the broker.
+func (srv *Server) runPresence() <-chan struct{} {
+	started := make(chan struct{})
 	srv.bg.Add(1)
 	go func() {
 		defer srv.bg.Done()
+		close(started)
 		for {
 			err := srv.presence().WatchPresence(srv.ctx, srv.presenceEvent)
 			if srv.ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
@@ -183,4 +186,5 @@ func (srv *Server) runPresence() {
 			}
 		}
 	}()
+	return started
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -94,26 +95,32 @@ func New(opts *Options) *Server {
 		defer s.bg.Done()
 		s.heartbeat.run(s.ctx)
 	}()
+	brokerStarted := make(chan struct{})
 	go func() {
 		defer s.bg.Done()
-		s.runBroker()
+		s.runBroker(brokerStarted)
 	}()
-	s.runPresence()
+	presenceStarted := s.runPresence()
+	<-brokerStarted
+	<-presenceStarted
 	s.waitLoops()
 	return s
 }
 
-// waitLoops waits, up to a second, until the broker loop and the presence
-// loop have their deliver funcs in place, so that no publication, join or
-// leave made through the server reaches nobody for want of them.
+// waitLoops waits until the broker loop and the presence loop, whose
+// goroutines are under way, have their deliver funcs in place, so that no
+// publication, join or leave made through the server reaches nobody for
+// want of them. It yields rather than sleeps, which would move a fake clock
+// (synctest), and gives up after as many yields as attaching could ever
+// take.
 func (s *Server) waitLoops() {
 	run, _ := s.broker.(broker.RunReporter)
 	watch, _ := s.presence().(broker.WatchReporter)
-	waiting := func() bool {
-		return (run != nil && !run.Running()) || (watch != nil && !watch.Watching())
-	}
-	for deadline := time.Now().Add(time.Second); waiting() && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Microsecond)
+	for i := 0; i < 100_000; i++ {
+		if (run == nil || run.Running()) && (watch == nil || watch.Watching()) {
+			return
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -142,8 +149,10 @@ func (s *Server) pollerStarted() *poller {
 }
 
 // runBroker delivers the broker's publications to local subscribers until
-// the server closes, restarting the broker's loop after a failure.
-func (s *Server) runBroker() {
+// the server closes, restarting the broker's loop after a failure. It
+// closes started as it first calls the broker.
+func (s *Server) runBroker(started chan<- struct{}) {
+	close(started)
 	for {
 		var err error
 		if b, ok := s.broker.(broker.BatchRunner); ok {
