@@ -222,22 +222,13 @@ func (s *session) pong() {
 
 // send encodes a reply frame and queues it.
 func (s *session) send(f protocol.Frame) {
-	frame := s.encode(f)
-	if frame == nil {
-		return
-	}
-	s.mu.Lock()
-	s.enqueueLocked(frame)
-	s.mu.Unlock()
-}
-
-// encode returns the WebSocket frame of a reply for this connection, nil
-// (logged) when f cannot be encoded.
-func (s *session) encode(f protocol.Frame) []byte {
 	payload, err := protocol.Encode(f)
 	if err != nil {
 		s.srv.log.Error("encode reply", "session", s.id, "err", err)
-		return nil
+		return
 	}
-	return s.outgoing(buildFrame(ws.OpText, payload))
+	frame := s.outgoing(buildFrame(ws.OpText, payload))
+	s.mu.Lock()
+	s.enqueueLocked(frame)
+	s.mu.Unlock()
 }

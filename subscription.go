@@ -143,19 +143,12 @@ func (s *session) join(ctx context.Context, req *protocol.Subscribe, confirm boo
 		s.srv.metrics.recoveries.WithLabelValues(strconv.FormatBool(*recovered)).Inc()
 	}
 	s.joinPresence(ctx, ch, held)
-	var reply []byte
 	if confirm {
-		reply = s.encode(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
+		s.send(&protocol.Subscribed{ID: req.ID, Channel: ch, Epoch: pos.Epoch, Offset: pos.Offset, Recovered: recovered})
 	}
 
-	// The reply is queued under the same lock that makes the subscription
-	// live or starts its replay: a live publication or a join or leave that
-	// follows it in the queue then also follows it in the channel's order.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if reply != nil {
-		s.enqueueLocked(reply)
-	}
 	if s.subscriptionLocked(ch) != sub {
 		return // dropped meanwhile
 	}
